@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+import './polyfill.js';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  type CleanupConfig,
+  type ConfigurationConfig,
+  cleanupFlags,
+  configurationFlags,
+  type ImportConfig,
+  importFlags,
+  type RegistryConfig,
+  registryFlags,
+} from './config/commands.js';
+import { type FlagSet, parseFlags, renderHelp } from './config/flag.js';
+import { ContainerdClient } from './containerd/client.js';
+import { cleanupHostsConfig, hostDirName, writeHostsConfig } from './containerd/hosts.js';
+import { ContainerdStore } from './containerd/store.js';
+import { ConfigError, isShoalError } from './errors.js';
+import { createLogger, type Logger } from './log/logger.js';
+import { PullHandler } from './registry/handler.js';
+import { RegistryServer } from './registry/server.js';
+import { EmbeddedStore } from './store/embedded.js';
+import { importOciLayout } from './store/oci-layout.js';
+import type { ContentStore } from './store/store.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+interface Command {
+  summary: string;
+  usage: string;
+  flags: FlagSet;
+  run(values: never, positional: string[], out: NodeJS.WritableStream): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  registry: {
+    summary: 'Run the mirror: serve the OCI pull API from the node’s content store.',
+    usage: 'Usage: shoal registry [flags]',
+    flags: registryFlags,
+    run: (config: RegistryConfig) => runRegistry(config),
+  },
+  configuration: {
+    summary: 'Write containerd’s hosts.toml mirror configuration.',
+    usage: 'Usage: shoal configuration --mirror-targets URL… [--mirrored-registries URL…] [flags]',
+    flags: configurationFlags,
+    run: (config: ConfigurationConfig, _positional, out) => runConfiguration(config, out),
+  },
+  cleanup: {
+    summary: 'Remove shoal’s containerd configuration and restore what was there before.',
+    usage: 'Usage: shoal cleanup [flags]',
+    flags: cleanupFlags,
+    run: (config: CleanupConfig) => cleanupHostsConfig(config.containerdRegistryConfigPath).then(() => 0),
+  },
+  import: {
+    summary: 'Copy an OCI image layout into the embedded store and tag its manifests.',
+    usage: 'Usage: shoal import --repository REPO [--registry HOST] [--data-dir DIR] LAYOUT_DIR',
+    flags: importFlags,
+    run: (config: ImportConfig, positional, out) => runImport(config, positional, out),
+  },
+};
+
+function topHelp(): string {
+  const lines = [
+    'shoal: a peer-to-peer OCI registry mirror for Kubernetes.',
+    '',
+    'Usage: shoal <command> [flags]',
+    '',
+    'Commands:',
+  ];
+  for (const [name, command] of Object.entries(COMMANDS))
+    lines.push(`  ${name.padEnd(14)} ${command.summary}`);
+  lines.push(
+    '',
+    'Run `shoal <command> --help` for its flags. Every flag can also be set by its environment variable.',
+  );
+  return lines.join('\n');
+}
+
+/** Runs the CLI; returns the exit code. Separated from process wiring so tests can call it. */
+export async function main(
+  argv: readonly string[],
+  env: Env,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    out.write(`${topHelp()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined)
+    throw new ConfigError(`unknown command ${JSON.stringify(name)} (see shoal --help)`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    out.write(`${renderHelp(command.usage, command.flags)}\n`);
+    return 0;
+  }
+  const { values, positional } = parseFlags(command.flags, rest, env);
+  if (name !== 'import' && positional.length > 0) {
+    throw new ConfigError(`unexpected argument ${JSON.stringify(positional[0])} (flags start with --)`);
+  }
+  return command.run(values as never, positional, out);
+}
+
+async function openStore(config: RegistryConfig, log: Logger): Promise<ContentStore> {
+  if (config.store !== 'embedded') {
+    const client = new ContainerdClient({
+      socket: config.containerdSock,
+      namespace: config.containerdNamespace,
+      timeoutMs: config.storeTimeout,
+    });
+    const store = new ContainerdStore(
+      { client },
+      { contentPath: config.containerdContentPath, timeoutMs: config.storeTimeout },
+    );
+    try {
+      await store.start();
+      log.info(
+        { socket: config.containerdSock, namespace: config.containerdNamespace },
+        'serving from containerd',
+      );
+      return store;
+    } catch (cause) {
+      client.close();
+      if (config.store === 'containerd') {
+        throw new ConfigError(`--containerd-sock: containerd does not answer at ${config.containerdSock}`, {
+          cause,
+        });
+      }
+      log.warn(
+        { socket: config.containerdSock },
+        'containerd does not answer; --store auto falls back to the embedded store',
+      );
+    }
+  }
+  const store = new EmbeddedStore({ dataDir: config.dataDir });
+  await store.start();
+  log.info({ dataDir: config.dataDir }, 'serving from the embedded store');
+  return store;
+}
+
+async function runRegistry(config: RegistryConfig): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const store = await openStore(config, log);
+  const handler = new PullHandler(
+    { store, ready: () => store.ready() },
+    {
+      defaultRegistry: config.defaultRegistry,
+      mirroredRegistries: config.mirroredRegistries.map(hostDirName),
+      registryFilters: config.registryFilters,
+    },
+  );
+  const server = new RegistryServer(
+    { handler, log: log.child({ component: 'registry' }) },
+    {
+      host: config.registryAddr.host,
+      port: config.registryAddr.port,
+      chunkBytes: config.streamChunkBytes,
+      buffers: config.streamBuffers,
+      timeoutMs: config.storeTimeout,
+    },
+  );
+  await server.start();
+  log.info(
+    { host: config.registryAddr.host ?? '*', port: server.port, store: store.kind },
+    'registry listening',
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  log.info({}, 'stopping');
+  await server.stop();
+  await store.stop();
+  return 0;
+}
+
+async function runConfiguration(config: ConfigurationConfig, out: NodeJS.WritableStream): Promise<number> {
+  const written = await writeHostsConfig({
+    configPath: config.containerdRegistryConfigPath,
+    mirroredRegistries: config.mirroredRegistries,
+    mirrorTargets: config.mirrorTargets,
+    resolveTags: config.resolveTags,
+    prependExisting: config.prependExisting,
+    dialTimeoutMs: config.dialTimeout,
+  });
+  for (const file of written) out.write(`wrote ${file}\n`);
+  return 0;
+}
+
+async function runImport(
+  config: ImportConfig,
+  positional: string[],
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  const [layout, extra] = positional;
+  if (layout === undefined || extra !== undefined)
+    throw new ConfigError('import: name exactly one OCI layout directory');
+  if (config.repository === '') throw new ConfigError('--repository: required');
+  const store = new EmbeddedStore({ dataDir: config.dataDir });
+  await store.start();
+  const result = await importOciLayout(store, layout, {
+    registry: config.registry,
+    repository: config.repository,
+  });
+  await store.stop();
+  out.write(`imported ${result.blobs} blobs; tags: ${result.tags.join(', ') || '(none)'}\n`);
+  return 0;
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  return entry !== undefined && realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2), process.env).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`shoal: ${err.message}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(
+        `shoal: ${isShoalError(err) ? err.message : String((err as Error)?.stack ?? err)}\n`,
+      );
+      process.exit(1);
+    },
+  );
+}

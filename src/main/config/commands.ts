@@ -1,0 +1,118 @@
+import { bool, type Flag, type FlagValues, list, value } from './flag.js';
+import {
+  type ListenAddress,
+  parseChoice,
+  parseDuration,
+  parseHostFlag,
+  parseInteger,
+  parseListenAddress,
+  parseRegex,
+  parseRegistryUrl,
+  parseRepositoryFlag,
+} from './values.js';
+
+function duration(defaultText: string, help: string): Flag<number> {
+  return { ...value(parseDuration(defaultText, 'default'), parseDuration, help), defaultText };
+}
+
+function address(defaultText: string, help: string): Flag<ListenAddress> {
+  return { ...value(parseListenAddress(defaultText, 'default'), parseListenAddress, help), defaultText };
+}
+
+function integer(defaultValue: number, min: number, max: number, help: string): Flag<number> {
+  return value(defaultValue, (raw, flag) => parseInteger(raw, flag, min, max), help);
+}
+
+const text = (defaultValue: string, help: string): Flag<string> => value(defaultValue, (raw) => raw, help);
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const STORE_KINDS = ['auto', 'containerd', 'embedded'] as const;
+
+const logLevel = value<(typeof LOG_LEVELS)[number]>(
+  'info',
+  (raw, flag) => parseChoice(raw, flag, LOG_LEVELS),
+  'Log level: trace, debug, info, warn, error, fatal or silent.',
+);
+
+const mirroredRegistries = list(
+  parseRegistryUrl,
+  'Registries to mirror, as URLs (https://docker.io). Empty: every registry.',
+);
+
+const containerdRegistryConfigPath = text(
+  '/etc/containerd/certs.d',
+  "containerd's registry config_path: the directory holding <host>/hosts.toml.",
+);
+
+/** `shoal registry`: the mirror daemon. */
+export const registryFlags = {
+  registryAddr: address(':5000', 'Address the OCI registry API listens on.'),
+  routerAddr: address(':5001', 'Address the P2P router listens on (peer routing).'),
+  metricsAddr: address(':9090', 'Address the metrics endpoint listens on.'),
+  containerdSock: text('/run/containerd/containerd.sock', "Path of containerd's gRPC socket."),
+  containerdNamespace: text('k8s.io', 'containerd namespace whose images are served.'),
+  containerdContentPath: text(
+    '/var/lib/containerd/io.containerd.content.v1.content',
+    "containerd's content directory; blobs are read from it directly when readable.",
+  ),
+  dataDir: text('/var/lib/shoal', 'Directory for the embedded store and node state.'),
+  store: value<(typeof STORE_KINDS)[number]>(
+    'auto',
+    (raw, flag) => parseChoice(raw, flag, STORE_KINDS),
+    'Content store: containerd, embedded, or auto (containerd when its socket answers, else embedded).',
+  ),
+  mirroredRegistries,
+  registryFilters: list(
+    parseRegex,
+    'Regular expressions on registry/repo:tag or registry/repo@digest; a match is not served (404).',
+  ),
+  defaultRegistry: value(
+    'docker.io',
+    parseHostFlag,
+    'Registry assumed for requests without ?ns= (podman, docker, skopeo).',
+  ),
+  mirrorResolveTimeout: duration('20ms', 'Longest wait for a first peer that holds wanted content.'),
+  mirrorResolveRetries: integer(3, 0, 100, 'Most peers tried for one request.'),
+  storeTimeout: duration('5s', 'Longest wait for one answer from the content store (containerd, disk).'),
+  streamChunkBytes: integer(1 << 20, 16 << 10, 16 << 20, 'Size of each buffer a blob is streamed through.'),
+  streamBuffers: integer(64, 4, 4096, 'Buffers in the streaming pool; bounds memory used by blob downloads.'),
+  logLevel,
+} as const;
+
+/** `shoal configuration`: writes containerd's mirror configuration. */
+export const configurationFlags = {
+  containerdRegistryConfigPath,
+  mirroredRegistries,
+  mirrorTargets: list(parseRegistryUrl, 'Mirrors containerd asks first, in order (http://127.0.0.1:5000).'),
+  resolveTags: bool(true, 'Let mirrors resolve tags (capability "resolve"); otherwise only pulls by digest.'),
+  prependExisting: bool(false, 'Keep existing hosts.toml mirrors, after the shoal targets.'),
+  dialTimeout: duration('200ms', 'dial_timeout written for each mirror, so a dead mirror fails over fast.'),
+  logLevel,
+} as const;
+
+/** `shoal cleanup`: removes shoal's mirror configuration and restores what was there before. */
+export const cleanupFlags = {
+  containerdRegistryConfigPath,
+  logLevel,
+} as const;
+
+/** `shoal import`: copies an OCI image layout into the embedded store. */
+export const importFlags = {
+  dataDir: registryFlags.dataDir,
+  registry: value(
+    'docker.io',
+    parseHostFlag,
+    'Registry the imported tags belong to (as containerd names it in ?ns=).',
+  ),
+  repository: value(
+    '',
+    parseRepositoryFlag,
+    'Repository the imported tags belong to (library/nginx). Required.',
+  ),
+  logLevel,
+} as const;
+
+export type RegistryConfig = FlagValues<typeof registryFlags>;
+export type ConfigurationConfig = FlagValues<typeof configurationFlags>;
+export type CleanupConfig = FlagValues<typeof cleanupFlags>;
+export type ImportConfig = FlagValues<typeof importFlags>;

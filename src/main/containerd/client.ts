@@ -1,0 +1,178 @@
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { StoreUnavailableError } from '../errors.js';
+
+/** A descriptor as containerd's API returns it. */
+export interface ContainerdDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
+export interface ContainerdImage {
+  name: string;
+  target: ContainerdDescriptor;
+  labels: Record<string, string>;
+}
+
+export interface ContainerdContentInfo {
+  digest: string;
+  size: number;
+  labels: Record<string, string>;
+}
+
+/** A Content/Read call: its messages, and a way to end it early. */
+export interface ContentReadStream {
+  messages: AsyncIterator<{ offset: number; data: Buffer }>;
+  cancel(): void;
+}
+
+export interface ContainerdClientInit {
+  /** Path of containerd's gRPC socket. */
+  socket: string;
+  /** Namespace sent as `containerd-namespace` metadata on every call. */
+  namespace: string;
+  /** Deadline of each unary call, in ms. */
+  timeoutMs: number;
+}
+
+const PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
+const PROTO_FILES = ['images.proto', 'content.proto', 'events.proto', 'introspection.proto'];
+
+type Callback = (err: grpc.ServiceError | null, response: unknown) => void;
+type UnaryMethod = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  cb: Callback,
+) => void;
+type StreamMethod = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options?: grpc.CallOptions,
+) => grpc.ClientReadableStream<unknown>;
+type Service = grpc.Client;
+
+/** Looks up a generated method; proto-loader builds them at runtime, so they carry no static types. */
+function method<T>(service: Service, name: string): T {
+  const fn = (service as unknown as Record<string, unknown>)[name];
+  if (typeof fn !== 'function') throw new Error(`containerd proto has no method ${name}`);
+  return fn.bind(service) as T;
+}
+
+function loadServices(): Record<string, grpc.ServiceClientConstructor> {
+  const definition = protoLoader.loadSync(PROTO_FILES, {
+    includeDirs: [PROTO_DIR],
+    keepCase: false,
+    longs: Number,
+    defaults: true,
+  });
+  const root = grpc.loadPackageDefinition(definition) as unknown as {
+    containerd: { services: Record<string, { v1: Record<string, grpc.ServiceClientConstructor> }> };
+  };
+  const pick = (pkg: string, name: string): grpc.ServiceClientConstructor => {
+    const ctor = root.containerd.services[pkg]?.v1[name];
+    if (ctor === undefined) throw new Error(`containerd proto is missing ${pkg}.${name}`);
+    return ctor;
+  };
+  return {
+    images: pick('images', 'Images'),
+    content: pick('content', 'Content'),
+    events: pick('events', 'Events'),
+    introspection: pick('introspection', 'Introspection'),
+  };
+}
+
+/** The parts of containerd's gRPC API shoal uses. The only module that talks gRPC. */
+export class ContainerdClient {
+  readonly namespace: string;
+  readonly #timeoutMs: number;
+  readonly #metadata = new grpc.Metadata();
+  readonly #images: Service;
+  readonly #content: Service;
+  readonly #introspection: Service;
+  readonly #events: Service;
+
+  constructor(init: ContainerdClientInit) {
+    this.namespace = init.namespace;
+    this.#timeoutMs = init.timeoutMs;
+    this.#metadata.set('containerd-namespace', init.namespace);
+    const services = loadServices();
+    const address = `unix://${init.socket}`;
+    const credentials = grpc.credentials.createInsecure();
+    const make = (name: string): Service => {
+      const ctor = services[name];
+      if (ctor === undefined) throw new Error(`no ${name} service`);
+      return new ctor(address, credentials, { 'grpc.max_receive_message_length': 8 << 20 }) as Service;
+    };
+    this.#images = make('images');
+    this.#content = make('content');
+    this.#introspection = make('introspection');
+    this.#events = make('events');
+  }
+
+  /** containerd's server UUID; proves the socket answers. */
+  async serverId(): Promise<string> {
+    const response = (await this.#unary(this.#introspection, 'server', {})) as { uuid: string };
+    return response.uuid;
+  }
+
+  async getImage(name: string): Promise<ContainerdImage | undefined> {
+    const response = (await this.#unaryOrNotFound(this.#images, 'get', { name })) as
+      | { image: ContainerdImage }
+      | undefined;
+    return response?.image;
+  }
+
+  async listImages(filters: string[] = []): Promise<ContainerdImage[]> {
+    const response = (await this.#unary(this.#images, 'list', { filters })) as { images: ContainerdImage[] };
+    return response.images;
+  }
+
+  async contentInfo(digest: string): Promise<ContainerdContentInfo | undefined> {
+    const response = (await this.#unaryOrNotFound(this.#content, 'info', { digest })) as
+      | { info: ContainerdContentInfo }
+      | undefined;
+    return response?.info;
+  }
+
+  /** Streams `size` bytes of content from `offset`; containerd sends them in messages of up to 1 MiB. */
+  readContent(digest: string, offset: number, size: number): ContentReadStream {
+    const call = method<StreamMethod>(this.#content, 'read')({ digest, offset, size }, this.#metadata);
+    return {
+      messages: (call as unknown as AsyncIterable<{ offset: number; data: Buffer }>)[Symbol.asyncIterator](),
+      cancel: () => call.cancel(),
+    };
+  }
+
+  /** Subscribes to containerd events; returns the live stream (cancel() ends it). */
+  subscribe(filters: string[]): grpc.ClientReadableStream<unknown> {
+    return method<StreamMethod>(this.#events, 'subscribe')({ filters }, this.#metadata);
+  }
+
+  close(): void {
+    for (const client of [this.#images, this.#content, this.#introspection, this.#events]) client.close();
+  }
+
+  async #unary(service: Service, name: string, request: unknown): Promise<unknown> {
+    const call = method<UnaryMethod>(service, name);
+    return new Promise((resolve, reject) => {
+      const options: grpc.CallOptions = { deadline: Date.now() + this.#timeoutMs };
+      call(request, this.#metadata, options, (err, response) => {
+        if (err === null) resolve(response);
+        else reject(new StoreUnavailableError(`containerd ${name} failed: ${err.message}`, { cause: err }));
+      });
+    });
+  }
+
+  async #unaryOrNotFound(service: Service, name: string, request: unknown): Promise<unknown> {
+    try {
+      return await this.#unary(service, name, request);
+    } catch (err) {
+      if (((err as Error).cause as grpc.ServiceError | undefined)?.code === grpc.status.NOT_FOUND)
+        return undefined;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,129 @@
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+
+export const BACKUP_DIR = '_backup';
+export const DEFAULT_HOST_DIR = '_default';
+
+export interface HostsConfigInit {
+  /** containerd's registry `config_path`. */
+  configPath: string;
+  /** Registries to mirror; empty writes `_default`, which covers every registry. */
+  mirroredRegistries: readonly URL[];
+  /** Mirrors, in the order containerd should try them. */
+  mirrorTargets: readonly URL[];
+  /** Whether mirrors may resolve tags; otherwise containerd resolves tags upstream. */
+  resolveTags: boolean;
+  /** Keep mirrors the existing config had, after shoal's. */
+  prependExisting: boolean;
+  /** dial_timeout for each mirror, in ms. */
+  dialTimeoutMs: number;
+}
+
+/** containerd's directory name for a registry: host[:port]. */
+export function hostDirName(registry: URL): string {
+  return registry.host;
+}
+
+/** The upstream containerd falls back to; Docker Hub's API lives on another host than its name. */
+export function upstreamServer(registry: URL): string {
+  if (registry.host === 'docker.io') return 'https://registry-1.docker.io';
+  return `${registry.protocol}//${registry.host}`;
+}
+
+function origin(url: URL): string {
+  return `${url.protocol}//${url.host}`;
+}
+
+function formatDuration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** Renders one hosts.toml. Pure: the same input always gives the same bytes. */
+export function renderHostsToml(
+  registry: URL | undefined,
+  init: Pick<HostsConfigInit, 'mirrorTargets' | 'resolveTags' | 'dialTimeoutMs'>,
+  existingHosts: string,
+): string {
+  const capabilities = init.resolveTags ? '["pull", "resolve"]' : '["pull"]';
+  const lines: string[] = [];
+  if (registry !== undefined) lines.push(`server = "${upstreamServer(registry)}"`, '');
+  for (const target of init.mirrorTargets) {
+    lines.push(
+      `[host."${origin(target)}"]`,
+      `  capabilities = ${capabilities}`,
+      `  dial_timeout = "${formatDuration(init.dialTimeoutMs)}"`,
+      '',
+    );
+  }
+  const kept = existingHosts.trim();
+  if (kept !== '') lines.push(kept, '');
+  return lines.join('\n');
+}
+
+/** The `[host."…"]` tables of an existing hosts.toml, verbatim (everything from the first table on). */
+export function hostTables(toml: string): string {
+  const start = toml.search(/^\s*\[host\./m);
+  return start === -1 ? '' : toml.slice(start);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes `configPath/<host>/hosts.toml` for every mirrored registry (or `_default`). What was there
+ * before shoal's first run is moved to `_backup` once, so `cleanupHostsConfig` can restore it.
+ * Returns the files written.
+ */
+export async function writeHostsConfig(init: HostsConfigInit): Promise<string[]> {
+  if (init.mirrorTargets.length === 0)
+    throw new ConfigError('--mirror-targets: at least one mirror is needed');
+  const backup = join(init.configPath, BACKUP_DIR);
+  await mkdir(init.configPath, { recursive: true });
+  if (!(await exists(backup))) {
+    await mkdir(`${backup}.new`, { recursive: true });
+    for (const entry of await readdir(init.configPath)) {
+      if (entry !== `${BACKUP_DIR}.new`)
+        await rename(join(init.configPath, entry), join(`${backup}.new`, entry));
+    }
+    // The rename makes the backup appear whole or not at all.
+    await rename(`${backup}.new`, backup);
+  }
+  for (const entry of await readdir(init.configPath)) {
+    if (entry !== BACKUP_DIR) await rm(join(init.configPath, entry), { recursive: true, force: true });
+  }
+  const registries: Array<URL | undefined> =
+    init.mirroredRegistries.length === 0 ? [undefined] : [...init.mirroredRegistries];
+  const written: string[] = [];
+  for (const registry of registries) {
+    const dirName = registry === undefined ? DEFAULT_HOST_DIR : hostDirName(registry);
+    let existing = '';
+    if (init.prependExisting) {
+      existing = hostTables(await readFile(join(backup, dirName, 'hosts.toml'), 'utf8').catch(() => ''));
+    }
+    const dir = join(init.configPath, dirName);
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, 'hosts.toml');
+    await writeFileAtomic(file, renderHostsToml(registry, init, existing));
+    written.push(file);
+  }
+  return written;
+}
+
+/** Removes shoal's hosts config and puts back what was there before shoal first wrote it. */
+export async function cleanupHostsConfig(configPath: string): Promise<void> {
+  const backup = join(configPath, BACKUP_DIR);
+  if (!(await exists(backup))) return;
+  for (const entry of await readdir(configPath)) {
+    if (entry !== BACKUP_DIR) await rm(join(configPath, entry), { recursive: true, force: true });
+  }
+  for (const entry of await readdir(backup)) await rename(join(backup, entry), join(configPath, entry));
+  await rm(backup, { recursive: true, force: true });
+}

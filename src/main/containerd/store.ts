@@ -1,0 +1,138 @@
+import { access, constants } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BlobUnknownError, StoreUnavailableError } from '../errors.js';
+import { type Digest, digestAlgorithm, digestHex } from '../oci/digest.js';
+import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM, sniffManifestMediaType } from '../oci/media-types.js';
+import type { ByteRange } from '../oci/range.js';
+import { imageName } from '../oci/reference.js';
+import { FileRangeReader } from '../store/file-reader.js';
+import { type BlobReader, type ContentStore, type Descriptor, readAll } from '../store/store.js';
+import { withTimeout } from '../util/timeout.js';
+import type { ContainerdClient } from './client.js';
+import { GrpcRangeReader } from './grpc-reader.js';
+
+export interface ContainerdStoreInit {
+  /** containerd's content directory; blobs are read from it directly when shoal may read them. */
+  contentPath: string;
+  /** Longest wait for one containerd answer or one read, in ms. */
+  timeoutMs: number;
+  /** Most media types remembered per digest (content is immutable, so entries never go stale). */
+  mediaTypeCacheSize?: number;
+}
+
+const DEFAULT_MEDIA_TYPE_CACHE_SIZE = 20_000;
+
+/**
+ * Serves what containerd already holds. Tags resolve through the image service, sizes come from content
+ * info, bytes are read from the content directory when readable, otherwise through ranged Content/Read.
+ */
+export class ContainerdStore implements ContentStore {
+  readonly kind = 'containerd';
+  readonly #client: ContainerdClient;
+  readonly #contentPath: string;
+  readonly #timeoutMs: number;
+  readonly #mediaTypes = new Map<Digest, string>();
+  readonly #mediaTypeCacheSize: number;
+
+  constructor(deps: { client: ContainerdClient }, init: ContainerdStoreInit) {
+    this.#client = deps.client;
+    this.#contentPath = init.contentPath;
+    this.#timeoutMs = init.timeoutMs;
+    this.#mediaTypeCacheSize = init.mediaTypeCacheSize ?? DEFAULT_MEDIA_TYPE_CACHE_SIZE;
+  }
+
+  async start(): Promise<void> {
+    await this.#client.serverId();
+  }
+
+  async stop(): Promise<void> {
+    this.#client.close();
+  }
+
+  async ready(): Promise<boolean> {
+    try {
+      await this.#client.serverId();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+    const image = await this.#client.getImage(imageName(registry, repository, tag));
+    if (image === undefined) return undefined;
+    const digest = image.target.digest as Digest;
+    this.#remember(digest, image.target.mediaType);
+    return this.stat(digest);
+  }
+
+  async stat(digest: Digest): Promise<Descriptor | undefined> {
+    const info = await this.#client.contentInfo(digest);
+    if (info === undefined) return undefined;
+    const descriptor = { digest, size: info.size, mediaType: MEDIA_TYPE_OCTET_STREAM };
+    return { ...descriptor, mediaType: await this.#mediaType(descriptor) };
+  }
+
+  async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
+    const path = this.#blobPath(digest);
+    if (path !== undefined && (await readable(path))) {
+      return withTimeout(FileRangeReader.open(path, range), this.#timeoutMs, `open ${path}`, timeoutError);
+    }
+    if ((await this.#client.contentInfo(digest)) === undefined) {
+      throw new BlobUnknownError(`blob ${digest} is not in containerd`);
+    }
+    return new GrpcRangeReader(this.#client, digest, range, this.#timeoutMs);
+  }
+
+  /** Known media type, or sniffed from the bytes of small JSON content; cached since content is immutable. */
+  async #mediaType(descriptor: Descriptor): Promise<string> {
+    const known = this.#mediaTypes.get(descriptor.digest);
+    if (known !== undefined) return known;
+    let mediaType = MEDIA_TYPE_OCTET_STREAM;
+    if (descriptor.size > 0 && descriptor.size <= MAX_MANIFEST_BYTES) {
+      const first = await this.#readHead(descriptor.digest);
+      if (first === 0x7b /* { */) {
+        mediaType = sniffManifestMediaType(await readAll(this, descriptor)) ?? MEDIA_TYPE_OCTET_STREAM;
+      }
+    }
+    this.#remember(descriptor.digest, mediaType);
+    return mediaType;
+  }
+
+  async #readHead(digest: Digest): Promise<number | undefined> {
+    const reader = await this.open(digest, { start: 0, end: 0 });
+    try {
+      const one = Buffer.alloc(1);
+      return (await reader.read(one)) === 1 ? one[0] : undefined;
+    } finally {
+      await reader.close();
+    }
+  }
+
+  #remember(digest: Digest, mediaType: string): void {
+    if (this.#mediaTypes.size >= this.#mediaTypeCacheSize) {
+      const oldest = this.#mediaTypes.keys().next().value;
+      if (oldest !== undefined) this.#mediaTypes.delete(oldest);
+    }
+    this.#mediaTypes.set(digest, mediaType);
+  }
+
+  #blobPath(digest: Digest): string | undefined {
+    return digestAlgorithm(digest) === 'sha256'
+      ? join(this.#contentPath, 'blobs', 'sha256', digestHex(digest))
+      : undefined;
+  }
+}
+
+async function readable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function timeoutError(message: string): Error {
+  return new StoreUnavailableError(message);
+}

@@ -1,0 +1,151 @@
+/**
+ * Every error shoal raises on purpose. Each class has a stable `code` (never reused once retired), the HTTP
+ * status it maps to, and the OCI distribution error code used in JSON error bodies.
+ */
+export type OciErrorCode =
+  | 'BLOB_UNKNOWN'
+  | 'DIGEST_INVALID'
+  | 'MANIFEST_UNKNOWN'
+  | 'MANIFEST_INVALID'
+  | 'NAME_INVALID'
+  | 'NAME_UNKNOWN'
+  | 'TAG_INVALID'
+  | 'UNSUPPORTED'
+  | 'RANGE_INVALID'
+  | 'SIZE_INVALID'
+  | 'UNAVAILABLE'
+  | 'UNKNOWN';
+
+export interface ShoalErrorOptions {
+  cause?: unknown;
+  detail?: unknown;
+}
+
+export class ShoalError extends Error {
+  readonly code: string = 'SHOAL_ERROR';
+  readonly status: number = 500;
+  readonly ociCode: OciErrorCode = 'UNKNOWN';
+  readonly detail: unknown;
+
+  constructor(message: string, options: ShoalErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.detail = options.detail;
+  }
+}
+
+export class NameInvalidError extends ShoalError {
+  override readonly code = 'NAME_INVALID';
+  override readonly status = 400;
+  override readonly ociCode = 'NAME_INVALID';
+}
+
+export class TagInvalidError extends ShoalError {
+  override readonly code = 'TAG_INVALID';
+  override readonly status = 400;
+  override readonly ociCode = 'TAG_INVALID';
+}
+
+export class DigestInvalidError extends ShoalError {
+  override readonly code = 'DIGEST_INVALID';
+  override readonly status = 400;
+  override readonly ociCode = 'DIGEST_INVALID';
+}
+
+export class NameUnknownError extends ShoalError {
+  override readonly code = 'NAME_UNKNOWN';
+  override readonly status = 404;
+  override readonly ociCode = 'NAME_UNKNOWN';
+}
+
+export class ManifestUnknownError extends ShoalError {
+  override readonly code = 'MANIFEST_UNKNOWN';
+  override readonly status = 404;
+  override readonly ociCode = 'MANIFEST_UNKNOWN';
+}
+
+export class BlobUnknownError extends ShoalError {
+  override readonly code = 'BLOB_UNKNOWN';
+  override readonly status = 404;
+  override readonly ociCode = 'BLOB_UNKNOWN';
+}
+
+/** A path outside the pull API (not a repository operation shoal knows). */
+export class RouteUnknownError extends ShoalError {
+  override readonly code = 'ROUTE_UNKNOWN';
+  override readonly status = 404;
+  override readonly ociCode = 'UNSUPPORTED';
+}
+
+export class MethodUnsupportedError extends ShoalError {
+  override readonly code = 'METHOD_UNSUPPORTED';
+  override readonly status = 405;
+  override readonly ociCode = 'UNSUPPORTED';
+}
+
+export class RangeInvalidError extends ShoalError {
+  override readonly code = 'RANGE_INVALID';
+  override readonly status = 400;
+  override readonly ociCode = 'RANGE_INVALID';
+}
+
+export class RangeNotSatisfiableError extends ShoalError {
+  override readonly code = 'RANGE_NOT_SATISFIABLE';
+  override readonly status = 416;
+  override readonly ociCode = 'RANGE_INVALID';
+  /** Total size of the blob, for `Content-Range: bytes *\/<size>`. */
+  readonly size: number;
+  constructor(message: string, size: number, options: ShoalErrorOptions = {}) {
+    super(message, options);
+    this.size = size;
+  }
+}
+
+export class UriTooLongError extends ShoalError {
+  override readonly code = 'URI_TOO_LONG';
+  override readonly status = 414;
+  override readonly ociCode = 'UNSUPPORTED';
+}
+
+export class HeadersTooLargeError extends ShoalError {
+  override readonly code = 'HEADERS_TOO_LARGE';
+  override readonly status = 431;
+  override readonly ociCode = 'UNSUPPORTED';
+}
+
+export class BadRequestError extends ShoalError {
+  override readonly code = 'BAD_REQUEST';
+  override readonly status = 400;
+  override readonly ociCode = 'UNSUPPORTED';
+}
+
+/** Content is larger than shoal is willing to buffer (manifests are capped). */
+export class ManifestTooLargeError extends ShoalError {
+  override readonly code = 'MANIFEST_TOO_LARGE';
+  override readonly status = 404;
+  override readonly ociCode = 'MANIFEST_UNKNOWN';
+}
+
+/** A backing store (containerd, disk) could not answer. */
+export class StoreUnavailableError extends ShoalError {
+  override readonly code = 'STORE_UNAVAILABLE';
+  override readonly status = 503;
+  override readonly ociCode = 'UNAVAILABLE';
+}
+
+/** Content in a store does not hash to its digest or is shorter than it claims. */
+export class ContentCorruptError extends ShoalError {
+  override readonly code = 'CONTENT_CORRUPT';
+  override readonly status = 500;
+  override readonly ociCode = 'UNKNOWN';
+}
+
+/** A command-line or environment setting is wrong. The CLI prints the message and exits 2. */
+export class ConfigError extends ShoalError {
+  override readonly code = 'CONFIG_INVALID';
+  override readonly status = 500;
+}
+
+export function isShoalError(err: unknown): err is ShoalError {
+  return err instanceof ShoalError;
+}

@@ -1,0 +1,50 @@
+export const MEDIA_TYPE_OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+export const MEDIA_TYPE_OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const MEDIA_TYPE_DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+export const MEDIA_TYPE_DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+export const MEDIA_TYPE_OCTET_STREAM = 'application/octet-stream';
+
+export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  MEDIA_TYPE_OCI_INDEX,
+  MEDIA_TYPE_OCI_MANIFEST,
+  MEDIA_TYPE_DOCKER_LIST,
+  MEDIA_TYPE_DOCKER_MANIFEST,
+]);
+
+const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST]);
+
+/** Manifests and indexes are buffered and sniffed; nothing larger is treated as one. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+export function isManifestMediaType(mediaType: string | undefined): mediaType is string {
+  return mediaType !== undefined && MANIFEST_MEDIA_TYPES.has(mediaType);
+}
+
+export function isIndexMediaType(mediaType: string | undefined): boolean {
+  return mediaType !== undefined && INDEX_MEDIA_TYPES.has(mediaType);
+}
+
+/**
+ * Returns the media type of a manifest or index from its JSON bytes, or undefined when the bytes are not
+ * one (configs, layers, anything else). Uses the `mediaType` field when present, else the shape.
+ */
+export function sniffManifestMediaType(bytes: Uint8Array): string | undefined {
+  if (bytes.length === 0 || bytes.length > MAX_MANIFEST_BYTES || bytes[0] !== 0x7b /* { */) return undefined;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== 'object' || doc === null) return undefined;
+  const fields = doc as Record<string, unknown>;
+  if (fields.schemaVersion !== 2) return undefined;
+  if (typeof fields.mediaType === 'string') {
+    return isManifestMediaType(fields.mediaType) ? fields.mediaType : undefined;
+  }
+  if (Array.isArray(fields.manifests)) return MEDIA_TYPE_OCI_INDEX;
+  if (typeof fields.config === 'object' && fields.config !== null && Array.isArray(fields.layers)) {
+    return MEDIA_TYPE_OCI_MANIFEST;
+  }
+  return undefined;
+}

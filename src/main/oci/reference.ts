@@ -1,0 +1,46 @@
+import { NameInvalidError, TagInvalidError } from '../errors.js';
+
+// The OCI distribution-spec grammar for repository names and tags.
+const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
+const NAME_GRAMMAR = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`);
+const TAG_GRAMMAR = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+const MAX_NAME_LENGTH = 255;
+
+// A registry host as containerd sends it in `ns`: a DNS name or IPv4 address, or a bracketed IPv6
+// address, with an optional port.
+const HOST_LABEL = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
+const REGISTRY_GRAMMAR = new RegExp(
+  `^(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]{1,5})?$`,
+);
+
+export function parseRepository(name: string): string {
+  if (name.length === 0 || name.length > MAX_NAME_LENGTH || !NAME_GRAMMAR.test(name)) {
+    throw new NameInvalidError(`invalid repository name ${JSON.stringify(name.slice(0, 80))}`);
+  }
+  return name;
+}
+
+export function isTag(text: string): boolean {
+  return TAG_GRAMMAR.test(text);
+}
+
+export function parseTag(text: string): string {
+  if (!isTag(text)) {
+    throw new TagInvalidError(`invalid tag ${JSON.stringify(text.slice(0, 80))}`);
+  }
+  return text;
+}
+
+/** Validates a registry host (`docker.io`, `127.0.0.1:5000`, `[::1]:5000`). */
+export function parseRegistryHost(host: string): string {
+  const port = /:([0-9]+)$/.exec(host)?.[1];
+  if (host.length > 253 || !REGISTRY_GRAMMAR.test(host) || (port !== undefined && Number(port) > 65535)) {
+    throw new NameInvalidError(`invalid registry ${JSON.stringify(host.slice(0, 80))}`);
+  }
+  return host.toLowerCase();
+}
+
+/** The image name containerd stores for a tag: `<registry>/<repository>:<tag>`. */
+export function imageName(registry: string, repository: string, tag: string): string {
+  return `${registry}/${repository}:${tag}`;
+}

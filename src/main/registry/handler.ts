@@ -1,0 +1,169 @@
+import {
+  BlobUnknownError,
+  ManifestTooLargeError,
+  ManifestUnknownError,
+  MethodUnsupportedError,
+  NameUnknownError,
+} from '../errors.js';
+import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
+import { type PullRoute, parsePullPath } from '../oci/path.js';
+import { parseRange } from '../oci/range.js';
+import { parseRegistryHost } from '../oci/reference.js';
+import { type ContentStore, type Descriptor, readAll } from '../store/store.js';
+import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';
+
+/** The parts of a request the handler needs, copied out of the transport before any await. */
+export interface PullRequest {
+  method: string;
+  /** Raw path, still percent-encoded. */
+  path: string;
+  /** Raw query string without `?`. */
+  query: string;
+  range: string | undefined;
+}
+
+export interface PullHandlerInit {
+  /** Registry assumed when a request carries no `ns` parameter; default docker.io. */
+  defaultRegistry?: string;
+  /** Registry hosts served; empty serves every registry. */
+  mirroredRegistries?: readonly string[];
+  /** A match on `registry/repo:tag` or `registry/repo@digest` is not served. */
+  registryFilters?: readonly RegExp[];
+}
+
+export interface PullHandlerDeps {
+  store: ContentStore;
+  /** Readiness of everything the node needs (store now, router later). */
+  ready: () => Promise<boolean>;
+}
+
+const PING_BODY = Buffer.from('{}');
+
+/** Answers the OCI distribution pull API from a content store. Knows nothing of the HTTP server. */
+export class PullHandler {
+  readonly #store: ContentStore;
+  readonly #ready: () => Promise<boolean>;
+  readonly #defaultRegistry: string;
+  readonly #mirrored: ReadonlySet<string>;
+  readonly #filters: readonly RegExp[];
+
+  constructor(deps: PullHandlerDeps, init: PullHandlerInit = {}) {
+    this.#store = deps.store;
+    this.#ready = deps.ready;
+    this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
+    this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
+    this.#filters = init.registryFilters ?? [];
+  }
+
+  async handle(request: PullRequest): Promise<Reply> {
+    const head = request.method === 'HEAD';
+    if (!head && request.method !== 'GET') {
+      throw new MethodUnsupportedError(
+        `${request.method.slice(0, 16)} is not supported: shoal serves pulls only`,
+      );
+    }
+    if (request.path === '/livez') return textReply(200, 'ok', head);
+    if (request.path === '/readyz')
+      return (await this.#ready()) ? textReply(200, 'ready', head) : textReply(503, 'not ready', head);
+    const route = parsePullPath(request.path);
+    if (route.kind === 'ping') return jsonReply(PING_BODY, head);
+    const registry = this.#registryOf(request.query);
+    this.#checkServed(registry, route);
+    if (route.kind === 'manifest') return this.#manifest(registry, route, head);
+    return this.#blob(route.digest, request.range, head);
+  }
+
+  #registryOf(query: string): string {
+    const ns = new URLSearchParams(query).get('ns');
+    return ns === null || ns === '' ? this.#defaultRegistry : parseRegistryHost(ns);
+  }
+
+  #checkServed(registry: string, route: Exclude<PullRoute, { kind: 'ping' }>): void {
+    if (this.#mirrored.size > 0 && !this.#mirrored.has(registry)) {
+      throw new NameUnknownError(`registry ${registry} is not mirrored by this node`);
+    }
+    const ref =
+      route.kind === 'manifest' && route.tag !== undefined
+        ? `${registry}/${route.repository}:${route.tag}`
+        : `${registry}/${route.repository}@${route.digest}`;
+    if (this.#filters.some((filter) => filter.test(ref))) {
+      throw new NameUnknownError(`${ref} is excluded by a registry filter`);
+    }
+  }
+
+  async #manifest(
+    registry: string,
+    route: Extract<PullRoute, { kind: 'manifest' }>,
+    head: boolean,
+  ): Promise<Reply> {
+    const descriptor =
+      route.tag !== undefined
+        ? await this.#store.resolve(registry, route.repository, route.tag)
+        : await this.#store.stat(route.digest);
+    const name = route.tag ?? route.digest;
+    if (descriptor === undefined || descriptor.mediaType === MEDIA_TYPE_OCTET_STREAM) {
+      throw new ManifestUnknownError(`manifest ${route.repository}:${name} is not held by this node`);
+    }
+    if (descriptor.size > MAX_MANIFEST_BYTES) {
+      throw new ManifestTooLargeError(
+        `manifest ${descriptor.digest} is ${descriptor.size} bytes, over the cap`,
+      );
+    }
+    const headers = [
+      ...contentHeaders(descriptor, descriptor.size),
+      ['Content-Type', descriptor.mediaType] as const,
+    ];
+    if (head) return { kind: 'full', status: 200, headers, body: undefined };
+    return { kind: 'full', status: 200, headers, body: await readAll(this.#store, descriptor) };
+  }
+
+  async #blob(digest: Descriptor['digest'], rangeHeader: string | undefined, head: boolean): Promise<Reply> {
+    const descriptor = await this.#store.stat(digest);
+    if (descriptor === undefined || descriptor.mediaType !== MEDIA_TYPE_OCTET_STREAM) {
+      // Manifests are served from /manifests/ only, so a client never mistakes one path for the other.
+      throw new BlobUnknownError(`blob ${digest} is not held by this node`);
+    }
+    const range = parseRange(rangeHeader, descriptor.size);
+    const whole = { start: 0, end: descriptor.size - 1 };
+    const length = range === undefined ? descriptor.size : range.end - range.start + 1;
+    const headers: Array<readonly [string, string]> = [
+      ...contentHeaders(descriptor, length),
+      ['Content-Type', MEDIA_TYPE_OCTET_STREAM],
+      ['Accept-Ranges', 'bytes'],
+    ];
+    if (range !== undefined)
+      headers.push(['Content-Range', `bytes ${range.start}-${range.end}/${descriptor.size}`]);
+    const status = range === undefined ? 200 : 206;
+    if (head || length === 0)
+      return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
+    const reader = await this.#store.open(digest, range ?? whole);
+    return { kind: 'stream', status, headers, reader, length };
+  }
+}
+
+function contentHeaders(descriptor: Descriptor, length: number): Headers {
+  return [
+    ['Content-Length', String(length)],
+    ['Docker-Content-Digest', descriptor.digest],
+    ['Etag', `"${descriptor.digest}"`],
+    API_VERSION_HEADER,
+  ];
+}
+
+function jsonReply(body: Buffer, head: boolean): Reply {
+  const headers: Headers = [
+    ['Content-Type', 'application/json'],
+    ['Content-Length', String(body.length)],
+    API_VERSION_HEADER,
+  ];
+  return { kind: 'full', status: 200, headers, body: head ? undefined : body };
+}
+
+function textReply(status: number, text: string, head: boolean): Reply {
+  const body = Buffer.from(`${text}\n`);
+  const headers: Headers = [
+    ['Content-Type', 'text/plain'],
+    ['Content-Length', String(body.length)],
+  ];
+  return { kind: 'full', status, headers, body: head ? undefined : body };
+}

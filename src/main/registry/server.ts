@@ -1,0 +1,176 @@
+import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
+import { HeadersTooLargeError, UriTooLongError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { BufferPool } from './buffer-pool.js';
+import type { PullHandler, PullRequest } from './handler.js';
+import { errorReply, type FullReply, type Reply, statusLine } from './reply.js';
+import { type Connection, streamBody } from './stream.js';
+
+export interface RegistryServerInit {
+  /** Interface to bind; undefined binds every interface. */
+  host?: string | undefined;
+  /** Port; 0 picks a free one (see `port` after start). */
+  port: number;
+  /** Bytes per streaming buffer; default 1 MiB. */
+  chunkBytes?: number;
+  /** Streaming buffers in the pool; default 64. */
+  buffers?: number;
+  /** Longest wait for a pool buffer or one store read, in ms; default 5000. */
+  timeoutMs?: number;
+  /** Longest request target accepted; default 4096 bytes. */
+  maxUrlBytes?: number;
+  /** Largest total of request headers accepted; default 16 KiB. */
+  maxHeaderBytes?: number;
+}
+
+interface CapturedRequest extends PullRequest {
+  urlBytes: number;
+  headerBytes: number;
+}
+
+/** The uWebSockets.js HTTP server: copies each request out, asks the handler, writes the reply. */
+export class RegistryServer {
+  readonly #handler: PullHandler;
+  readonly #log: Logger;
+  readonly #init: RegistryServerInit;
+  readonly #pool: BufferPool;
+  readonly #timeoutMs: number;
+  readonly #maxUrlBytes: number;
+  readonly #maxHeaderBytes: number;
+  #listenSocket: us_listen_socket | undefined;
+  #port = 0;
+
+  constructor(deps: { handler: PullHandler; log: Logger }, init: RegistryServerInit) {
+    this.#handler = deps.handler;
+    this.#log = deps.log;
+    this.#init = init;
+    this.#pool = new BufferPool({ bufferSize: init.chunkBytes ?? 1 << 20, count: init.buffers ?? 64 });
+    this.#timeoutMs = init.timeoutMs ?? 5000;
+    this.#maxUrlBytes = init.maxUrlBytes ?? 4096;
+    this.#maxHeaderBytes = init.maxHeaderBytes ?? 16 << 10;
+  }
+
+  /** The bound port, once started. */
+  get port(): number {
+    return this.#port;
+  }
+
+  async start(): Promise<void> {
+    const app = uWS.App();
+    app.any('/*', (res, req) => this.#accept(res, req));
+    const { host, port } = this.#init;
+    await new Promise<void>((resolve, reject) => {
+      const done = (socket: us_listen_socket | false): void => {
+        if (socket === false) {
+          reject(new Error(`registry cannot listen on ${host ?? '*'}:${port}`));
+          return;
+        }
+        this.#listenSocket = socket;
+        this.#port = uWS.us_socket_local_port(socket);
+        resolve();
+      };
+      if (host === undefined) app.listen(port, done);
+      else app.listen(host, port, done);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.#listenSocket !== undefined) uWS.us_listen_socket_close(this.#listenSocket);
+    this.#listenSocket = undefined;
+  }
+
+  #accept(res: HttpResponse, req: HttpRequest): void {
+    // uWS request objects die at the first await: copy everything now.
+    const request = capture(req);
+    const connection: Connection = { aborted: false, onAbort: undefined };
+    res.onAborted(() => {
+      connection.aborted = true;
+      connection.onAbort?.();
+    });
+    void this.#serve(res, request, connection);
+  }
+
+  async #serve(res: HttpResponse, request: CapturedRequest, connection: Connection): Promise<void> {
+    const head = request.method === 'HEAD';
+    let reply: Reply;
+    try {
+      if (request.urlBytes > this.#maxUrlBytes)
+        throw new UriTooLongError(`request target over ${this.#maxUrlBytes} bytes`);
+      if (request.headerBytes > this.#maxHeaderBytes) {
+        throw new HeadersTooLargeError(`request headers over ${this.#maxHeaderBytes} bytes`);
+      }
+      reply = await this.#handler.handle(request);
+    } catch (err) {
+      reply = errorReply(err, head);
+      if (reply.status >= 500)
+        this.#log.error({ err, path: request.path, method: request.method }, 'request failed');
+    }
+    if (reply.kind === 'full') {
+      if (!connection.aborted) res.cork(() => writeFull(res, reply));
+      return;
+    }
+    await this.#stream(res, request, reply, connection);
+  }
+
+  async #stream(
+    res: HttpResponse,
+    request: CapturedRequest,
+    reply: Extract<Reply, { kind: 'stream' }>,
+    connection: Connection,
+  ): Promise<void> {
+    let buffers: Buffer[] | undefined;
+    try {
+      buffers = await this.#pool.acquire(reply.length > this.#pool.bufferSize ? 2 : 1, this.#timeoutMs);
+    } catch (err) {
+      await reply.reader.close();
+      if (!connection.aborted) res.cork(() => writeFull(res, errorReply(err, false)));
+      return;
+    }
+    try {
+      if (connection.aborted) return;
+      res.cork(() => writeHead(res, reply.status, reply.headers, false));
+      await streamBody(res, reply.reader, buffers, reply.length, connection, this.#timeoutMs);
+    } catch (err) {
+      // Status and part of the body are out: the only honest signal left is cutting the connection.
+      this.#log.error({ err, path: request.path }, 'blob stream failed; closing connection');
+      if (!connection.aborted) res.close();
+    } finally {
+      this.#pool.release(buffers);
+      await reply.reader.close().catch(() => undefined);
+    }
+  }
+}
+
+function capture(req: HttpRequest): CapturedRequest {
+  const path = req.getUrl();
+  const query = req.getQuery() ?? '';
+  let headerBytes = 0;
+  req.forEach((key, value) => {
+    headerBytes += key.length + value.length + 4;
+  });
+  const range = req.getHeader('range');
+  return {
+    method: req.getMethod().toUpperCase(),
+    path,
+    query,
+    range: range === '' ? undefined : range,
+    urlBytes: path.length + query.length + 1,
+    headerBytes,
+  };
+}
+
+/** Writes status and headers. Content-Length is written by hand only for bodiless replies: uWS adds its own. */
+function writeHead(res: HttpResponse, status: number, headers: Reply['headers'], bodiless: boolean): void {
+  res.writeStatus(statusLine(status));
+  for (const [name, value] of headers) {
+    if (!bodiless && name === 'Content-Length') continue;
+    res.writeHeader(name, value);
+  }
+}
+
+function writeFull(res: HttpResponse, reply: FullReply): void {
+  writeHead(res, reply.status, reply.headers, reply.body === undefined);
+  // endWithoutBody(length) crashes this uWS build; the bare call keeps our Content-Length header.
+  if (reply.body === undefined) res.endWithoutBody();
+  else res.end(reply.body);
+}

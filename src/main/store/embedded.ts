@@ -1,0 +1,172 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  BlobUnknownError,
+  DigestInvalidError,
+  ManifestUnknownError,
+  StoreUnavailableError,
+} from '../errors.js';
+import { type Digest, digestAlgorithm, digestHex } from '../oci/digest.js';
+import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM, sniffManifestMediaType } from '../oci/media-types.js';
+import type { ByteRange } from '../oci/range.js';
+import { imageName } from '../oci/reference.js';
+import { syncDirectory, writeFileAtomic } from '../util/atomic-file.js';
+import { FileRangeReader } from './file-reader.js';
+import type { BlobReader, Descriptor, WritableStore } from './store.js';
+
+export interface EmbeddedStoreInit {
+  /** Root directory; content lives in `blobs/sha256/<hex>`, the tag index in `index.json`. */
+  dataDir: string;
+}
+
+interface IndexFile {
+  version: 1;
+  /** `<registry>/<repo>:<tag>` → manifest digest. */
+  tags: Record<string, Digest>;
+  /** manifest digest → media type. */
+  manifests: Record<string, string>;
+}
+
+/**
+ * shoal's own content-addressed store. Content is committed only after it hashes to its digest (temp file,
+ * hash, fsync, rename), so a crash never leaves a partial blob under a digest name.
+ */
+export class EmbeddedStore implements WritableStore {
+  readonly kind = 'embedded';
+  readonly #dataDir: string;
+  #index: IndexFile = { version: 1, tags: {}, manifests: {} };
+  /** Index writes run one after another so concurrent tags never lose an update. */
+  #indexWrite: Promise<void> = Promise.resolve();
+
+  constructor(init: EmbeddedStoreInit) {
+    this.#dataDir = init.dataDir;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await mkdir(join(this.#dataDir, 'blobs', 'sha256'), { recursive: true });
+      // Leftovers of an ingest cut short by a crash are never content.
+      await rm(join(this.#dataDir, 'ingest'), { recursive: true, force: true });
+      await mkdir(join(this.#dataDir, 'ingest'));
+      this.#index = await this.#loadIndex();
+    } catch (cause) {
+      throw new StoreUnavailableError(`embedded store at ${this.#dataDir} cannot be opened`, { cause });
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#indexWrite;
+  }
+
+  async ready(): Promise<boolean> {
+    try {
+      return (await stat(join(this.#dataDir, 'blobs', 'sha256'))).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+
+  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+    const digest = this.#index.tags[imageName(registry, repository, tag)];
+    return digest === undefined ? undefined : this.stat(digest);
+  }
+
+  async stat(digest: Digest): Promise<Descriptor | undefined> {
+    const path = this.#blobPath(digest);
+    if (path === undefined) return undefined;
+    try {
+      const info = await stat(path);
+      const mediaType = this.#index.manifests[digest] ?? MEDIA_TYPE_OCTET_STREAM;
+      return { digest, size: info.size, mediaType };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
+    const path = this.#blobPath(digest);
+    if (path === undefined) throw new BlobUnknownError(`blob ${digest} is not in the embedded store`);
+    try {
+      return await FileRangeReader.open(path, range);
+    } catch (cause) {
+      throw new BlobUnknownError(`blob ${digest} is not in the embedded store`, { cause });
+    }
+  }
+
+  async ingest(digest: Digest, source: AsyncIterable<Uint8Array>): Promise<Descriptor> {
+    const path = this.#blobPath(digest);
+    if (path === undefined)
+      throw new DigestInvalidError(`the embedded store keeps sha256 content only, not ${digest}`);
+    const temp = join(this.#dataDir, 'ingest', `${digestHex(digest)}.${randomBytes(4).toString('hex')}`);
+    const hash = createHash('sha256');
+    const handle = await open(temp, 'wx', 0o644);
+    let size = 0;
+    // The first bytes are kept only while the content could still be a manifest.
+    let head: Uint8Array[] | undefined = [];
+    try {
+      try {
+        for await (const chunk of source) {
+          hash.update(chunk);
+          await handle.write(chunk);
+          size += chunk.length;
+          head = size <= MAX_MANIFEST_BYTES ? head?.concat(chunk) : undefined;
+        }
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      const actual = `sha256:${hash.digest('hex')}`;
+      if (actual !== digest) throw new DigestInvalidError(`content hashes to ${actual}, not ${digest}`);
+      await rename(temp, path);
+      await syncDirectory(join(this.#dataDir, 'blobs', 'sha256'));
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    const mediaType = head === undefined ? undefined : sniffManifestMediaType(Buffer.concat(head));
+    if (mediaType !== undefined && this.#index.manifests[digest] !== mediaType) {
+      await this.#updateIndex((index) => {
+        index.manifests[digest] = mediaType;
+      });
+    }
+    return { digest, size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
+  }
+
+  async tag(registry: string, repository: string, tag: string, digest: Digest): Promise<void> {
+    const descriptor = await this.stat(digest);
+    if (descriptor === undefined || descriptor.mediaType === MEDIA_TYPE_OCTET_STREAM) {
+      throw new ManifestUnknownError(`cannot tag ${digest}: no such manifest in the embedded store`);
+    }
+    await this.#updateIndex((index) => {
+      index.tags[imageName(registry, repository, tag)] = digest;
+    });
+  }
+
+  #blobPath(digest: Digest): string | undefined {
+    // Digests are validated lowercase hex, so the file name cannot leave the blobs directory.
+    return digestAlgorithm(digest) === 'sha256'
+      ? join(this.#dataDir, 'blobs', 'sha256', digestHex(digest))
+      : undefined;
+  }
+
+  async #loadIndex(): Promise<IndexFile> {
+    let text: string;
+    try {
+      text = await readFile(join(this.#dataDir, 'index.json'), 'utf8');
+    } catch {
+      return { version: 1, tags: {}, manifests: {} };
+    }
+    const parsed = JSON.parse(text) as Partial<IndexFile>;
+    return { version: 1, tags: parsed.tags ?? {}, manifests: parsed.manifests ?? {} };
+  }
+
+  async #updateIndex(change: (index: IndexFile) => void): Promise<void> {
+    const write = this.#indexWrite.then(async () => {
+      change(this.#index);
+      await writeFileAtomic(join(this.#dataDir, 'index.json'), JSON.stringify(this.#index));
+    });
+    this.#indexWrite = write.catch(() => undefined);
+    await write;
+  }
+}

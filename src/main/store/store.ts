@@ -1,0 +1,71 @@
+import type { Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+
+/** What a store knows of one piece of content. */
+export interface Descriptor {
+  readonly digest: Digest;
+  readonly size: number;
+  /**
+   * The manifest or index media type when the content is one; `application/octet-stream` for every other
+   * blob (layers, configs). The registry uses it to keep manifests and blobs apart.
+   */
+  readonly mediaType: string;
+}
+
+/**
+ * Pull-based reader over a byte range. The caller supplies the buffer, so memory stays in the caller's
+ * fixed pool and backpressure is simply not calling `read` again.
+ */
+export interface BlobReader {
+  /** Fills `into` from the current position; resolves 0 at the end of the range. */
+  read(into: Buffer): Promise<number>;
+  /** Releases the file handle or stream. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/** Where shoal reads content from: containerd's content store, the embedded store, or a fake. */
+export interface ContentStore {
+  readonly kind: string;
+  /** Resolves `<registry>/<repository>:<tag>` to the manifest it names, if that manifest is held. */
+  resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined>;
+  /** Describes content that is fully present, or undefined. */
+  stat(digest: Digest): Promise<Descriptor | undefined>;
+  /**
+   * Opens an inclusive byte range of present content. Throws BlobUnknownError when absent. A reader of
+   * content that turns out shorter than its size throws ContentCorruptError instead of ending early.
+   */
+  open(digest: Digest, range: ByteRange): Promise<BlobReader>;
+  /** True once the store can answer (containerd reachable, directories present). */
+  ready(): Promise<boolean>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A store that shoal writes to itself. */
+export interface WritableStore extends ContentStore {
+  /**
+   * Stores content after checking it hashes to `digest` (temp file, verify, fsync, rename). Throws
+   * DigestInvalidError on mismatch and leaves nothing behind.
+   */
+  ingest(digest: Digest, source: AsyncIterable<Uint8Array>): Promise<Descriptor>;
+  /** Points `<registry>/<repository>:<tag>` at a manifest already in the store. */
+  tag(registry: string, repository: string, tag: string, digest: Digest): Promise<void>;
+}
+
+/** Reads a whole piece of content of at most `limit` bytes; for manifests. */
+export async function readAll(store: ContentStore, descriptor: Descriptor): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(descriptor.size);
+  if (descriptor.size === 0) return out;
+  const reader = await store.open(descriptor.digest, { start: 0, end: descriptor.size - 1 });
+  try {
+    let filled = 0;
+    while (filled < out.length) {
+      const n = await reader.read(out.subarray(filled));
+      if (n === 0) break;
+      filled += n;
+    }
+    return out;
+  } finally {
+    await reader.close();
+  }
+}

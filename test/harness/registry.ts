@@ -1,0 +1,57 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Child, freePort, waitFor } from './process.js';
+
+/** A CNCF distribution registry (`docker-registry serve`) on 127.0.0.1 with its own storage. */
+export class DistributionRegistry {
+  readonly dir: string;
+  port = 0;
+  #child: Child | undefined;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** host:port, as containerd names the registry. */
+  get host(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get url(): string {
+    return `http://${this.host}`;
+  }
+
+  /** Everything the registry printed, including its access log. */
+  get output(): string {
+    return this.#child?.output ?? '';
+  }
+
+  async start(): Promise<void> {
+    if (this.port === 0) this.port = await freePort();
+    await mkdir(join(this.dir, 'data'), { recursive: true });
+    const config = join(this.dir, 'config.yml');
+    await writeFile(
+      config,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: info',
+        '  accesslog:',
+        '    disabled: false',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${join(this.dir, 'data')}`,
+        'http:',
+        `  addr: 127.0.0.1:${this.port}`,
+        '',
+      ].join('\n'),
+    );
+    this.#child = new Child('docker-registry', ['serve', config]);
+    await waitFor('distribution registry', async () => (await fetch(`${this.url}/v2/`)).status === 200);
+  }
+
+  async stop(): Promise<void> {
+    await this.#child?.stop();
+    this.#child = undefined;
+  }
+}

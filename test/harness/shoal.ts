@@ -1,0 +1,46 @@
+import { fileURLToPath } from 'node:url';
+import { Child, freePort, waitFor } from './process.js';
+
+export const CLI = fileURLToPath(new URL('../../src/main/cli.js', import.meta.url));
+
+/** A shoal process started through its real CLI. */
+export class ShoalProcess {
+  readonly args: readonly string[];
+  port = 0;
+  #child: Child | undefined;
+
+  constructor(args: readonly string[]) {
+    this.args = args;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number {
+    return this.#child?.pid ?? -1;
+  }
+
+  get output(): string {
+    return this.#child?.output ?? '';
+  }
+
+  async start(): Promise<void> {
+    this.port = await freePort();
+    const env = { ...process.env, LOG_LEVEL: process.env.SHOAL_TEST_LOG_LEVEL ?? 'warn' };
+    this.#child = new Child(
+      process.execPath,
+      [CLI, 'registry', '--registry-addr', `127.0.0.1:${this.port}`, ...this.args],
+      env,
+    );
+    const child = this.#child;
+    await waitFor('shoal', async () => {
+      if (!child.running) throw new Error(`shoal exited:\n${child.output}`);
+      return (await fetch(`${this.url}/livez`)).status === 200;
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.#child?.stop();
+  }
+}

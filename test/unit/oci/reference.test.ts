@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { NameInvalidError, TagInvalidError } from '../../../src/main/errors.js';
+import { imageName, parseRegistryHost, parseRepository, parseTag } from '../../../src/main/oci/reference.js';
+
+describe('repository names', () => {
+  for (const good of ['library/nginx', 'a', 'a/b/c', 'my-org/my_app', 'a__b', 'x.y/z-1', 'a---b']) {
+    it(`accepts ${good}`, () => assert.equal(parseRepository(good), good));
+  }
+  for (const bad of [
+    '',
+    'UPPER',
+    'a//b',
+    '/a',
+    'a/',
+    '../etc',
+    'a/../b',
+    'a_',
+    '-a',
+    'a b',
+    'a%2Fb',
+    'x'.repeat(256),
+  ]) {
+    it(`rejects ${JSON.stringify(bad.slice(0, 20))}`, () =>
+      assert.throws(() => parseRepository(bad), NameInvalidError));
+  }
+});
+
+describe('tags', () => {
+  it('accepts the distribution grammar', () => {
+    assert.equal(parseTag('v1.2.3-rc_1'), 'v1.2.3-rc_1');
+    assert.equal(parseTag('_x'), '_x');
+  });
+  for (const bad of ['', '.hidden', '-x', 'a:b', 'x'.repeat(129), 'a/b']) {
+    it(`rejects ${JSON.stringify(bad.slice(0, 20))}`, () =>
+      assert.throws(() => parseTag(bad), TagInvalidError));
+  }
+});
+
+describe('registry hosts', () => {
+  for (const good of ['docker.io', '127.0.0.1:5000', 'registry.k8s.io', '[::1]:5000', 'localhost']) {
+    it(`accepts ${good}`, () => assert.equal(parseRegistryHost(good), good));
+  }
+  it('lowercases', () => assert.equal(parseRegistryHost('Docker.IO'), 'docker.io'));
+  for (const bad of ['', 'a b', 'host:99999', 'host:', 'http://x', 'a/b', '-bad.io', 'x'.repeat(254)]) {
+    it(`rejects ${JSON.stringify(bad.slice(0, 20))}`, () =>
+      assert.throws(() => parseRegistryHost(bad), NameInvalidError));
+  }
+  it('names images as containerd does', () => {
+    assert.equal(imageName('docker.io', 'library/nginx', 'latest'), 'docker.io/library/nginx:latest');
+  });
+});
