@@ -142,7 +142,11 @@ export class ContainerdClient {
     const call = method<StreamMethod>(this.#content, 'read')({ digest, offset, size }, this.#metadata);
     return {
       messages: (call as unknown as AsyncIterable<{ offset: number; data: Buffer }>)[Symbol.asyncIterator](),
-      cancel: () => call.cancel(),
+      cancel: () => {
+        // Cancelling makes the call emit CANCELLED; with no reader left that would be an uncaught error.
+        call.on('error', () => undefined);
+        call.cancel();
+      },
     };
   }
 

@@ -64,7 +64,7 @@ export function renderHostsToml(
 
 /** The `[host."…"]` tables of an existing hosts.toml, verbatim (everything from the first table on). */
 export function hostTables(toml: string): string {
-  const start = toml.search(/^\s*\[host\./m);
+  const start = toml.search(/^[ \t]*\[host\./m);
   return start === -1 ? '' : toml.slice(start);
 }
 

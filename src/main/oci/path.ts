@@ -35,7 +35,11 @@ export function parsePullPath(path: string): PullRoute {
   }
   if (blobAt > 0) {
     const repository = parseRepository(rest.slice(0, blobAt));
-    return { kind: 'blob', repository, digest: parseDigest(rest.slice(blobAt + '/blobs/'.length)) };
+    const reference = rest.slice(blobAt + '/blobs/'.length);
+    if (reference === 'uploads' || reference.startsWith('uploads/')) {
+      throw new RouteUnknownError('blob uploads are not supported: shoal is a read-only mirror');
+    }
+    return { kind: 'blob', repository, digest: parseDigest(reference) };
   }
   throw new RouteUnknownError(`unknown path ${JSON.stringify(path.slice(0, 80))}`);
 }

@@ -29,7 +29,7 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   }
   const start = Number(first);
   const end = last === '' ? size - 1 : Number(last);
-  if (end < start) throw new RangeInvalidError(`Range end ${end} is before start ${start}`);
   if (start >= size) throw new RangeNotSatisfiableError(`Range start ${start} is beyond size ${size}`, size);
+  if (end < start) throw new RangeInvalidError(`Range end ${end} is before start ${start}`);
   return { start, end: Math.min(end, size - 1) };
 }

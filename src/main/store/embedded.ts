@@ -94,7 +94,10 @@ export class EmbeddedStore implements WritableStore {
     }
   }
 
-  async ingest(digest: Digest, source: AsyncIterable<Uint8Array>): Promise<Descriptor> {
+  async ingest(
+    digest: Digest,
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  ): Promise<Descriptor> {
     const path = this.#blobPath(digest);
     if (path === undefined)
       throw new DigestInvalidError(`the embedded store keeps sha256 content only, not ${digest}`);

@@ -42,7 +42,10 @@ export class MemoryStore implements WritableStore {
     };
   }
 
-  async ingest(digest: Digest, source: AsyncIterable<Uint8Array>): Promise<Descriptor> {
+  async ingest(
+    digest: Digest,
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  ): Promise<Descriptor> {
     const chunks: Uint8Array[] = [];
     for await (const chunk of source) chunks.push(chunk);
     const bytes = Buffer.concat(chunks);

@@ -1,3 +1,4 @@
+import { ContentCorruptError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 
@@ -47,12 +48,12 @@ export interface WritableStore extends ContentStore {
    * Stores content after checking it hashes to `digest` (temp file, verify, fsync, rename). Throws
    * DigestInvalidError on mismatch and leaves nothing behind.
    */
-  ingest(digest: Digest, source: AsyncIterable<Uint8Array>): Promise<Descriptor>;
+  ingest(digest: Digest, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Descriptor>;
   /** Points `<registry>/<repository>:<tag>` at a manifest already in the store. */
   tag(registry: string, repository: string, tag: string, digest: Digest): Promise<void>;
 }
 
-/** Reads a whole piece of content of at most `limit` bytes; for manifests. */
+/** Reads a whole piece of content into one buffer; for manifests, which are capped in size. */
 export async function readAll(store: ContentStore, descriptor: Descriptor): Promise<Buffer> {
   const out = Buffer.allocUnsafe(descriptor.size);
   if (descriptor.size === 0) return out;
@@ -61,7 +62,8 @@ export async function readAll(store: ContentStore, descriptor: Descriptor): Prom
     let filled = 0;
     while (filled < out.length) {
       const n = await reader.read(out.subarray(filled));
-      if (n === 0) break;
+      if (n === 0)
+        throw new ContentCorruptError(`${descriptor.digest} ended at ${filled} of ${descriptor.size} bytes`);
       filled += n;
     }
     return out;

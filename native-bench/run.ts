@@ -1,0 +1,109 @@
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { cachedLayout, pushLayout } from '../test/harness/images.js';
+import { run } from '../test/harness/process.js';
+import { DistributionRegistry } from '../test/harness/registry.js';
+import { CLI, ShoalProcess } from '../test/harness/shoal.js';
+import { removeDir, shortTempDir } from '../test/harness/tmp.js';
+
+// Local-hit benchmarks: shoal serving from its embedded store against the CNCF distribution registry
+// serving the same image from its filesystem, in the same run, on the same machine. Only ratios travel.
+
+const MiB = 1 << 20;
+const BLOB_MiB = Number(process.env.BENCH_BLOB_MIB ?? 256);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+/** Downloads with curl to /dev/null (a native client, so the server is what is measured); returns bytes. */
+async function fetchAll(url: string): Promise<number> {
+  const out = await run('curl', ['-sS', '--fail', '-o', '/dev/null', '-w', '%{size_download}', url]);
+  return Number(out.trim());
+}
+
+/** Best of ROUNDS: GB/s for `clients` concurrent full downloads. */
+async function throughput(url: string, clients: number, expected: number): Promise<number> {
+  let best = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    const started = process.hrtime.bigint();
+    const lengths = await Promise.all(Array.from({ length: clients }, () => fetchAll(url)));
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (lengths.some((length) => length !== expected)) throw new Error(`short download from ${url}`);
+    best = Math.max(best, (clients * expected) / seconds / 1e9);
+  }
+  return best;
+}
+
+async function requestRate(url: string): Promise<number> {
+  const result = await autocannon({
+    url,
+    connections: 16,
+    duration: 5,
+    headers: {
+      Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, */*',
+    },
+  });
+  if (result.non2xx > 0) throw new Error(`${result.non2xx} failed requests to ${url}`);
+  return result.requests.average;
+}
+
+async function main(): Promise<void> {
+  const { dir: layout, result: image } = await cachedLayout(`bench-${BLOB_MiB}`, async (writer) => {
+    const built = await writer.addImage({
+      layers: [{ size: BLOB_MiB * MiB, seed: `bench-${BLOB_MiB}`, gzip: false }],
+    });
+    writer.tag(built.manifest, 'bench');
+    return built;
+  });
+  const work = await shortTempDir('shoal-bench');
+  const registry = new DistributionRegistry(join(work, 'registry'));
+  let shoal: ShoalProcess | undefined;
+  try {
+    await registry.start();
+    await pushLayout(layout, 'bench', registry.host, 'bench/app');
+    await run(process.execPath, [
+      CLI,
+      'import',
+      '--data-dir',
+      join(work, 'data'),
+      '--registry',
+      registry.host,
+      '--repository',
+      'bench/app',
+      layout,
+    ]);
+    shoal = new ShoalProcess([
+      '--store',
+      'embedded',
+      '--data-dir',
+      join(work, 'data'),
+      '--log-level',
+      'error',
+    ]);
+    await shoal.start();
+    const layer = image.layers[0];
+    if (layer === undefined) throw new Error('bench image has no layer');
+    const blobPath = `/v2/bench/app/blobs/${layer.digest}?ns=${registry.host}`;
+    const manifestPath = `/v2/bench/app/manifests/bench?ns=${registry.host}`;
+    const rows: string[] = [];
+    for (const clients of [1, 4]) {
+      const base = await throughput(`${registry.url}${blobPath}`, clients, layer.size);
+      const ours = await throughput(`${shoal.url}${blobPath}`, clients, layer.size);
+      rows.push(
+        `blob ${BLOB_MiB} MiB, ${clients} client(s)  distribution ${base.toFixed(2)} GB/s  shoal ${ours.toFixed(2)} GB/s  ratio ${(ours / base).toFixed(2)}`,
+      );
+    }
+    const baseRate = await requestRate(`${registry.url}${manifestPath}`);
+    const ourRate = await requestRate(`${shoal.url}${manifestPath}`);
+    rows.push(
+      `manifest GET by tag, 16 conns  distribution ${baseRate.toFixed(0)} req/s  shoal ${ourRate.toFixed(0)} req/s  ratio ${(ourRate / baseRate).toFixed(2)}`,
+    );
+    console.log(
+      ['local-hit benchmark (best of rounds; ratios are shoal / distribution):', ...rows].join('\n'),
+    );
+  } finally {
+    await shoal?.stop();
+    await registry.stop();
+    await removeDir(work);
+  }
+}
+
+await main();

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseDigest } from '../../src/main/oci/digest.js';
+import { EmbeddedStore } from '../../src/main/store/embedded.js';
+import { seededBytes } from '../harness/images.js';
+import { ShoalProcess } from '../harness/shoal.js';
+import { removeDir, shortTempDir } from '../harness/tmp.js';
+
+const GiB = 1 << 30;
+const CLIENTS = 8;
+const RSS_LIMIT_MiB = 200;
+
+/** Streams a download, counting bytes; hashes only when asked (hashing 8 GiB would starve the server). */
+function download(url: string, hash: boolean): Promise<{ length: number; sha256: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const digest = hash ? createHash('sha256') : undefined;
+    let length = 0;
+    request(url, (res) => {
+      if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode}`));
+      res.on('data', (chunk: Buffer) => {
+        length += chunk.length;
+        digest?.update(chunk);
+      });
+      res.on('end', () =>
+        resolve({ length, sha256: digest === undefined ? undefined : `sha256:${digest.digest('hex')}` }),
+      );
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
+  return kib / 1024;
+}
+
+describe(`memory stays bounded: ${CLIENTS} concurrent 1 GiB downloads`, { timeout: 300_000 }, () => {
+  let dir: string;
+  let shoal: ShoalProcess;
+  let digest: string;
+
+  before(async () => {
+    dir = await shortTempDir('shoal-mem');
+    const store = new EmbeddedStore({ dataDir: join(dir, 'data') });
+    await store.start();
+    // The digest is only known after the bytes are made: make them twice (cheap) rather than hold 1 GiB.
+    const hash = createHash('sha256');
+    for await (const chunk of seededBytes('memory-bound', GiB)) hash.update(chunk);
+    digest = `sha256:${hash.digest('hex')}`;
+    await store.ingest(parseDigest(digest), seededBytes('memory-bound', GiB));
+    await store.stop();
+    shoal = new ShoalProcess(['--store', 'embedded', '--data-dir', join(dir, 'data')]);
+    await shoal.start();
+  });
+
+  after(async () => {
+    await shoal?.stop();
+    await removeDir(dir);
+  });
+
+  it(`serves them all completely and the process peaks under ${RSS_LIMIT_MiB} MiB RSS`, async (t) => {
+    const url = `${shoal.url}/v2/big/blobs/${digest}`;
+    const results = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => download(url, i === 0)));
+    for (const result of results) assert.equal(result.length, GiB);
+    assert.equal(results[0]?.sha256, digest);
+    const peak = await peakRssMiB(shoal.pid);
+    t.diagnostic(`peak RSS of shoal serving ${CLIENTS}×1 GiB: ${peak.toFixed(1)} MiB`);
+    assert.ok(peak < RSS_LIMIT_MiB, `peak RSS ${peak.toFixed(1)} MiB`);
+  });
+});

@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Digest } from '../../src/main/oci/digest.js';
+import type { ByteRange } from '../../src/main/oci/range.js';
+import { MemoryStore } from '../../src/main/store/memory.js';
+import type { BlobReader } from '../../src/main/store/store.js';
+import { get, rawRequest, startRegistry } from '../harness/http.js';
+import { seededBytes } from '../harness/images.js';
+
+const MiB = 1 << 20;
+
+async function blobOf(size: number, seed: string): Promise<{ bytes: Buffer; digest: Digest }> {
+  const parts: Buffer[] = [];
+  for await (const part of seededBytes(seed, size)) parts.push(part);
+  const bytes = Buffer.concat(parts);
+  return { bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest };
+}
+
+/** Downloads with node:http, optionally pausing the socket after every chunk; returns hash and length. */
+function download(
+  url: string,
+  opts: { pauseMs?: number; abortAfter?: number } = {},
+): Promise<{ status: number; length: number; sha256: string; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    let length = 0;
+    const req = request(url, (res) => {
+      res.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        length += chunk.length;
+        if (opts.abortAfter !== undefined && length >= opts.abortAfter) {
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, length, sha256: '', complete: false });
+          return;
+        }
+        if (opts.pauseMs !== undefined) {
+          res.pause();
+          setTimeout(() => res.resume(), opts.pauseMs);
+        }
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          length,
+          sha256: `sha256:${hash.digest('hex')}`,
+          complete: res.complete,
+        }),
+      );
+      res.on('error', () => resolve({ status: res.statusCode ?? 0, length, sha256: '', complete: false }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A store whose readers misbehave on purpose: stop early, or hang. */
+class FaultyStore extends MemoryStore {
+  fault: 'none' | 'short' | 'hang' = 'none';
+
+  override async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
+    const inner = await super.open(digest, range);
+    const fault = this.fault;
+    let served = 0;
+    return {
+      read: async (into) => {
+        if (fault === 'hang' && served > 0) return new Promise<number>(() => undefined);
+        const n = await inner.read(into);
+        served += n;
+        // 'short': the store claims a size it cannot deliver, ending after 2 MiB.
+        return fault === 'short' && served > 2 * MiB ? 0 : n;
+      },
+      close: () => inner.close(),
+    };
+  }
+}
+
+describe('blob streaming under stress', { timeout: 120_000 }, () => {
+  let store: FaultyStore;
+  let url: string;
+  let port: number;
+  let stop: () => Promise<void>;
+  let big: { bytes: Buffer; digest: Digest };
+  const blobUrl = (): string => `${url}/v2/app/blobs/${big.digest}`;
+
+  before(async () => {
+    store = new FaultyStore();
+    big = await blobOf(24 * MiB, 'streaming');
+    await store.ingest(big.digest, [big.bytes]);
+    // Four buffers of 256 KiB: two streams at a time, so exhaustion and reuse happen in these tests.
+    ({ url, port, stop } = await startRegistry(
+      store,
+      {},
+      { chunkBytes: 256 << 10, buffers: 4, timeoutMs: 1500 },
+    ));
+  });
+  after(() => stop());
+
+  // Regression: onWritable handlers registered per chunk were ignored by uWS after the first, so a reader
+  // slower than loopback stalled mid-body forever.
+  it('delivers every byte to a slow reader', async () => {
+    const result = await download(blobUrl(), { pauseMs: 2 });
+    assert.equal(result.status, 200);
+    assert.equal(result.length, big.bytes.length);
+    assert.equal(result.sha256, big.digest);
+  });
+
+  it('serves a slow ranged read exactly', async () => {
+    const result = await new Promise<Buffer>((resolve, reject) => {
+      const parts: Buffer[] = [];
+      request(blobUrl(), { headers: { Range: `bytes=${5 * MiB}-` } }, (res) => {
+        assert.equal(res.statusCode, 206);
+        res.on('data', (chunk: Buffer) => {
+          parts.push(chunk);
+          res.pause();
+          setTimeout(() => res.resume(), 1);
+        });
+        res.on('end', () => resolve(Buffer.concat(parts)));
+      })
+        .on('error', reject)
+        .end();
+    });
+    assert.ok(result.equals(big.bytes.subarray(5 * MiB)));
+  });
+
+  it('returns buffers when clients abort mid-stream, so later downloads still run', async () => {
+    for (let i = 0; i < 6; i++) {
+      const aborted = await download(blobUrl(), { abortAfter: MiB });
+      assert.equal(aborted.complete, false);
+    }
+    await sleep(50);
+    const result = await download(blobUrl());
+    assert.equal(result.sha256, big.digest);
+  });
+
+  it('queues streams beyond the pool instead of failing or growing', async () => {
+    const results = await Promise.all(Array.from({ length: 5 }, () => download(blobUrl())));
+    for (const result of results) assert.equal(result.sha256, big.digest);
+  });
+
+  it('cuts the connection when the store ends a body early: never a short 200', async () => {
+    store.fault = 'short';
+    try {
+      await assert.rejects(
+        rawRequest(port, get(`/v2/app/blobs/${big.digest}`), { timeoutMs: 5000 }),
+        /connection closed without a complete response/,
+      );
+    } finally {
+      store.fault = 'none';
+    }
+  });
+
+  it('cuts the connection when a store read hangs past the timeout', async () => {
+    store.fault = 'hang';
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        rawRequest(port, get(`/v2/app/blobs/${big.digest}`), { timeoutMs: 10_000 }),
+        /connection closed/,
+      );
+      assert.ok(Date.now() - started < 5000, 'bounded by the store timeout');
+    } finally {
+      store.fault = 'none';
+    }
+    const result = await download(blobUrl());
+    assert.equal(result.sha256, big.digest, 'the buffers of the hung stream came back');
+  });
+});

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { before, describe, it } from 'node:test';
+import {
+  BlobUnknownError,
+  ManifestUnknownError,
+  MethodUnsupportedError,
+  NameUnknownError,
+} from '../../../src/main/errors.js';
+import type { Digest } from '../../../src/main/oci/digest.js';
+import { MEDIA_TYPE_OCI_MANIFEST } from '../../../src/main/oci/media-types.js';
+import { PullHandler, type PullRequest } from '../../../src/main/registry/handler.js';
+import { MemoryStore } from '../../../src/main/store/memory.js';
+
+const digestOf = (bytes: Buffer): Digest =>
+  `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
+const header = (headers: ReadonlyArray<readonly [string, string]>, name: string): string | undefined =>
+  headers.find(([key]) => key === name)?.[1];
+
+describe('PullHandler', () => {
+  const store = new MemoryStore();
+  const layer = Buffer.from('layer bytes');
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE_OCI_MANIFEST,
+      config: {},
+      layers: [{ digest: digestOf(layer) }],
+    }),
+  );
+  const handler = new PullHandler({ store, ready: async () => true }, { defaultRegistry: 'docker.io' });
+  const request = (path: string, extra: Partial<PullRequest> = {}): PullRequest => ({
+    method: 'GET',
+    path,
+    query: '',
+    range: undefined,
+    ...extra,
+  });
+
+  before(async () => {
+    await store.ingest(digestOf(layer), [layer]);
+    await store.ingest(digestOf(manifest), [manifest]);
+    await store.tag('docker.io', 'library/app', 'v1', digestOf(manifest));
+  });
+
+  it('answers a manifest by tag with its bytes and media type', async () => {
+    const reply = await handler.handle(request('/v2/library/app/manifests/v1'));
+    assert.equal(reply.kind, 'full');
+    assert.equal(reply.status, 200);
+    assert.equal(header(reply.headers, 'Content-Type'), MEDIA_TYPE_OCI_MANIFEST);
+    assert.equal(header(reply.headers, 'Docker-Content-Digest'), digestOf(manifest));
+    assert.ok(reply.kind === 'full' && reply.body?.equals(manifest));
+  });
+
+  it('answers HEAD without reading the body', async () => {
+    const reply = await handler.handle(request('/v2/library/app/manifests/v1', { method: 'HEAD' }));
+    assert.ok(reply.kind === 'full' && reply.body === undefined);
+    assert.equal(header(reply.headers, 'Content-Length'), String(manifest.length));
+  });
+
+  it('streams blobs and ranges through a reader', async () => {
+    const whole = await handler.handle(request(`/v2/library/app/blobs/${digestOf(layer)}`));
+    assert.ok(whole.kind === 'stream');
+    assert.equal(whole.length, layer.length);
+    await whole.reader.close();
+    const part = await handler.handle(
+      request(`/v2/library/app/blobs/${digestOf(layer)}`, { range: 'bytes=6-' }),
+    );
+    assert.ok(part.kind === 'stream');
+    assert.equal(part.status, 206);
+    assert.equal(header(part.headers, 'Content-Range'), `bytes 6-${layer.length - 1}/${layer.length}`);
+    const into = Buffer.alloc(64);
+    const n = await part.reader.read(into);
+    assert.equal(into.subarray(0, n).toString(), 'bytes');
+    await part.reader.close();
+  });
+
+  it('throws coded errors for misses, write methods and other registries', async () => {
+    await assert.rejects(handler.handle(request('/v2/library/app/manifests/v2')), ManifestUnknownError);
+    await assert.rejects(
+      handler.handle(request(`/v2/library/app/blobs/sha256:${'1'.repeat(64)}`)),
+      BlobUnknownError,
+    );
+    await assert.rejects(handler.handle(request('/v2/', { method: 'PUT' })), MethodUnsupportedError);
+    const mirrored = new PullHandler({ store, ready: async () => true }, { mirroredRegistries: ['ghcr.io'] });
+    await assert.rejects(mirrored.handle(request('/v2/library/app/manifests/v1')), NameUnknownError);
+  });
+});
