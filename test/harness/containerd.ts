@@ -50,11 +50,17 @@ export class Containerd {
         '',
       ].join('\n'),
     );
-    this.#child = new Child('containerd', ['--config', config]);
-    await waitFor('containerd', async () => {
-      await this.ctr(['version'], 2000);
-      return true;
-    });
+    const child = new Child('containerd', ['--config', config]);
+    this.#child = child;
+    await waitFor(
+      'containerd',
+      async () => {
+        await this.ctr(['version'], 2000);
+        return true;
+      },
+      15_000,
+      () => (child.running ? undefined : child.output),
+    );
   }
 
   async stop(): Promise<void> {

@@ -15,14 +15,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Polls `check` until it returns true or `timeoutMs` passes. */
+/** Polls `check` until it returns true or `timeoutMs` passes; `fatal` ends the wait at once with its message. */
 export async function waitFor(
   what: string,
   check: () => Promise<boolean>,
   timeoutMs = 15_000,
+  fatal: () => string | undefined = () => undefined,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const failure = fatal();
+    if (failure !== undefined) throw new Error(`${what} failed to start: ${failure}`);
     try {
       if (await check()) return;
     } catch {

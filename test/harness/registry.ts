@@ -46,8 +46,14 @@ export class DistributionRegistry {
         '',
       ].join('\n'),
     );
-    this.#child = new Child('docker-registry', ['serve', config]);
-    await waitFor('distribution registry', async () => (await fetch(`${this.url}/v2/`)).status === 200);
+    const child = new Child('docker-registry', ['serve', config]);
+    this.#child = child;
+    await waitFor(
+      'distribution registry',
+      async () => (await fetch(`${this.url}/v2/`)).status === 200,
+      15_000,
+      () => (child.running ? undefined : child.output),
+    );
   }
 
   async stop(): Promise<void> {

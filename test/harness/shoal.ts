@@ -34,10 +34,12 @@ export class ShoalProcess {
       env,
     );
     const child = this.#child;
-    await waitFor('shoal', async () => {
-      if (!child.running) throw new Error(`shoal exited:\n${child.output}`);
-      return (await fetch(`${this.url}/livez`)).status === 200;
-    });
+    await waitFor(
+      'shoal',
+      async () => (await fetch(`${this.url}/livez`)).status === 200,
+      15_000,
+      () => (child.running ? undefined : `exited:\n${child.output}`),
+    );
   }
 
   async stop(): Promise<void> {

@@ -87,7 +87,11 @@ export class RegistryServer {
       connection.aborted = true;
       connection.onAbort?.();
     });
-    void this.#serve(res, request, connection);
+    this.#serve(res, request, connection).catch((err: unknown) => {
+      // Only a bug gets here (handler errors become replies); never let it become an unhandled rejection.
+      this.#log.error({ err, path: request.path }, 'request handling crashed');
+      if (!connection.aborted) res.close();
+    });
   }
 
   async #serve(res: HttpResponse, request: CapturedRequest, connection: Connection): Promise<void> {
