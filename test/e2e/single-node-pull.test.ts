@@ -85,8 +85,12 @@ describe('e2e: containerd pulls through a single shoal node', { timeout: 600_000
     assert.equal(images.get(multiRef()), multi.index.digest);
   });
 
-  it('node B pulls both images by tag through shoal with the upstream gone', async () => {
+  it('node B pulls both images by tag through shoal with the upstream gone', async (t) => {
+    const started = Date.now();
     await nodeB.pull(bigRef());
+    t.diagnostic(
+      `pull of the ${big.image.layers.reduce((sum, layer) => sum + layer.size, 0) >> 20} MiB image through shoal: ${Date.now() - started} ms`,
+    );
     await nodeB.pull(multiRef());
     const images = await nodeB.images();
     assert.equal(images.get(bigRef()), big.image.manifest.digest);
@@ -120,7 +124,7 @@ describe('e2e: containerd pulls through a single shoal node', { timeout: 600_000
     assert.equal(images.get(bigByDigest), big.image.manifest.digest);
   });
 
-  it('a pull of an image shoal does not hold fails over to upstream at once', async () => {
+  it('a pull of an image shoal does not hold fails over to upstream at once', async (t) => {
     await registry.start();
     const fresh = await smallImage('e2e-unknown');
     await pushLayout(fresh.dir, fresh.tag, registry.host, 'e2e/fresh');
@@ -128,6 +132,7 @@ describe('e2e: containerd pulls through a single shoal node', { timeout: 600_000
     const started = Date.now();
     await nodeB.pull(ref);
     const elapsed = Date.now() - started;
+    t.diagnostic(`pull of an image shoal lacks, via fallback to upstream: ${elapsed} ms`);
     assert.equal((await nodeB.images()).get(ref), fresh.image.manifest.digest);
     // shoal answers a miss with 404 in milliseconds; a stalled mirror would cost containerd its full timeout.
     assert.ok(elapsed < 10_000, `fallback pull took ${elapsed} ms`);
