@@ -1,0 +1,219 @@
+// libp2p calls Promise.withResolvers (Node 22+); whoever uses this router gets the polyfill first.
+import '../../polyfill.js';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
+import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht';
+import { ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
+import type { Logger } from '../../log/logger.js';
+import { withTimeout } from '../../util/timeout.js';
+import type { Provider, Router } from '../router.js';
+import { loadIdentity } from './identity.js';
+import { routingCid } from './keys.js';
+
+export const DHT_PROTOCOL = '/shoal/kad/1.0.0';
+export const REGISTRY_PROTOCOL = '/shoal/registry/1.0.0';
+
+export interface Libp2pRouterInit {
+  /** Interface and TCP port the router listens on (port 0 picks one). */
+  host: string;
+  port: number;
+  /** Holds the node identity. */
+  dataDir: string;
+  /** Port of this node's registry API, told to peers that ask. */
+  registryPort: number;
+  /** Multiaddrs to join through; the peer id part is optional. Entries naming this node are skipped. */
+  bootstrapPeers?: readonly string[];
+  /** Longest wait to reach a provider before it counts as gone; default 1000 ms. */
+  peerTimeoutMs?: number;
+  /** How long a provider that could not be reached is skipped; default 10 s. */
+  quarantineMs?: number;
+  /** How often an empty routing table bootstraps again (doubling up to 8×); default 1000 ms. */
+  rebootstrapMs?: number;
+}
+
+type Node = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
+
+/** Reads one newline-terminated message of at most 1 KiB. */
+async function readLine(stream: Stream): Promise<string> {
+  let text = '';
+  for await (const chunk of stream) {
+    text += new TextDecoder().decode(chunk.subarray());
+    const end = text.indexOf('\n');
+    if (end !== -1) return text.slice(0, end);
+    if (text.length > 1024) break;
+  }
+  throw new Error('peer sent no registry address');
+}
+
+/** Kademlia routing over libp2p on shoal's own protocol prefix. The only module that imports libp2p. */
+export class Libp2pRouter implements Router {
+  readonly #init: Libp2pRouterInit;
+  readonly #log: Logger;
+  #node: Node | undefined;
+  readonly #quarantine = new Map<string, number>();
+  #rebootstrap: NodeJS.Timeout | undefined;
+  #backoff = 1;
+
+  constructor(deps: { log: Logger }, init: Libp2pRouterInit) {
+    this.#log = deps.log;
+    this.#init = init;
+  }
+
+  get peerId(): string {
+    return this.#require().peerId.toString();
+  }
+
+  /** Addresses peers can dial, with this node's peer id. */
+  get addresses(): string[] {
+    return this.#require()
+      .getMultiaddrs()
+      .map((address) => address.toString());
+  }
+
+  async start(): Promise<void> {
+    const privateKey = await loadIdentity(this.#init.dataDir);
+    const node = (await createLibp2p({
+      privateKey,
+      addresses: { listen: [`/ip4/${this.#init.host}/tcp/${this.#init.port}`] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: {
+        identify: identify(),
+        ping: ping(),
+        // Keep private and loopback addresses: the default mapper drops them and the table stays empty.
+        dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper }),
+      },
+    })) as unknown as Node;
+    await node.handle(REGISTRY_PROTOCOL, (stream) => this.#tellRegistry(stream));
+    this.#node = node;
+    await this.#bootstrap();
+    this.#scheduleRebootstrap();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#rebootstrap);
+    await this.#node?.stop();
+    this.#node = undefined;
+  }
+
+  ready(): boolean {
+    // routingTable is public on the implementation but missing from the KadDHT interface type.
+    const dht = this.#node?.services.dht as unknown as { routingTable?: { size: number } } | undefined;
+    return (dht?.routingTable?.size ?? 0) > 0;
+  }
+
+  async *lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
+    const node = this.#require();
+    const seen = new Set<string>();
+    for await (const found of node.contentRouting.findProviders(await routingCid(key), { signal })) {
+      const id = found.id.toString();
+      if (id === node.peerId.toString() || seen.has(id) || (this.#quarantine.get(id) ?? 0) > Date.now())
+        continue;
+      seen.add(id);
+      const registry = await this.#registryAddress(found.id, found.multiaddrs, signal);
+      if (registry !== undefined) yield { id, registry };
+    }
+  }
+
+  async advertise(keys: readonly string[]): Promise<void> {
+    const node = this.#require();
+    for (const key of keys) await node.contentRouting.provide(await routingCid(key));
+  }
+
+  async withdraw(keys: readonly string[]): Promise<void> {
+    const node = this.#require();
+    for (const key of keys) await node.contentRouting.cancelReprovide(await routingCid(key));
+  }
+
+  /** Marks a provider as gone (a fetch from it failed), so lookups skip it for a while. */
+  quarantine(id: string): void {
+    this.#quarantine.set(id, Date.now() + (this.#init.quarantineMs ?? 10_000));
+  }
+
+  #require(): Node {
+    if (this.#node === undefined) throw new Error('router is not started');
+    return this.#node;
+  }
+
+  #tellRegistry(stream: Stream): void {
+    // One JSON line; the asker stops at the newline (stream end is not signalled promptly by every muxer).
+    stream.send(new TextEncoder().encode(`${JSON.stringify({ port: this.#init.registryPort })}\n`));
+    void stream.close().catch(() => undefined);
+  }
+
+  /**
+   * Asks the provider itself for its registry port (nodes may share an IP), and pairs it with the IP this
+   * node reaches it on. Asked on every lookup (one round trip on an open connection), so the answer is
+   * also proof of life: a provider that cannot answer in time is quarantined, which is how records of a
+   * dead node stop being used within seconds instead of when they expire.
+   */
+  async #registryAddress(
+    peer: PeerId,
+    addresses: Multiaddr[],
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
+    const id = peer.toString();
+    const node = this.#require();
+    const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.#init.peerTimeoutMs ?? 1000)]);
+    try {
+      if (addresses.length > 0) await node.peerStore.merge(peer, { multiaddrs: addresses });
+      const stream = await node.dialProtocol(peer, REGISTRY_PROTOCOL, { signal: timeout });
+      const text = await withTimeout(
+        readLine(stream),
+        this.#init.peerTimeoutMs ?? 1000,
+        `registry address of ${id}`,
+      );
+      stream.abort(new Error('done'));
+      const { port } = JSON.parse(text) as { port: number };
+      const remote = node.getConnections(peer)[0]?.remoteAddr;
+      const host = remote
+        ?.getComponents()
+        .find((component) => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(component.name))?.value;
+      if (host === undefined || !Number.isInteger(port))
+        throw new Error(`peer ${id} sent no usable registry address`);
+      return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    } catch (err) {
+      if (signal.aborted) return undefined;
+      this.#log.debug({ peer: id, err }, 'provider unreachable; quarantined');
+      this.quarantine(id);
+      return undefined;
+    }
+  }
+
+  async #bootstrap(): Promise<void> {
+    const node = this.#require();
+    const self = node.peerId.toString();
+    const own = new Set(node.getMultiaddrs().map((address) => address.decapsulateCode(421).toString()));
+    for (const entry of this.#init.bootstrapPeers ?? []) {
+      const address = multiaddr(entry);
+      const peer = address.getComponents().find((component) => component.name === 'p2p')?.value;
+      if (peer === self || own.has(address.decapsulateCode(421).toString())) continue;
+      try {
+        await node.dial(address, { signal: AbortSignal.timeout(this.#init.peerTimeoutMs ?? 1000) });
+      } catch (err) {
+        this.#log.debug({ address: entry, err }, 'bootstrap peer unreachable');
+      }
+    }
+  }
+
+  /** An empty routing table means this node is cut off: join again, backing off while that fails. */
+  #scheduleRebootstrap(): void {
+    const base = this.#init.rebootstrapMs ?? 1000;
+    this.#rebootstrap = setTimeout(async () => {
+      if (this.#node === undefined) return;
+      if (this.ready()) this.#backoff = 1;
+      else {
+        await this.#bootstrap();
+        this.#backoff = Math.min(this.#backoff * 2, 8);
+      }
+      this.#scheduleRebootstrap();
+    }, base * this.#backoff);
+    this.#rebootstrap.unref();
+  }
+}

@@ -1,0 +1,56 @@
+import type { Provider, Router } from './router.js';
+
+/** The shared "network" of in-memory routers: who is up, and who advertised what. */
+export class MemoryNetwork {
+  readonly members = new Map<string, MemoryRouter>();
+  readonly records = new Map<string, Set<string>>();
+}
+
+/** In-process router for unit tests; behaves like the libp2p router behind the same interface. */
+export class MemoryRouter implements Router {
+  readonly id: string;
+  readonly registry: string;
+  readonly #network: MemoryNetwork;
+  #started = false;
+
+  constructor(deps: { network: MemoryNetwork }, init: { id: string; registry: string }) {
+    this.#network = deps.network;
+    this.id = init.id;
+    this.registry = init.registry;
+  }
+
+  async start(): Promise<void> {
+    this.#started = true;
+    this.#network.members.set(this.id, this);
+  }
+
+  async stop(): Promise<void> {
+    this.#started = false;
+    this.#network.members.delete(this.id);
+  }
+
+  ready(): boolean {
+    return this.#started && [...this.#network.members.keys()].some((id) => id !== this.id);
+  }
+
+  async *lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
+    for (const id of this.#network.records.get(key) ?? []) {
+      if (signal.aborted) return;
+      const member = this.#network.members.get(id);
+      // Records of nodes that are gone are never handed out.
+      if (id !== this.id && member !== undefined) yield { id, registry: member.registry };
+    }
+  }
+
+  async advertise(keys: readonly string[]): Promise<void> {
+    for (const key of keys) {
+      const holders = this.#network.records.get(key) ?? new Set<string>();
+      holders.add(this.id);
+      this.#network.records.set(key, holders);
+    }
+  }
+
+  async withdraw(keys: readonly string[]): Promise<void> {
+    for (const key of keys) this.#network.records.get(key)?.delete(this.id);
+  }
+}

@@ -1,0 +1,27 @@
+/** A node that advertised a key, with the address of its registry API as the node itself reported it. */
+export interface Provider {
+  /** Stable node identity (a libp2p peer id for the libp2p router). */
+  readonly id: string;
+  /** Base URL of the node's OCI registry API, e.g. `http://10.0.0.5:5000`. */
+  readonly registry: string;
+}
+
+/**
+ * Finds which nodes hold content. Keys are digest strings (`sha256:…`) for content and
+ * `<registry>/<repo>:<tag>` for tags.
+ */
+export interface Router {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** True while this node knows at least one other node (it can route). */
+  ready(): boolean;
+  /**
+   * Yields other live nodes that advertised `key`, as they are found (never this node, never a node
+   * known to be gone). Ends when the search is exhausted or `signal` aborts.
+   */
+  lookup(key: string, signal: AbortSignal): AsyncIterable<Provider>;
+  /** Announces that this node holds `keys`, and keeps announcing them until withdrawn. */
+  advertise(keys: readonly string[]): Promise<void>;
+  /** Stops announcing `keys` (content deleted). */
+  withdraw(keys: readonly string[]): Promise<void>;
+}

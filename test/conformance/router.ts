@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Provider, Router } from '../../src/main/routing/router.js';
+import { waitFor } from '../harness/process.js';
+
+/** A set of connected routers; `registries[i]` is what others must learn as router i's registry. */
+export interface RouterCluster {
+  routers: Router[];
+  registries: string[];
+  teardown(): Promise<void>;
+}
+
+async function collect(router: Router, key: string, timeoutMs = 3000): Promise<Provider[]> {
+  const found: Provider[] = [];
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    for await (const provider of router.lookup(key, signal)) found.push(provider);
+  } catch (err) {
+    if (!signal.aborted) throw err;
+  }
+  return found;
+}
+
+/** The Router contract. Both the in-memory router and the libp2p router run it. */
+export function routerConformance(name: string, makeCluster: (size: number) => Promise<RouterCluster>): void {
+  describe(`Router conformance: ${name}`, { timeout: 120_000 }, () => {
+    let cluster: RouterCluster;
+    const router = (i: number): Router => cluster.routers[i] as Router;
+    let keyCounter = 0;
+    const freshKey = (): string => `sha256:${(++keyCounter).toString(16).padStart(64, '0')}`;
+
+    before(async () => {
+      cluster = await makeCluster(4);
+      await waitFor(
+        `${name} routers ready`,
+        async () => cluster.routers.every((each) => each.ready()),
+        20_000,
+      );
+    });
+    after(() => cluster?.teardown());
+
+    it('a lone router is not ready', async () => {
+      const lone = await makeCluster(1);
+      try {
+        assert.equal(lone.routers[0]?.ready(), false);
+      } finally {
+        await lone.teardown();
+      }
+    });
+
+    it('finds a key advertised on another node, with that node’s own registry address', async () => {
+      const key = freshKey();
+      await router(0).advertise([key]);
+      const found = await collect(router(3), key);
+      assert.deepEqual(
+        found.map((provider) => provider.registry),
+        [cluster.registries[0]],
+      );
+    });
+
+    it('finds every provider of a key, and tag keys as well as digests', async () => {
+      const key = 'registry.example:5000/team/app:v1';
+      await router(0).advertise([key]);
+      await router(1).advertise([key]);
+      const found = await collect(router(2), key);
+      assert.deepEqual(
+        found.map((provider) => provider.registry).sort(),
+        [cluster.registries[0], cluster.registries[1]].sort(),
+      );
+    });
+
+    it('never returns the asking node itself', async () => {
+      const key = freshKey();
+      await router(2).advertise([key]);
+      assert.deepEqual(await collect(router(2), key, 1500), []);
+    });
+
+    it('ends a lookup for an unknown key without hanging', async () => {
+      const started = Date.now();
+      assert.deepEqual(await collect(router(1), freshKey(), 5000), []);
+      assert.ok(Date.now() - started < 5000);
+    });
+
+    it('stops returning a node within seconds of it dying', async (t) => {
+      const key = freshKey();
+      await router(1).advertise([key]);
+      await router(3).advertise([key]);
+      assert.equal((await collect(router(2), key)).length, 2);
+      await router(1).stop();
+      const started = Date.now();
+      const found = await collect(router(2), key);
+      const elapsed = Date.now() - started;
+      t.diagnostic(`${name}: lookup right after a provider died took ${elapsed} ms`);
+      assert.deepEqual(
+        found.map((provider) => provider.registry),
+        [cluster.registries[3]],
+      );
+      assert.ok(elapsed < 5000, `dead provider filtered in ${elapsed} ms`);
+    });
+  });
+}
