@@ -77,8 +77,9 @@ export async function startRegistry(
   store: ContentStore,
   handlerInit: PullHandlerInit = {},
   serverInit: Partial<RegistryServerInit> = {},
+  localStore: ContentStore = store,
 ): Promise<{ server: RegistryServer; url: string; port: number; stop: () => Promise<void> }> {
-  const handler = new PullHandler({ store, ready: () => store.ready() }, handlerInit);
+  const handler = new PullHandler({ store, localStore, ready: () => store.ready() }, handlerInit);
   const server = new RegistryServer(
     { handler, log: silentLogger() },
     { host: '127.0.0.1', port: 0, ...serverInit },

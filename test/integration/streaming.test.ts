@@ -4,9 +4,7 @@ import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Digest } from '../../src/main/oci/digest.js';
-import type { ByteRange } from '../../src/main/oci/range.js';
-import { MemoryStore } from '../../src/main/store/memory.js';
-import type { BlobReader } from '../../src/main/store/store.js';
+import { FaultyStore } from '../harness/faulty-store.js';
 import { get, rawRequest, startRegistry } from '../harness/http.js';
 import { seededBytes } from '../harness/images.js';
 
@@ -54,27 +52,6 @@ function download(
     req.on('error', reject);
     req.end();
   });
-}
-
-/** A store whose readers misbehave on purpose: stop early, or hang. */
-class FaultyStore extends MemoryStore {
-  fault: 'none' | 'short' | 'hang' = 'none';
-
-  override async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
-    const inner = await super.open(digest, range);
-    const fault = this.fault;
-    let served = 0;
-    return {
-      read: async (into) => {
-        if (fault === 'hang' && served > 0) return new Promise<number>(() => undefined);
-        const n = await inner.read(into);
-        served += n;
-        // 'short': the store claims a size it cannot deliver, ending after 2 MiB.
-        return fault === 'short' && served > 2 * MiB ? 0 : n;
-      },
-      close: () => inner.close(),
-    };
-  }
 }
 
 describe('blob streaming under stress', { timeout: 120_000 }, () => {

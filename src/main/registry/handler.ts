@@ -20,6 +20,8 @@ export interface PullRequest {
   /** Raw query string without `?`. */
   query: string;
   range: string | undefined;
+  /** Sent by a peer shoal: answer from this node's own store only, so requests never loop. */
+  mirrored?: boolean;
 }
 
 export interface PullHandlerInit {
@@ -32,7 +34,10 @@ export interface PullHandlerInit {
 }
 
 export interface PullHandlerDeps {
+  /** What clients are served from (the local store, or the local store plus peers). */
   store: ContentStore;
+  /** What peers are served from; defaults to `store`. Never a store that asks peers again. */
+  localStore?: ContentStore;
   /** Readiness of everything the node needs (store now, router later). */
   ready: () => Promise<boolean>;
 }
@@ -42,6 +47,7 @@ const PING_BODY = Buffer.from('{}');
 /** Answers the OCI distribution pull API from a content store. Knows nothing of the HTTP server. */
 export class PullHandler {
   readonly #store: ContentStore;
+  readonly #localStore: ContentStore;
   readonly #ready: () => Promise<boolean>;
   readonly #defaultRegistry: string;
   readonly #mirrored: ReadonlySet<string>;
@@ -49,6 +55,7 @@ export class PullHandler {
 
   constructor(deps: PullHandlerDeps, init: PullHandlerInit = {}) {
     this.#store = deps.store;
+    this.#localStore = deps.localStore ?? deps.store;
     this.#ready = deps.ready;
     this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
     this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
@@ -68,9 +75,11 @@ export class PullHandler {
     const route = parsePullPath(request.path);
     if (route.kind === 'ping') return jsonReply(PING_BODY, head);
     const registry = this.#registryOf(request.query);
-    this.#checkServed(registry, route);
-    if (route.kind === 'manifest') return this.#manifest(registry, route, head);
-    return this.#blob(route.digest, request.range, head);
+    // Filters decide what this node's own clients get; a peer asking has applied its own already.
+    if (request.mirrored !== true) this.#checkServed(registry, route);
+    const store = request.mirrored === true ? this.#localStore : this.#store;
+    if (route.kind === 'manifest') return this.#manifest(store, registry, route, head);
+    return this.#blob(store, route.digest, request.range, head);
   }
 
   #registryOf(query: string): string {
@@ -92,14 +101,15 @@ export class PullHandler {
   }
 
   async #manifest(
+    store: ContentStore,
     registry: string,
     route: Extract<PullRoute, { kind: 'manifest' }>,
     head: boolean,
   ): Promise<Reply> {
     const descriptor =
       route.tag !== undefined
-        ? await this.#store.resolve(registry, route.repository, route.tag)
-        : await this.#store.stat(route.digest);
+        ? await store.resolve(registry, route.repository, route.tag)
+        : await store.stat(route.digest);
     const name = route.tag ?? route.digest;
     if (descriptor === undefined || descriptor.mediaType === MEDIA_TYPE_OCTET_STREAM) {
       throw new ManifestUnknownError(`manifest ${route.repository}:${name} is not held by this node`);
@@ -114,11 +124,16 @@ export class PullHandler {
       ['Content-Type', descriptor.mediaType] as const,
     ];
     if (head) return { kind: 'full', status: 200, headers, body: undefined };
-    return { kind: 'full', status: 200, headers, body: await readAll(this.#store, descriptor) };
+    return { kind: 'full', status: 200, headers, body: await readAll(store, descriptor) };
   }
 
-  async #blob(digest: Descriptor['digest'], rangeHeader: string | undefined, head: boolean): Promise<Reply> {
-    const descriptor = await this.#store.stat(digest);
+  async #blob(
+    store: ContentStore,
+    digest: Descriptor['digest'],
+    rangeHeader: string | undefined,
+    head: boolean,
+  ): Promise<Reply> {
+    const descriptor = await store.stat(digest);
     if (descriptor === undefined || descriptor.mediaType !== MEDIA_TYPE_OCTET_STREAM) {
       // Manifests are served from /manifests/ only, so a client never mistakes one path for the other.
       throw new BlobUnknownError(`blob ${digest} is not held by this node`);
@@ -136,7 +151,7 @@ export class PullHandler {
     const status = range === undefined ? 200 : 206;
     if (head || length === 0)
       return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
-    const reader = await this.#store.open(digest, range ?? whole);
+    const reader = await store.open(digest, range ?? whole);
     return { kind: 'stream', status, headers, reader, length };
   }
 }

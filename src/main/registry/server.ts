@@ -153,7 +153,9 @@ function capture(req: HttpRequest): CapturedRequest {
     headerBytes += key.length + value.length + 4;
   });
   const range = req.getHeader('range');
+  const mirrored = req.getHeader('x-shoal-mirrored') === 'true';
   return {
+    mirrored,
     method: req.getMethod().toUpperCase(),
     path,
     query,

@@ -1,0 +1,29 @@
+import type { Digest } from '../../src/main/oci/digest.js';
+import type { ByteRange } from '../../src/main/oci/range.js';
+import { MemoryStore } from '../../src/main/store/memory.js';
+import type { BlobReader } from '../../src/main/store/store.js';
+
+/** A memory store whose readers misbehave on purpose: stop after `shortAfter` bytes, or hang. */
+export class FaultyStore extends MemoryStore {
+  fault: 'none' | 'short' | 'hang' = 'none';
+  shortAfter = 2 << 20;
+  /** Ranges opened, for asserting who served what. */
+  readonly opened: ByteRange[] = [];
+
+  override async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
+    const inner = await super.open(digest, range);
+    this.opened.push(range);
+    const fault = this.fault;
+    const limit = this.shortAfter;
+    let served = 0;
+    return {
+      read: async (into) => {
+        if (fault === 'hang' && served > 0) return new Promise<number>(() => undefined);
+        const n = await inner.read(into);
+        served += n;
+        return fault === 'short' && served > limit ? 0 : n;
+      },
+      close: () => inner.close(),
+    };
+  }
+}
