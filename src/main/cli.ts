@@ -18,8 +18,11 @@ import { cleanupHostsConfig, hostDirName, writeHostsConfig } from './containerd/
 import { ContainerdStore } from './containerd/store.js';
 import { ConfigError, isShoalError } from './errors.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { Advertiser } from './mirror/advertiser.js';
+import { MirroringStore } from './mirror/mirroring-store.js';
 import { PullHandler } from './registry/handler.js';
 import { RegistryServer } from './registry/server.js';
+import type { Libp2pRouter } from './routing/libp2p/router.js';
 import { EmbeddedStore } from './store/embedded.js';
 import { importOciLayout } from './store/oci-layout.js';
 import type { ContentStore } from './store/store.js';
@@ -141,16 +144,39 @@ async function openStore(config: RegistryConfig, log: Logger): Promise<ContentSt
 
 async function runRegistry(config: RegistryConfig): Promise<number> {
   const log = createLogger(config.logLevel);
-  const store = await openStore(config, log);
+  const local = await openStore(config, log);
+  let router: Libp2pRouter | undefined;
+  let store: ContentStore = local;
+  let advertiser: Advertiser | undefined;
+  let server: RegistryServer | undefined;
+  if (config.bootstrapKind !== 'none') {
+    // libp2p is loaded only when P2P is on, so `shoal configuration` in an init container starts fast.
+    const { Libp2pRouter } = await import('./routing/libp2p/router.js');
+    router = new Libp2pRouter(
+      { log: log.child({ component: 'router' }) },
+      {
+        host: config.routerAddr.host ?? '0.0.0.0',
+        port: config.routerAddr.port,
+        dataDir: config.dataDir,
+        registryPort: () => server?.port ?? config.registryAddr.port,
+        bootstrapPeers: config.staticBootstrapPeers,
+      },
+    );
+    store = new MirroringStore(
+      { local, router },
+      { resolveTimeoutMs: config.mirrorResolveTimeout, maxAttempts: config.mirrorResolveRetries },
+    );
+    advertiser = new Advertiser({ store: local, router, log: log.child({ component: 'advertiser' }) });
+  }
   const handler = new PullHandler(
-    { store, ready: () => store.ready() },
+    { store, localStore: local, ready: () => store.ready() },
     {
       defaultRegistry: config.defaultRegistry,
       mirroredRegistries: config.mirroredRegistries.map(hostDirName),
       registryFilters: config.registryFilters,
     },
   );
-  const server = new RegistryServer(
+  server = new RegistryServer(
     { handler, log: log.child({ component: 'registry' }) },
     {
       host: config.registryAddr.host,
@@ -165,13 +191,20 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     { host: config.registryAddr.host ?? '*', port: server.port, store: store.kind },
     'registry listening',
   );
+  if (router !== undefined) {
+    await router.start();
+    log.info({ peerId: router.peerId, addresses: router.addresses }, 'router listening');
+    advertiser?.start();
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   log.info({}, 'stopping');
   await server.stop();
-  await store.stop();
+  await advertiser?.stop();
+  await router?.stop();
+  await local.stop();
   return 0;
 }
 

@@ -6,6 +6,7 @@ import {
   parseHostFlag,
   parseInteger,
   parseListenAddress,
+  parseMultiaddrFlag,
   parseRegex,
   parseRegistryUrl,
   parseRepositoryFlag,
@@ -24,6 +25,8 @@ function integer(defaultValue: number, min: number, max: number, help: string): 
 }
 
 const text = (defaultValue: string, help: string): Flag<string> => value(defaultValue, (raw) => raw, help);
+
+export const BOOTSTRAP_KINDS = ['none', 'static'] as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export const STORE_KINDS = ['auto', 'containerd', 'embedded'] as const;
@@ -70,6 +73,15 @@ export const registryFlags = {
     'docker.io',
     parseHostFlag,
     'Registry assumed for requests without ?ns= (podman, docker, skopeo).',
+  ),
+  bootstrapKind: value<(typeof BOOTSTRAP_KINDS)[number]>(
+    'none',
+    (raw, flag) => parseChoice(raw, flag, BOOTSTRAP_KINDS),
+    'How this node joins the P2P network: none (a standalone mirror) or static (--static-bootstrap-peers).',
+  ),
+  staticBootstrapPeers: list(
+    parseMultiaddrFlag,
+    'Multiaddrs of nodes to join through (/ip4/10.0.0.1/tcp/5001[/p2p/<id>]); one list may name this node too.',
   ),
   mirrorResolveTimeout: duration('20ms', 'Longest wait for a first peer that holds wanted content.'),
   mirrorResolveRetries: integer(3, 0, 100, 'Most peers tried for one request.'),

@@ -106,3 +106,14 @@ export function parseRepositoryFlag(raw: string, flag: string): string {
     throw new ConfigError(`--${flag}: invalid repository ${JSON.stringify(raw)}`, { cause });
   }
 }
+
+/** A TCP multiaddr with an optional peer id: /ip4|ip6|dns4|dns6/<host>/tcp/<port>[/p2p/<id>]. */
+export function parseMultiaddrFlag(raw: string, flag: string): string {
+  const text = raw.trim();
+  if (!/^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[1-9A-HJ-NP-Za-km-z]+)?$/.test(text)) {
+    throw new ConfigError(
+      `--${flag}: expected /ip4/<host>/tcp/<port>[/p2p/<peer id>], got ${JSON.stringify(raw)}`,
+    );
+  }
+  return text;
+}

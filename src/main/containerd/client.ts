@@ -137,6 +137,23 @@ export class ContainerdClient {
     return response?.info;
   }
 
+  /** Every piece of content in the namespace (Content/List streams it in batches). */
+  async listContent(): Promise<ContainerdContentInfo[]> {
+    const call = method<StreamMethod>(this.#content, 'list')({ filters: [] }, this.#metadata, {
+      deadline: Date.now() + this.#timeoutMs * 6,
+    });
+    const infos: ContainerdContentInfo[] = [];
+    try {
+      for await (const batch of call as unknown as AsyncIterable<{ info: ContainerdContentInfo[] }>)
+        infos.push(...batch.info);
+    } catch (err) {
+      throw new StoreUnavailableError(`containerd content list failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return infos;
+  }
+
   /** Streams `size` bytes of content from `offset`; containerd sends them in messages of up to 1 MiB. */
   readContent(digest: string, offset: number, size: number): ContentReadStream {
     const call = method<StreamMethod>(this.#content, 'read')({ digest, offset, size }, this.#metadata);

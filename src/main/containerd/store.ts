@@ -7,6 +7,7 @@ import type { ByteRange } from '../oci/range.js';
 import { imageName } from '../oci/reference.js';
 import { FileRangeReader } from '../store/file-reader.js';
 import { type BlobReader, type ContentStore, type Descriptor, readAll } from '../store/store.js';
+import { ChangeNotifier } from '../util/changes.js';
 import { withTimeout } from '../util/timeout.js';
 import type { ContainerdClient } from './client.js';
 import { GrpcRangeReader } from './grpc-reader.js';
@@ -33,6 +34,10 @@ export class ContainerdStore implements ContentStore {
   readonly #timeoutMs: number;
   readonly #mediaTypes = new Map<Digest, string>();
   readonly #mediaTypeCacheSize: number;
+  readonly #changes = new ChangeNotifier();
+  #watching = false;
+  #events: { cancel(): void } | undefined;
+  #resubscribe: NodeJS.Timeout | undefined;
 
   constructor(deps: { client: ContainerdClient }, init: ContainerdStoreInit) {
     this.#client = deps.client;
@@ -46,7 +51,50 @@ export class ContainerdStore implements ContentStore {
   }
 
   async stop(): Promise<void> {
+    this.#watching = false;
+    clearTimeout(this.#resubscribe);
+    this.#events?.cancel();
     this.#client.close();
+  }
+
+  /** Present content digests, plus each image name (`<registry>/<repo>:<tag>`) whose target is present. */
+  async listKeys(): Promise<Set<string>> {
+    const keys = new Set<string>((await this.#client.listContent()).map((info) => info.digest));
+    for (const image of await this.#client.listImages()) {
+      const isTagName = /:[^/:@]+$/.test(image.name) && !image.name.includes('@');
+      if (isTagName && keys.has(image.target.digest)) keys.add(image.name);
+    }
+    return keys;
+  }
+
+  /**
+   * Image create/update/delete events of this namespace (containerd 1.6 sends none for blobs, and an
+   * image event ends every pull). The subscription is made on first use and renewed if it drops.
+   */
+  onChange(listener: () => void): () => void {
+    const unsubscribe = this.#changes.subscribe(listener);
+    if (!this.#watching) {
+      this.#watching = true;
+      this.#watch();
+    }
+    return unsubscribe;
+  }
+
+  #watch(): void {
+    if (!this.#watching) return;
+    const events = this.#client.subscribe([`namespace==${this.#client.namespace},topic~="^/images/"`]);
+    this.#events = events;
+    events.on('data', () => this.#changes.notify());
+    events.on('error', () => undefined);
+    events.on('close', () => {
+      if (!this.#watching) return;
+      // Whatever happened while unsubscribed is caught by a notify after renewing.
+      this.#resubscribe = setTimeout(() => {
+        this.#watch();
+        this.#changes.notify();
+      }, 1000);
+      this.#resubscribe.unref();
+    });
   }
 
   async ready(): Promise<boolean> {

@@ -61,6 +61,13 @@ export class MirroringStore implements ContentStore {
   stop(): Promise<void> {
     return this.#local.stop();
   }
+  /** Only what this node holds itself is ever advertised. */
+  listKeys(): Promise<Set<string>> {
+    return this.#local.listKeys();
+  }
+  onChange(listener: () => void): () => void {
+    return this.#local.onChange(listener);
+  }
   async ready(): Promise<boolean> {
     return (await this.#local.ready()) && this.#router.ready();
   }

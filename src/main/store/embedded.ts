@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BlobUnknownError,
@@ -12,6 +12,7 @@ import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM, sniffManifestMediaType } f
 import type { ByteRange } from '../oci/range.js';
 import { imageName } from '../oci/reference.js';
 import { syncDirectory, writeFileAtomic } from '../util/atomic-file.js';
+import { ChangeNotifier } from '../util/changes.js';
 import { FileRangeReader } from './file-reader.js';
 import type { BlobReader, Descriptor, WritableStore } from './store.js';
 
@@ -36,6 +37,7 @@ export class EmbeddedStore implements WritableStore {
   readonly kind = 'embedded';
   readonly #dataDir: string;
   #index: IndexFile = { version: 1, tags: {}, manifests: {} };
+  readonly #changes = new ChangeNotifier();
   /** Index writes run one after another so concurrent tags never lose an update. */
   #indexWrite: Promise<void> = Promise.resolve();
 
@@ -65,6 +67,19 @@ export class EmbeddedStore implements WritableStore {
     } catch {
       return false;
     }
+  }
+
+  async listKeys(): Promise<Set<string>> {
+    const keys = new Set<string>();
+    for (const hex of await readdir(join(this.#dataDir, 'blobs', 'sha256'))) {
+      if (/^[0-9a-f]{64}$/.test(hex)) keys.add(`sha256:${hex}`);
+    }
+    for (const [name, digest] of Object.entries(this.#index.tags)) if (keys.has(digest)) keys.add(name);
+    return keys;
+  }
+
+  onChange(listener: () => void): () => void {
+    return this.#changes.subscribe(listener);
   }
 
   async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
@@ -133,6 +148,7 @@ export class EmbeddedStore implements WritableStore {
         index.manifests[digest] = mediaType;
       });
     }
+    this.#changes.notify();
     return { digest, size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
   }
 
@@ -144,6 +160,7 @@ export class EmbeddedStore implements WritableStore {
     await this.#updateIndex((index) => {
       index.tags[imageName(registry, repository, tag)] = digest;
     });
+    this.#changes.notify();
   }
 
   #blobPath(digest: Digest): string | undefined {

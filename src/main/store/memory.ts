@@ -4,6 +4,7 @@ import type { Digest } from '../oci/digest.js';
 import { MEDIA_TYPE_OCTET_STREAM, sniffManifestMediaType } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
 import { imageName } from '../oci/reference.js';
+import { ChangeNotifier } from '../util/changes.js';
 import type { BlobReader, Descriptor, WritableStore } from './store.js';
 
 /** In-memory store for unit tests; behaves like the embedded store behind the same interface. */
@@ -11,6 +12,17 @@ export class MemoryStore implements WritableStore {
   readonly kind = 'memory';
   readonly #blobs = new Map<Digest, { bytes: Buffer; mediaType: string }>();
   readonly #tags = new Map<string, Digest>();
+  readonly #changes = new ChangeNotifier();
+
+  async listKeys(): Promise<Set<string>> {
+    const keys = new Set<string>(this.#blobs.keys());
+    for (const [name, digest] of this.#tags) if (this.#blobs.has(digest)) keys.add(name);
+    return keys;
+  }
+
+  onChange(listener: () => void): () => void {
+    return this.#changes.subscribe(listener);
+  }
 
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
@@ -53,6 +65,7 @@ export class MemoryStore implements WritableStore {
     if (actual !== digest) throw new DigestInvalidError(`content hashes to ${actual}, not ${digest}`);
     const mediaType = sniffManifestMediaType(bytes) ?? MEDIA_TYPE_OCTET_STREAM;
     this.#blobs.set(digest, { bytes, mediaType });
+    this.#changes.notify();
     return { digest, size: bytes.length, mediaType };
   }
 
@@ -64,10 +77,12 @@ export class MemoryStore implements WritableStore {
       throw new ManifestUnknownError(`cannot tag ${digest}: no such manifest in the memory store`);
     }
     this.#tags.set(imageName(registry, repository, tag), digest);
+    this.#changes.notify();
   }
 
   /** Test hook: drop content, as a garbage collector would. */
   delete(digest: Digest): void {
     this.#blobs.delete(digest);
+    this.#changes.notify();
   }
 }

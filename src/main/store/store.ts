@@ -36,6 +36,13 @@ export interface ContentStore {
    * content that turns out shorter than its size throws ContentCorruptError instead of ending early.
    */
   open(digest: Digest, range: ByteRange): Promise<BlobReader>;
+  /**
+   * Routing keys of everything held: every content digest, plus `<registry>/<repo>:<tag>` for each tag
+   * whose manifest is held. The advertiser announces these.
+   */
+  listKeys(): Promise<Set<string>>;
+  /** Calls `listener` (without detail) whenever what the store holds may have changed; returns an unsubscribe. */
+  onChange(listener: () => void): () => void;
   /** True once the store can answer (containerd reachable, directories present). */
   ready(): Promise<boolean>;
   start(): Promise<void>;

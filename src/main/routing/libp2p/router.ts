@@ -24,8 +24,8 @@ export interface Libp2pRouterInit {
   port: number;
   /** Holds the node identity. */
   dataDir: string;
-  /** Port of this node's registry API, told to peers that ask. */
-  registryPort: number;
+  /** Port of this node's registry API, told to peers that ask (a function when known only after listen). */
+  registryPort: number | (() => number);
   /** Multiaddrs to join through; the peer id part is optional. Entries naming this node are skipped. */
   bootstrapPeers?: readonly string[];
   /** Longest wait to reach a provider before it counts as gone; default 1000 ms. */
@@ -143,7 +143,9 @@ export class Libp2pRouter implements Router {
 
   #tellRegistry(stream: Stream): void {
     // One JSON line; the asker stops at the newline (stream end is not signalled promptly by every muxer).
-    stream.send(new TextEncoder().encode(`${JSON.stringify({ port: this.#init.registryPort })}\n`));
+    const port =
+      typeof this.#init.registryPort === 'function' ? this.#init.registryPort() : this.#init.registryPort;
+    stream.send(new TextEncoder().encode(`${JSON.stringify({ port })}\n`));
     void stream.close().catch(() => undefined);
   }
 

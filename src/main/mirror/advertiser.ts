@@ -1,0 +1,140 @@
+import type { Logger } from '../log/logger.js';
+import type { Router } from '../routing/router.js';
+import type { ContentStore } from '../store/store.js';
+
+export interface AdvertiserInit {
+  /** Wait after a change before syncing, so one pull's burst of changes costs one sync; default 500 ms. */
+  debounceMs?: number;
+  /** Full resync interval, a safety net for missed events; default 5 min. */
+  resyncMs?: number;
+  /** Keys announced at once; default 4 (a provide costs ~20 ms of CPU, so this spreads the work). */
+  concurrency?: number;
+  /** Retry delay while the routing table is empty (providing then would hang); default 1000 ms. */
+  notReadyRetryMs?: number;
+}
+
+export interface SyncResult {
+  advertised: number;
+  withdrawn: number;
+  total: number;
+  ms: number;
+}
+
+/**
+ * Keeps the DHT in step with what the local store holds: announces new keys, withdraws gone ones. Syncs on
+ * start, on store changes (debounced) and periodically; never two syncs at once.
+ */
+export class Advertiser {
+  readonly #store: ContentStore;
+  readonly #router: Router;
+  readonly #log: Logger;
+  readonly #debounceMs: number;
+  readonly #resyncMs: number;
+  readonly #concurrency: number;
+  readonly #notReadyRetryMs: number;
+  readonly #advertised = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+  #periodic: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #running: Promise<void> | undefined;
+  #dirty = false;
+  #stopped = true;
+  /** The last completed sync; for tests, metrics and the debug page. */
+  lastSync: SyncResult | undefined;
+
+  constructor(deps: { store: ContentStore; router: Router; log: Logger }, init: AdvertiserInit = {}) {
+    this.#store = deps.store;
+    this.#router = deps.router;
+    this.#log = deps.log;
+    this.#debounceMs = init.debounceMs ?? 500;
+    this.#resyncMs = init.resyncMs ?? 300_000;
+    this.#concurrency = init.concurrency ?? 4;
+    this.#notReadyRetryMs = init.notReadyRetryMs ?? 1000;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#unsubscribe = this.#store.onChange(() => this.schedule());
+    this.#periodic = setInterval(() => this.schedule(0), this.#resyncMs);
+    this.#periodic.unref();
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    clearInterval(this.#periodic);
+    this.#unsubscribe?.();
+    await this.#running;
+  }
+
+  /** Requests a sync after `delayMs` (debounced: a pending request is moved, not duplicated). */
+  schedule(delayMs = this.#debounceMs): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#kick(), delayMs);
+    this.#timer.unref();
+  }
+
+  /** Resolves once everything the store holds now has been announced (for tests and start-up). */
+  async settled(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const keys = await this.#store.listKeys();
+      if (this.#running === undefined && [...keys].every((key) => this.#advertised.has(key))) return;
+      if (Date.now() > deadline) throw new Error(`advertising did not settle within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async #kick(): Promise<void> {
+    if (this.#running !== undefined) {
+      this.#dirty = true;
+      return;
+    }
+    this.#running = this.#sync()
+      .catch((err: unknown) => {
+        this.#log.warn({ err }, 'advertising failed; retrying');
+        this.schedule(this.#notReadyRetryMs);
+      })
+      .finally(() => {
+        this.#running = undefined;
+        if (this.#dirty) {
+          this.#dirty = false;
+          this.schedule(0);
+        }
+      });
+    await this.#running;
+  }
+
+  async #sync(): Promise<void> {
+    if (!this.#router.ready()) {
+      this.schedule(this.#notReadyRetryMs);
+      return;
+    }
+    const started = performance.now();
+    const keys = await this.#store.listKeys();
+    const added = [...keys].filter((key) => !this.#advertised.has(key));
+    const removed = [...this.#advertised].filter((key) => !keys.has(key));
+    if (removed.length > 0) {
+      await this.#router.withdraw(removed);
+      for (const key of removed) this.#advertised.delete(key);
+    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (!this.#stopped && next < added.length) {
+        const key = added[next++] as string;
+        await this.#router.advertise([key]);
+        this.#advertised.add(key);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, added.length) }, worker));
+    this.lastSync = {
+      advertised: added.length,
+      withdrawn: removed.length,
+      total: keys.size,
+      ms: performance.now() - started,
+    };
+    if (added.length + removed.length > 0) this.#log.info({ ...this.lastSync }, 'advertised local content');
+  }
+}
