@@ -67,3 +67,19 @@ export async function smallImage(seed: string): Promise<SingleImageFixture> {
   });
   return { dir, tag, image: result };
 }
+
+/** A 256 MiB plain layer plus a small gzip one: big enough that a transfer takes visible time. */
+export async function bigImage(): Promise<SingleImageFixture> {
+  const tag = 'big';
+  const { dir, result } = await cachedLayout('big-256m', async (writer) => {
+    const image = await writer.addImage({
+      layers: [
+        { size: 256 * MiB, seed: 'big-256m', gzip: false },
+        { size: 512 * KiB, seed: 'big-small', gzip: true },
+      ],
+    });
+    writer.tag(image.manifest, tag);
+    return image;
+  });
+  return { dir, tag, image: result };
+}

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Containerd } from '../harness/containerd.js';
+import {
+  bigImage,
+  type MultiArchFixture,
+  multiArchImage,
+  type SingleImageFixture,
+} from '../harness/fixtures.js';
+import { pushLayout } from '../harness/images.js';
+import { freePort, run, waitFor } from '../harness/process.js';
+import { DistributionRegistry } from '../harness/registry.js';
+import { CLI, ShoalProcess } from '../harness/shoal.js';
+import { removeDir, shortTempDir } from '../harness/tmp.js';
+
+// All real: three nodes, each a containerd with its own shoal (containerd store, static P2P bootstrap).
+// Node 1 pulls from a distribution registry; the registry stops; nodes 2 and 3 pull through their own
+// shoal, which finds node 1 in the DHT and streams from it.
+describe('e2e: three containerd nodes pull from each other through shoal', { timeout: 900_000 }, () => {
+  let dir: string;
+  let registry: DistributionRegistry;
+  const containerds: Containerd[] = [];
+  const shoals: ShoalProcess[] = [];
+  let big: SingleImageFixture;
+  let multi: MultiArchFixture;
+  const ref = (repo: string, tag: string): string => `${registry.host}/${repo}:${tag}`;
+
+  before(async () => {
+    dir = await shortTempDir('shoal-p2p-e2e');
+    [big, multi] = await Promise.all([bigImage(), multiArchImage()]);
+    registry = new DistributionRegistry(join(dir, 'registry'));
+    await registry.start();
+    await pushLayout(big.dir, big.tag, registry.host, 'p2p/big');
+    await pushLayout(multi.dir, multi.tag, registry.host, 'p2p/multi');
+    const routerPorts = await Promise.all([freePort(), freePort(), freePort()]);
+    for (let i = 0; i < 3; i++) {
+      const containerd = new Containerd(join(dir, `n${i + 1}`));
+      await containerd.start();
+      containerds.push(containerd);
+      shoals.push(
+        new ShoalProcess([
+          '--store',
+          'containerd',
+          '--containerd-sock',
+          containerd.socket,
+          '--containerd-namespace',
+          containerd.namespace,
+          '--containerd-content-path',
+          containerd.contentPath,
+          '--data-dir',
+          join(dir, `s${i + 1}`),
+          '--router-addr',
+          `127.0.0.1:${routerPorts[i]}`,
+          '--bootstrap-kind',
+          'static',
+          '--static-bootstrap-peers',
+          `/ip4/127.0.0.1/tcp/${routerPorts[0]}`,
+          '--mirror-resolve-timeout',
+          '500ms',
+        ]),
+      );
+    }
+    await Promise.all(shoals.map((shoal) => shoal.start()));
+    for (const [i, containerd] of containerds.entries()) {
+      await run(process.execPath, [
+        CLI,
+        'configuration',
+        '--containerd-registry-config-path',
+        containerd.hostsDir,
+        '--mirrored-registries',
+        registry.url,
+        '--mirror-targets',
+        (shoals[i] as ShoalProcess).url,
+      ]);
+    }
+  });
+
+  after(async () => {
+    await Promise.all(shoals.map((shoal) => shoal.stop()));
+    await Promise.all([...containerds.map((containerd) => containerd.stop()), registry?.stop()]);
+    await removeDir(dir);
+  });
+
+  it('node 1 pulls from upstream and its content becomes discoverable from node 3', async (t) => {
+    const node1 = containerds[0] as Containerd;
+    // Node 1's own shoal has nothing yet and no peer does either, so this pull falls back to upstream.
+    await node1.pull(ref('p2p/big', big.tag));
+    await node1.pull(ref('p2p/multi', multi.tag));
+    const pulled = Date.now();
+    const shoal3 = shoals[2] as ShoalProcess;
+    await waitFor(
+      'content discoverable from node 3',
+      async () => {
+        const tag = await fetch(`${shoal3.url}/v2/p2p/big/manifests/${big.tag}?ns=${registry.host}`, {
+          method: 'HEAD',
+        });
+        const layer = await fetch(
+          `${shoal3.url}/v2/p2p/big/blobs/${big.image.layers[0]?.digest}?ns=${registry.host}`,
+          {
+            method: 'HEAD',
+          },
+        );
+        return tag.status === 200 && layer.status === 200;
+      },
+      60_000,
+    );
+    t.diagnostic(
+      `time from the end of node 1's pull to its content being discoverable from node 3: ${Date.now() - pulled} ms`,
+    );
+  });
+
+  it('with the registry gone, node 2 pulls both images by tag from node 1', async (t) => {
+    await registry.stop();
+    const node2 = containerds[1] as Containerd;
+    const started = Date.now();
+    await node2.pull(ref('p2p/big', big.tag));
+    t.diagnostic(`node 2 pulled the 256 MiB image through P2P in ${Date.now() - started} ms`);
+    await node2.pull(ref('p2p/multi', multi.tag));
+    const images = await node2.images();
+    assert.equal(images.get(ref('p2p/big', big.tag)), big.image.manifest.digest);
+    assert.equal(images.get(ref('p2p/multi', multi.tag)), multi.index.digest);
+    const content = await node2.contentDigests();
+    for (const blob of [big.image.config, ...big.image.layers])
+      assert.ok(content.has(blob.digest), blob.digest);
+  });
+
+  it('node 3 pulls both images by digest', async () => {
+    const node3 = containerds[2] as Containerd;
+    const bigByDigest = `${registry.host}/p2p/big@${big.image.manifest.digest}`;
+    const multiByDigest = `${registry.host}/p2p/multi@${multi.index.digest}`;
+    await node3.pull(bigByDigest);
+    await node3.pull(multiByDigest);
+    const content = await node3.contentDigests();
+    for (const blob of [big.image.manifest, big.image.config, ...big.image.layers, multi.index]) {
+      assert.ok(content.has(blob.digest), `node 3 lacks ${blob.digest}`);
+    }
+  });
+});
