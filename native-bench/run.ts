@@ -5,6 +5,7 @@ import { run } from '../test/harness/process.js';
 import { DistributionRegistry } from '../test/harness/registry.js';
 import { CLI, ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
+import { p2pBench } from './p2p.js';
 
 // Local-hit benchmarks: shoal serving from its embedded store against the CNCF distribution registry
 // serving the same image from its filesystem, in the same run, on the same machine. Only ratios travel.
@@ -106,4 +107,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// `npm run bench` runs everything; `npm run bench -- local` or `-- p2p` runs one part.
+const only = process.argv[2];
+if (only === undefined || only === 'local') await main();
+if (only === undefined || only === 'p2p') console.log((await p2pBench()).join('\n'));
