@@ -1,4 +1,5 @@
 import { silentLogger } from '../src/main/log/logger.js';
+import { staticBootstrap } from '../src/main/routing/bootstrap.js';
 import { Libp2pRouter } from '../src/main/routing/libp2p/router.js';
 
 // One benchmark node in its own process (so its RSS and CPU are its own), driven over IPC by p2p.ts.
@@ -22,7 +23,7 @@ async function handle(command: Command): Promise<unknown> {
           port: 0,
           dataDir: command.dataDir,
           registryPort: command.registryPort,
-          bootstrapPeers: command.bootstrap,
+          bootstrap: staticBootstrap(command.bootstrap),
         },
       );
       await router.start();

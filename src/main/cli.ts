@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import './polyfill.js';
 import { realpathSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import {
   type CleanupConfig,
@@ -22,6 +23,13 @@ import { Advertiser } from './mirror/advertiser.js';
 import { MirroringStore } from './mirror/mirroring-store.js';
 import { PullHandler } from './registry/handler.js';
 import { RegistryServer } from './registry/server.js';
+import {
+  type Bootstrapper,
+  dnsBootstrap,
+  httpBootstrap,
+  serveBootstrapId,
+  staticBootstrap,
+} from './routing/bootstrap.js';
 import type { Libp2pRouter } from './routing/libp2p/router.js';
 import { EmbeddedStore } from './store/embedded.js';
 import { importOciLayout } from './store/oci-layout.js';
@@ -142,6 +150,31 @@ async function openStore(config: RegistryConfig, log: Logger): Promise<ContentSt
   return store;
 }
 
+function bootstrapperFor(config: RegistryConfig): Bootstrapper {
+  switch (config.bootstrapKind) {
+    case 'dns':
+      if (config.dnsBootstrapDomain === '')
+        throw new ConfigError('--dns-bootstrap-domain: required with --bootstrap-kind dns');
+      return dnsBootstrap(
+        config.dnsBootstrapDomain,
+        config.routerAddr.port,
+        config.storeTimeout,
+        config.dnsBootstrapResolver === '' ? undefined : config.dnsBootstrapResolver,
+      );
+    case 'http':
+      if (config.httpBootstrapUrl === '')
+        throw new ConfigError('--http-bootstrap-url: required with --bootstrap-kind http');
+      return httpBootstrap(config.httpBootstrapUrl, config.storeTimeout);
+    default:
+      if (config.staticBootstrapPeers.length === 0 && config.httpBootstrapAddr === undefined) {
+        throw new ConfigError(
+          '--static-bootstrap-peers: at least one peer is needed with --bootstrap-kind static',
+        );
+      }
+      return staticBootstrap(config.staticBootstrapPeers);
+  }
+}
+
 async function runRegistry(config: RegistryConfig): Promise<number> {
   const log = createLogger(config.logLevel);
   const local = await openStore(config, log);
@@ -159,7 +192,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
         port: config.routerAddr.port,
         dataDir: config.dataDir,
         registryPort: () => server?.port ?? config.registryAddr.port,
-        bootstrapPeers: config.staticBootstrapPeers,
+        bootstrap: bootstrapperFor(config),
       },
     );
     store = new MirroringStore(
@@ -191,9 +224,18 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     { host: config.registryAddr.host ?? '*', port: server.port, store: store.kind },
     'registry listening',
   );
+  let idServer: Server | undefined;
   if (router !== undefined) {
     await router.start();
-    log.info({ peerId: router.peerId, addresses: router.addresses }, 'router listening');
+    const started = router;
+    log.info({ peerId: started.peerId, addresses: started.addresses }, 'router listening');
+    if (config.httpBootstrapAddr !== undefined) {
+      idServer = await serveBootstrapId(
+        config.httpBootstrapAddr.host,
+        config.httpBootstrapAddr.port,
+        () => started.addresses,
+      );
+    }
     advertiser?.start();
   }
   await new Promise<void>((resolve) => {
@@ -202,6 +244,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   });
   log.info({}, 'stopping');
   await server.stop();
+  idServer?.close();
   await advertiser?.stop();
   await router?.stop();
   await local.stop();

@@ -6,15 +6,18 @@ export const CLI = fileURLToPath(new URL('../../src/main/cli.js', import.meta.ur
 /** A shoal process started through its real CLI. */
 export class ShoalProcess {
   readonly args: readonly string[];
+  /** Loopback address the registry binds (tests give nodes their own 127.x address). */
+  readonly host: string;
   port = 0;
   #child: Child | undefined;
 
-  constructor(args: readonly string[]) {
+  constructor(args: readonly string[], options: { host?: string } = {}) {
     this.args = args;
+    this.host = options.host ?? '127.0.0.1';
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   get pid(): number {
@@ -30,7 +33,7 @@ export class ShoalProcess {
     const env = { ...process.env, LOG_LEVEL: process.env.SHOAL_TEST_LOG_LEVEL ?? 'warn' };
     this.#child = new Child(
       process.execPath,
-      [CLI, 'registry', '--registry-addr', `127.0.0.1:${this.port}`, ...this.args],
+      [CLI, 'registry', '--registry-addr', `${this.host}:${this.port}`, ...this.args],
       env,
     );
     const child = this.#child;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { silentLogger } from '../../src/main/log/logger.js';
+import { staticBootstrap } from '../../src/main/routing/bootstrap.js';
 import { Libp2pRouter } from '../../src/main/routing/libp2p/router.js';
 import { MemoryNetwork, MemoryRouter } from '../../src/main/routing/memory.js';
 import { routerConformance } from '../conformance/router.js';
@@ -33,7 +34,7 @@ routerConformance('libp2p (loopback)', async (size) => {
         dataDir: join(dir, `node-${i}`),
         registryPort: 6000 + i,
         // Every node gets the same list, itself included: it must skip its own entry.
-        bootstrapPeers: routers[0] === undefined ? [] : routers[0].addresses,
+        bootstrap: staticBootstrap(routers[0] === undefined ? [] : routers[0].addresses),
       },
     );
     await router.start();

@@ -26,7 +26,7 @@ function integer(defaultValue: number, min: number, max: number, help: string): 
 
 const text = (defaultValue: string, help: string): Flag<string> => value(defaultValue, (raw) => raw, help);
 
-export const BOOTSTRAP_KINDS = ['none', 'static'] as const;
+export const BOOTSTRAP_KINDS = ['none', 'static', 'dns', 'http'] as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export const STORE_KINDS = ['auto', 'containerd', 'embedded'] as const;
@@ -77,12 +77,26 @@ export const registryFlags = {
   bootstrapKind: value<(typeof BOOTSTRAP_KINDS)[number]>(
     'none',
     (raw, flag) => parseChoice(raw, flag, BOOTSTRAP_KINDS),
-    'How this node joins the P2P network: none (a standalone mirror) or static (--static-bootstrap-peers).',
+    'How this node joins the P2P network: none (a standalone mirror), static, dns or http.',
   ),
   staticBootstrapPeers: list(
     parseMultiaddrFlag,
     'Multiaddrs of nodes to join through (/ip4/10.0.0.1/tcp/5001[/p2p/<id>]); one list may name this node too.',
   ),
+  dnsBootstrapDomain: text(
+    '',
+    'With --bootstrap-kind dns: name whose A/AAAA records are dialled on the router port.',
+  ),
+  dnsBootstrapResolver: text(
+    '',
+    'DNS server (host:port) for --dns-bootstrap-domain; empty uses the system resolver.',
+  ),
+  httpBootstrapAddr: value<ListenAddress | undefined>(
+    undefined,
+    parseListenAddress,
+    'Serve this node’s multiaddrs at GET /id on this address, for other nodes’ http bootstrap.',
+  ),
+  httpBootstrapUrl: text('', 'With --bootstrap-kind http: URL of a peer’s /id endpoint to join through.'),
   mirrorResolveTimeout: duration('20ms', 'Longest wait for a first peer that holds wanted content.'),
   mirrorResolveRetries: integer(3, 0, 100, 'Most peers tried for one request.'),
   storeTimeout: duration('5s', 'Longest wait for one answer from the content store (containerd, disk).'),

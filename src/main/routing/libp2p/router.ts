@@ -11,6 +11,7 @@ import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from '../../log/logger.js';
 import { withTimeout } from '../../util/timeout.js';
+import type { Bootstrapper } from '../bootstrap.js';
 import type { Provider, Router } from '../router.js';
 import { loadIdentity } from './identity.js';
 import { routingCid } from './keys.js';
@@ -26,8 +27,8 @@ export interface Libp2pRouterInit {
   dataDir: string;
   /** Port of this node's registry API, told to peers that ask (a function when known only after listen). */
   registryPort: number | (() => number);
-  /** Multiaddrs to join through; the peer id part is optional. Entries naming this node are skipped. */
-  bootstrapPeers?: readonly string[];
+  /** Multiaddrs to join through (peer id optional), asked for at start and when the table empties. */
+  bootstrap?: Bootstrapper;
   /** Longest wait to reach a provider before it counts as gone; default 1000 ms. */
   peerTimeoutMs?: number;
   /** How long a provider that could not be reached is skipped; default 10 s. */
@@ -102,10 +103,16 @@ export class Libp2pRouter implements Router {
     this.#node = undefined;
   }
 
+  /**
+   * Non-empty routing table and at least one live connection. kad-dht keeps dead peers in its table for a
+   * long time, so the table alone would keep a cut-off node "ready" (and stop it from bootstrapping again).
+   */
   ready(): boolean {
+    const node = this.#node;
+    if (node === undefined) return false;
     // routingTable is public on the implementation but missing from the KadDHT interface type.
-    const dht = this.#node?.services.dht as unknown as { routingTable?: { size: number } } | undefined;
-    return (dht?.routingTable?.size ?? 0) > 0;
+    const dht = node.services.dht as unknown as { routingTable?: { size: number } };
+    return (dht.routingTable?.size ?? 0) > 0 && node.getConnections().length > 0;
   }
 
   async *lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
@@ -192,7 +199,14 @@ export class Libp2pRouter implements Router {
     const node = this.#require();
     const self = node.peerId.toString();
     const own = new Set(node.getMultiaddrs().map((address) => address.decapsulateCode(421).toString()));
-    for (const entry of this.#init.bootstrapPeers ?? []) {
+    let entries: string[] = [];
+    try {
+      entries = (await this.#init.bootstrap?.()) ?? [];
+    } catch (err) {
+      this.#log.warn({ err }, 'bootstrap source failed');
+    }
+    // Entries naming this node are skipped, so one list can serve every node.
+    for (const entry of entries) {
       const address = multiaddr(entry);
       const peer = address.getComponents().find((component) => component.name === 'p2p')?.value;
       if (peer === self || own.has(address.decapsulateCode(421).toString())) continue;
