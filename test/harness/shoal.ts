@@ -45,7 +45,9 @@ export class ShoalProcess {
     );
   }
 
-  async stop(): Promise<void> {
-    await this.#child?.stop();
+  /** SIGTERM, then SIGKILL after `graceMs` (0: SIGKILL at once, a crash). */
+  async stop(graceMs = 5000): Promise<void> {
+    if (graceMs === 0) this.#child?.process.kill('SIGKILL');
+    await this.#child?.stop(graceMs);
   }
 }
