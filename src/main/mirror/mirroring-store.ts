@@ -6,6 +6,7 @@ import type { Provider, Router } from '../routing/router.js';
 import type { BlobReader, ContentStore, Descriptor } from '../store/store.js';
 import { type Attempt, hedgedRace } from './hedge.js';
 import { LatencyTracker } from './latency.js';
+import { LookupCache } from './lookup-cache.js';
 import { type PeerResponse, requestPeer } from './peer-client.js';
 import { PeerBlobReader, type PeerBody } from './peer-reader.js';
 
@@ -36,6 +37,7 @@ export class MirroringStore implements ContentStore {
   readonly kind: string;
   readonly #local: ContentStore;
   readonly #router: Router;
+  readonly #lookups: LookupCache;
   readonly #latency = new LatencyTracker();
   readonly #quarantine = new Map<string, number>();
   readonly #resolveTimeoutMs: number;
@@ -47,6 +49,7 @@ export class MirroringStore implements ContentStore {
   constructor(deps: { local: ContentStore; router: Router }, init: MirroringStoreInit = {}) {
     this.#local = deps.local;
     this.#router = deps.router;
+    this.#lookups = new LookupCache({ router: deps.router });
     this.kind = `${deps.local.kind}+peers`;
     this.#resolveTimeoutMs = init.resolveTimeoutMs ?? 20;
     this.#maxAttempts = init.maxAttempts ?? 3;
@@ -158,12 +161,14 @@ export class MirroringStore implements ContentStore {
       }
     };
     try {
-      const won = await hedgedRace(this.#live(this.#router.lookup(key, lookup.signal)), timed, {
+      const won = await hedgedRace(this.#live(this.#lookups.lookup(key, lookup.signal)), timed, {
         maxAttempts: this.#maxAttempts,
         hedgeDelayMs: Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, this.#latency.quantile(0.9, 100))),
         firstProviderTimeoutMs: this.#resolveTimeoutMs,
         signal: AbortSignal.timeout(this.#peerTimeoutMs),
       });
+      // Every provider failed: the cached answer is stale, so the next request asks the DHT again.
+      if (won === undefined) this.#lookups.forget(key);
       return won;
     } finally {
       lookup.abort();
