@@ -22,6 +22,7 @@ export interface ContainerdStoreInit {
 }
 
 const DEFAULT_MEDIA_TYPE_CACHE_SIZE = 20_000;
+const GC_SETTLE_MS = 3000;
 
 /**
  * Serves what containerd already holds. Tags resolve through the image service, sizes come from content
@@ -38,6 +39,7 @@ export class ContainerdStore implements ContentStore {
   #watching = false;
   #events: { cancel(): void } | undefined;
   #resubscribe: NodeJS.Timeout | undefined;
+  #afterGc: NodeJS.Timeout | undefined;
 
   constructor(deps: { client: ContainerdClient }, init: ContainerdStoreInit) {
     this.#client = deps.client;
@@ -53,6 +55,7 @@ export class ContainerdStore implements ContentStore {
   async stop(): Promise<void> {
     this.#watching = false;
     clearTimeout(this.#resubscribe);
+    clearTimeout(this.#afterGc);
     this.#events?.cancel();
     this.#client.close();
   }
@@ -84,7 +87,14 @@ export class ContainerdStore implements ContentStore {
     if (!this.#watching) return;
     const events = this.#client.subscribe([`namespace==${this.#client.namespace},topic~="^/images/"`]);
     this.#events = events;
-    events.on('data', () => this.#changes.notify());
+    events.on('data', () => {
+      this.#changes.notify();
+      // Deleting an image frees its content only when containerd's GC runs shortly after, with no event
+      // of its own: look again once it has had time to.
+      clearTimeout(this.#afterGc);
+      this.#afterGc = setTimeout(() => this.#changes.notify(), GC_SETTLE_MS);
+      this.#afterGc.unref();
+    });
     events.on('error', () => undefined);
     events.on('close', () => {
       if (!this.#watching) return;

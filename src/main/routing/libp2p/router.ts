@@ -88,7 +88,14 @@ export class Libp2pRouter implements Router {
         identify: identify(),
         ping: ping(),
         // Keep private and loopback addresses: the default mapper drops them and the table stays empty.
-        dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper }),
+        dht: kadDHT({
+          protocol: DHT_PROTOCOL,
+          clientMode: false,
+          peerInfoMapper: passthroughMapper,
+          // kad-dht re-provides every record a day before its 48 h expiry. A provide costs ~12 ms of CPU
+          // (npm run bench -- p2p), so two at a time keeps a node with thousands of keys from spiking.
+          reprovide: { concurrency: 2 },
+        }),
       },
     })) as unknown as Node;
     await node.handle(REGISTRY_PROTOCOL, (stream) => this.#tellRegistry(stream));
