@@ -207,6 +207,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       defaultRegistry: config.defaultRegistry,
       mirroredRegistries: config.mirroredRegistries.map(hostDirName),
       registryFilters: config.registryFilters,
+      manifestTimeoutMs: config.manifestTimeout,
     },
   );
   server = new RegistryServer(
@@ -216,6 +217,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       port: config.registryAddr.port,
       chunkBytes: config.streamChunkBytes,
       buffers: config.streamBuffers,
+      peerUploadRate: config.peerUploadRate,
       timeoutMs: config.storeTimeout,
     },
   );

@@ -9,7 +9,7 @@ import {
   type SingleImageFixture,
 } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
-import { freePort, run, waitFor } from '../harness/process.js';
+import { bytesSentFrom, freePort, run, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
 import { CLI, ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
@@ -58,6 +58,9 @@ describe('e2e: three containerd nodes pull from each other through shoal', { tim
           `/ip4/127.0.0.1/tcp/${routerPorts[0]}`,
           '--mirror-resolve-timeout',
           '500ms',
+          // 64 MiB/s to peers: a 256 MiB layer takes seconds, so a node can be killed in the middle of it.
+          '--peer-upload-rate',
+          String(64 << 20),
         ]),
       );
     }
@@ -125,12 +128,32 @@ describe('e2e: three containerd nodes pull from each other through shoal', { tim
       assert.ok(content.has(blob.digest), blob.digest);
   });
 
-  it('node 3 pulls both images by digest', async () => {
+  it('node 3 pulls both images by digest; the node streaming the 256 MiB layer is killed mid-way', async (t) => {
     const node3 = containerds[2] as Containerd;
     const bigByDigest = `${registry.host}/p2p/big@${big.image.manifest.digest}`;
     const multiByDigest = `${registry.host}/p2p/multi@${multi.index.digest}`;
-    await node3.pull(bigByDigest);
     await node3.pull(multiByDigest);
+    const holders = [shoals[0], shoals[1]] as ShoalProcess[];
+    const before = await Promise.all(holders.map((shoal) => bytesSentFrom(shoal.port)));
+    const pull = node3.pull(bigByDigest);
+    let serving = -1;
+    let sent = 0;
+    await waitFor(
+      'a node streaming the big layer to node 3',
+      async () => {
+        const now = await Promise.all(holders.map((shoal) => bytesSentFrom(shoal.port)));
+        serving = now.findIndex((bytes, i) => bytes - (before[i] ?? 0) > 32 << 20);
+        sent = serving === -1 ? 0 : (now[serving] ?? 0) - (before[serving] ?? 0);
+        return serving !== -1;
+      },
+      60_000,
+    );
+    await (holders[serving] as ShoalProcess).stop(0);
+    t.diagnostic(
+      `killed node ${serving + 1} after it had sent ${sent >> 20} MiB; node ${2 - serving} must finish`,
+    );
+    assert.ok(sent < (big.image.layers[0]?.size ?? 0), 'the kill came before the layer was complete');
+    await pull;
     const content = await node3.contentDigests();
     for (const blob of [big.image.manifest, big.image.config, ...big.image.layers, multi.index]) {
       assert.ok(content.has(blob.digest), `node 3 lacks ${blob.digest}`);

@@ -83,3 +83,9 @@ export async function run(command: string, args: readonly string[], timeoutMs = 
   if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${code}:\n${child.output}`);
   return child.output;
 }
+
+/** Bytes the kernel has sent so far on established TCP connections from local `port` (ss -i counters). */
+export async function bytesSentFrom(port: number): Promise<number> {
+  const out = await run('ss', ['-Htni', 'state', 'established', `( sport = :${port} )`]);
+  return [...out.matchAll(/bytes_sent:(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+}

@@ -5,17 +5,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js';
-import { Child, freePort, run, waitFor } from '../harness/process.js';
+import { bytesSentFrom, Child, freePort, run, waitFor } from '../harness/process.js';
 import { CLI, ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const NS = '127.0.0.1:5000';
-
-/** Bytes this machine's kernel has sent so far on established connections from `port` (ss -i counters). */
-async function bytesSentFrom(port: number): Promise<number> {
-  const out = await run('ss', ['-Htni', 'state', 'established', `( sport = :${port} )`]);
-  return [...out.matchAll(/bytes_sent:(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
-}
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');

@@ -99,8 +99,18 @@ export const registryFlags = {
   httpBootstrapUrl: text('', 'With --bootstrap-kind http: URL of a peer’s /id endpoint to join through.'),
   mirrorResolveTimeout: duration('20ms', 'Longest wait for a first peer that holds wanted content.'),
   mirrorResolveRetries: integer(3, 0, 100, 'Most peers tried for one request.'),
+  manifestTimeout: duration(
+    '3s',
+    'Hard cap on HEAD and manifest requests; past it shoal answers 404 so containerd falls back.',
+  ),
   storeTimeout: duration('5s', 'Longest wait for one answer from the content store (containerd, disk).'),
   streamChunkBytes: integer(1 << 20, 16 << 10, 16 << 20, 'Size of each buffer a blob is streamed through.'),
+  peerUploadRate: integer(
+    0,
+    0,
+    Number.MAX_SAFE_INTEGER,
+    'Bytes per second this node streams to peers in all (0: unlimited); keeps peer serving off the node’s own pulls.',
+  ),
   streamBuffers: integer(64, 4, 4096, 'Buffers in the streaming pool; bounds memory used by blob downloads.'),
   logLevel,
 } as const;

@@ -10,6 +10,7 @@ import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
 import { parseRegistryHost } from '../oci/reference.js';
 import { type ContentStore, type Descriptor, readAll } from '../store/store.js';
+import { withTimeout } from '../util/timeout.js';
 import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';
 
 /** The parts of a request the handler needs, copied out of the transport before any await. */
@@ -31,6 +32,8 @@ export interface PullHandlerInit {
   mirroredRegistries?: readonly string[];
   /** A match on `registry/repo:tag` or `registry/repo@digest` is not served. */
   registryFilters?: readonly RegExp[];
+  /** Hard cap on HEAD and manifest requests; past it the answer is 404 so containerd falls back. Default 3000 ms. */
+  manifestTimeoutMs?: number;
 }
 
 export interface PullHandlerDeps {
@@ -52,6 +55,7 @@ export class PullHandler {
   readonly #defaultRegistry: string;
   readonly #mirrored: ReadonlySet<string>;
   readonly #filters: readonly RegExp[];
+  readonly #manifestTimeoutMs: number;
 
   constructor(deps: PullHandlerDeps, init: PullHandlerInit = {}) {
     this.#store = deps.store;
@@ -60,6 +64,7 @@ export class PullHandler {
     this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
     this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
     this.#filters = init.registryFilters ?? [];
+    this.#manifestTimeoutMs = init.manifestTimeoutMs ?? 3000;
   }
 
   async handle(request: PullRequest): Promise<Reply> {
@@ -78,8 +83,36 @@ export class PullHandler {
     // Filters decide what this node's own clients get; a peer asking has applied its own already.
     if (request.mirrored !== true) this.#checkServed(registry, route);
     const store = request.mirrored === true ? this.#localStore : this.#store;
-    if (route.kind === 'manifest') return this.#manifest(store, registry, route, head);
+    if (route.kind === 'manifest') {
+      const name = route.tag ?? route.digest;
+      return this.#capped(
+        this.#manifest(store, registry, route, head),
+        (message) => new ManifestUnknownError(`manifest ${name}: ${message}`),
+      );
+    }
+    if (head) {
+      return this.#capped(
+        this.#blob(store, route.digest, request.range, head),
+        (message) => new BlobUnknownError(`blob ${route.digest}: ${message}`),
+      );
+    }
     return this.#blob(store, route.digest, request.range, head);
+  }
+
+  /**
+   * containerd waits on a mirror that never answers, so resolving metadata has a hard cap: past it, a
+   * 404 sends containerd to the next host at once.
+   */
+  #capped(work: Promise<Reply>, onTimeout: (message: string) => Error): Promise<Reply> {
+    const reply = withTimeout(work, this.#manifestTimeoutMs, 'the content store', onTimeout);
+    // A reply that arrives after the cap still owns a reader; close it.
+    work.then(
+      (late) => {
+        if (late.kind === 'stream') reply.catch(() => late.reader.close());
+      },
+      () => undefined,
+    );
+    return reply;
   }
 
   #registryOf(query: string): string {

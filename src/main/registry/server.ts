@@ -3,6 +3,7 @@ import { HeadersTooLargeError, UriTooLongError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PullHandler, PullRequest } from './handler.js';
+import { ByteRateLimiter } from './rate-limit.js';
 import { errorReply, type FullReply, type Reply, statusLine } from './reply.js';
 import { type Connection, streamBody } from './stream.js';
 
@@ -21,6 +22,8 @@ export interface RegistryServerInit {
   maxUrlBytes?: number;
   /** Largest total of request headers accepted; default 16 KiB. */
   maxHeaderBytes?: number;
+  /** Bytes per second this node streams to peers, all peer requests together; 0 (default) is unlimited. */
+  peerUploadRate?: number;
 }
 
 interface CapturedRequest extends PullRequest {
@@ -37,6 +40,7 @@ export class RegistryServer {
   readonly #timeoutMs: number;
   readonly #maxUrlBytes: number;
   readonly #maxHeaderBytes: number;
+  readonly #peerLimiter: ByteRateLimiter | undefined;
   #listenSocket: us_listen_socket | undefined;
   #port = 0;
 
@@ -48,6 +52,8 @@ export class RegistryServer {
     this.#timeoutMs = init.timeoutMs ?? 5000;
     this.#maxUrlBytes = init.maxUrlBytes ?? 4096;
     this.#maxHeaderBytes = init.maxHeaderBytes ?? 16 << 10;
+    const rate = init.peerUploadRate ?? 0;
+    this.#peerLimiter = rate > 0 ? new ByteRateLimiter(rate) : undefined;
   }
 
   /** The bound port, once started. */
@@ -133,7 +139,8 @@ export class RegistryServer {
     try {
       if (connection.aborted) return;
       res.cork(() => writeHead(res, reply.status, reply.headers, false));
-      await streamBody(res, reply.reader, buffers, reply.length, connection, this.#timeoutMs);
+      const limiter = request.mirrored === true ? this.#peerLimiter : undefined;
+      await streamBody(res, reply.reader, buffers, reply.length, connection, this.#timeoutMs, limiter);
     } catch (err) {
       // Status and part of the body are out: the only honest signal left is cutting the connection.
       this.#log.error({ err, path: request.path }, 'blob stream failed; closing connection');

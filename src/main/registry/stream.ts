@@ -3,6 +3,7 @@ import { ContentCorruptError, StoreUnavailableError } from '../errors.js';
 import type { BlobReader } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
 import type { BufferPool } from './buffer-pool.js';
+import type { ByteRateLimiter } from './rate-limit.js';
 
 /** Per-connection state shared with the server's onAborted handler. */
 export interface Connection {
@@ -79,6 +80,7 @@ export async function streamBody(
   total: number,
   connection: Connection,
   timeoutMs: number,
+  limiter?: ByteRateLimiter,
 ): Promise<void> {
   const read = (into: Buffer): Promise<number> =>
     withTimeout(
@@ -99,7 +101,8 @@ export async function streamBody(
       if (n === 0) throw new ContentCorruptError(`store ended the body at ${sent} of ${total} bytes`);
       const chunk = current.subarray(0, Math.min(n, total - sent));
       if (spare !== undefined && sent + chunk.length < total) next = read(spare);
-      if (!(await writer.write(chunk))) return;
+      await limiter?.take(chunk.length);
+      if (connection.aborted || !(await writer.write(chunk))) return;
       sent += chunk.length;
       if (spare !== undefined) [current, spare] = [spare, current];
       if (next === undefined && sent < total) next = read(current);

@@ -19,7 +19,7 @@ export async function withTimeout<T>(
   try {
     return await Promise.race([
       work,
-      sleep(ms, undefined, { signal: timer.signal, ref: false }).then(() => {
+      sleep(ms, undefined, { signal: timer.signal }).then(() => {
         throw onTimeout(`${what} did not answer within ${ms} ms`);
       }),
     ]);

@@ -85,4 +85,18 @@ describe('PullHandler', () => {
     const mirrored = new PullHandler({ store, ready: async () => true }, { mirroredRegistries: ['ghcr.io'] });
     await assert.rejects(mirrored.handle(request('/v2/library/app/manifests/v1')), NameUnknownError);
   });
+
+  it('answers HEAD and manifest requests 404 when the store is slower than the hard cap', async () => {
+    const slow = new MemoryStore();
+    slow.resolve = () => new Promise(() => undefined);
+    slow.stat = () => new Promise(() => undefined);
+    const capped = new PullHandler({ store: slow, ready: async () => true }, { manifestTimeoutMs: 50 });
+    const started = Date.now();
+    await assert.rejects(capped.handle(request('/v2/library/app/manifests/v1')), ManifestUnknownError);
+    await assert.rejects(
+      capped.handle(request(`/v2/library/app/blobs/${digestOf(layer)}`, { method: 'HEAD' })),
+      BlobUnknownError,
+    );
+    assert.ok(Date.now() - started < 1000);
+  });
 });
