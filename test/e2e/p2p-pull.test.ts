@@ -11,7 +11,7 @@ import {
 import { pushLayout } from '../harness/images.js';
 import { bytesSentFrom, freePort, run, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { CLI, ShoalProcess } from '../harness/shoal.js';
+import { CLI, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 // All real: three nodes, each a containerd with its own shoal (containerd store, static P2P bootstrap).
@@ -48,16 +48,12 @@ describe('e2e: three containerd nodes pull from each other through shoal', { tim
           containerd.namespace,
           '--containerd-content-path',
           containerd.contentPath,
-          '--data-dir',
-          join(dir, `s${i + 1}`),
-          '--router-addr',
-          `127.0.0.1:${routerPorts[i]}`,
-          '--bootstrap-kind',
-          'static',
-          '--static-bootstrap-peers',
-          `/ip4/127.0.0.1/tcp/${routerPorts[0]}`,
-          '--mirror-resolve-timeout',
-          '500ms',
+          ...staticP2pArgs({
+            dataDir: join(dir, `s${i + 1}`),
+            routerPort: routerPorts[i] as number,
+            bootstrapPort: routerPorts[0] as number,
+            resolveTimeout: '500ms',
+          }),
           // 64 MiB/s to peers: a 256 MiB layer takes seconds, so a node can be killed in the middle of it.
           '--peer-upload-rate',
           String(64 << 20),

@@ -51,3 +51,27 @@ export class ShoalProcess {
     await this.#child?.stop(graceMs);
   }
 }
+
+/**
+ * Flags of a P2P node on 127.0.0.1 that joins by static bootstrap through the router on `bootstrapPort`.
+ * Every node gets the same list, the bootstrap node included: it must skip itself.
+ */
+export function staticP2pArgs(opts: {
+  dataDir: string;
+  routerPort: number;
+  bootstrapPort: number;
+  resolveTimeout?: string;
+}): string[] {
+  return [
+    '--data-dir',
+    opts.dataDir,
+    '--router-addr',
+    `127.0.0.1:${opts.routerPort}`,
+    '--bootstrap-kind',
+    'static',
+    '--static-bootstrap-peers',
+    `/ip4/127.0.0.1/tcp/${opts.bootstrapPort}`,
+    '--mirror-resolve-timeout',
+    opts.resolveTimeout ?? '2s',
+  ];
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import { freePort, run, waitFor } from '../harness/process.js';
-import { CLI, ShoalProcess } from '../harness/shoal.js';
+import { CLI, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const NS = '127.0.0.1:5000';
@@ -35,25 +35,13 @@ describe('P2P cluster of 5 shoal processes (static bootstrap)', { timeout: 180_0
       image.dir,
     ]);
     const routerPorts = await Promise.all(Array.from({ length: SIZE }, () => freePort()));
-    const bootstrap = `/ip4/127.0.0.1/tcp/${routerPorts[0]}`;
     for (let i = 0; i < SIZE; i++) {
-      nodes.push(
-        new ShoalProcess([
-          '--store',
-          'embedded',
-          '--data-dir',
-          join(dir, `n${i}`),
-          '--router-addr',
-          `127.0.0.1:${routerPorts[i]}`,
-          '--bootstrap-kind',
-          'static',
-          // The same list for every node; node 1 must skip itself.
-          '--static-bootstrap-peers',
-          bootstrap,
-          '--mirror-resolve-timeout',
-          '2s',
-        ]),
-      );
+      const p2p = staticP2pArgs({
+        dataDir: join(dir, `n${i}`),
+        routerPort: routerPorts[i] as number,
+        bootstrapPort: routerPorts[0] as number,
+      });
+      nodes.push(new ShoalProcess(['--store', 'embedded', ...p2p]));
     }
     await node(0).start();
   });

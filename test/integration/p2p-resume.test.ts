@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js';
 import { bytesSentFrom, Child, freePort, run, waitFor } from '../harness/process.js';
-import { CLI, ShoalProcess } from '../harness/shoal.js';
+import { CLI, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const NS = '127.0.0.1:5000';
@@ -42,22 +42,12 @@ describe('a peer killed mid-body: the download continues from another peer', { t
     }
     const routerPorts = await Promise.all([freePort(), freePort(), freePort()]);
     for (let i = 0; i < 3; i++) {
-      nodes.push(
-        new ShoalProcess([
-          '--store',
-          'embedded',
-          '--data-dir',
-          join(dir, `n${i}`),
-          '--router-addr',
-          `127.0.0.1:${routerPorts[i]}`,
-          '--bootstrap-kind',
-          'static',
-          '--static-bootstrap-peers',
-          `/ip4/127.0.0.1/tcp/${routerPorts[0]}`,
-          '--mirror-resolve-timeout',
-          '2s',
-        ]),
-      );
+      const p2p = staticP2pArgs({
+        dataDir: join(dir, `n${i}`),
+        routerPort: routerPorts[i] as number,
+        bootstrapPort: routerPorts[0] as number,
+      });
+      nodes.push(new ShoalProcess(['--store', 'embedded', ...p2p]));
     }
     await Promise.all(nodes.map((node) => node.start()));
   });
