@@ -100,7 +100,11 @@ export class MirroringStore implements ContentStore {
       ? `/v2/${PEER_REPOSITORY}/manifests/${digest}`
       : `/v2/${PEER_REPOSITORY}/blobs/${digest}`;
     const fetchFrom = async (offset: number, failed?: string): Promise<PeerBody | undefined> => {
-      if (failed !== undefined) this.#quarantine.set(failed, Date.now() + this.#quarantineMs);
+      if (failed !== undefined) {
+        this.#quarantine.set(failed, Date.now() + this.#quarantineMs);
+        // The cached providers may hold only the peer that just died: resume from a fresh lookup.
+        this.#lookups.forget(digest);
+      }
       const won = await this.#race(digest, (provider, signal) =>
         requestPeer(provider.registry, path, {
           method: 'GET',
