@@ -1,8 +1,12 @@
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreUnavailableError } from '../errors.js';
 import type { BlobReader } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
+
+const RESUME_ATTEMPTS = 3;
+const RESUME_RETRY_MS = 300;
 
 /** A body being received, and the peer it comes from. */
 export interface PeerBody {
@@ -95,7 +99,12 @@ export class PeerBlobReader implements BlobReader {
     this.#body = undefined;
     // The peer that broke off is not asked again: one that keeps sending part of a body and closing would
     // otherwise be resumed from forever (the stall containerd itself falls into).
-    const next = await this.#resumeAt(this.#position, this.#peer);
+    let next = await this.#resumeAt(this.#position, this.#peer);
+    // Right after a peer dies the DHT and the peers' answers are briefly unsettled: try a few times.
+    for (let attempt = 1; next === undefined && attempt < RESUME_ATTEMPTS; attempt++) {
+      await sleep(RESUME_RETRY_MS);
+      next = await this.#resumeAt(this.#position, this.#peer);
+    }
     if (next === undefined) {
       throw new StoreUnavailableError(`no peer could finish the body from byte ${this.#position}`);
     }

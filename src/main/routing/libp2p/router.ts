@@ -31,7 +31,7 @@ export interface Libp2pRouterInit {
   bootstrap?: Bootstrapper;
   /** Longest wait to reach a provider before it counts as gone; default 1000 ms. */
   peerTimeoutMs?: number;
-  /** How long a provider that could not be reached is skipped; default 10 s. */
+  /** How long a provider that could not be reached is skipped; default 3 s (a busy peer must not be lost long). */
   quarantineMs?: number;
   /** How often an empty routing table bootstraps again (doubling up to 8×); default 1000 ms. */
   rebootstrapMs?: number;
@@ -147,7 +147,7 @@ export class Libp2pRouter implements Router {
 
   /** Marks a provider as gone (a fetch from it failed), so lookups skip it for a while. */
   quarantine(id: string): void {
-    this.#quarantine.set(id, Date.now() + (this.#init.quarantineMs ?? 10_000));
+    this.#quarantine.set(id, Date.now() + (this.#init.quarantineMs ?? 3000));
   }
 
   #require(): Node {
