@@ -114,7 +114,12 @@ describe('HTTP bootstrap: /id on one node, polled by another', { timeout: 60_000
       ]),
     );
     await Promise.all(nodes.map((node) => node.start()));
-    const id = await (await fetch(`http://127.0.0.1:${idPort}/id`)).text();
+    // /id comes up after the router, which starts after the registry answers /livez.
+    let id = '';
+    await waitFor('/id served', async () => {
+      id = await (await fetch(`http://127.0.0.1:${idPort}/id`)).text();
+      return true;
+    });
     assert.match(id, new RegExp(`^/ip4/127.0.0.1/tcp/${routerA}/p2p/\\w+`, 'm'));
   });
 
