@@ -9,9 +9,9 @@ import {
   type SingleImageFixture,
 } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
-import { bytesSentFrom, freePort, run, waitFor } from '../harness/process.js';
+import { bytesSentFrom, freePort, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { CLI, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { configureMirror, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 // All real: three nodes, each a containerd with its own shoal (containerd store, static P2P bootstrap).
@@ -62,16 +62,7 @@ describe('e2e: three containerd nodes pull from each other through shoal', { tim
     }
     await Promise.all(shoals.map((shoal) => shoal.start()));
     for (const [i, containerd] of containerds.entries()) {
-      await run(process.execPath, [
-        CLI,
-        'configuration',
-        '--containerd-registry-config-path',
-        containerd.hostsDir,
-        '--mirrored-registries',
-        registry.url,
-        '--mirror-targets',
-        (shoals[i] as ShoalProcess).url,
-      ]);
+      await configureMirror(containerd.hostsDir, registry.url, (shoals[i] as ShoalProcess).url);
     }
   });
 

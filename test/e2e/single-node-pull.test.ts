@@ -10,9 +10,8 @@ import {
   smallImage,
 } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
-import { run } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { CLI, ShoalProcess } from '../harness/shoal.js';
+import { configureMirror, ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 // All real: distribution registry upstream, containerd A pulls from it, then the registry stops and
@@ -28,19 +27,6 @@ describe('e2e: containerd pulls through a single shoal node', { timeout: 600_000
   let multi: MultiArchFixture;
   const bigRef = (): string => `${registry.host}/e2e/big:${big.tag}`;
   const multiRef = (): string => `${registry.host}/e2e/multi:${multi.tag}`;
-
-  async function configure(node: Containerd): Promise<void> {
-    await run(process.execPath, [
-      CLI,
-      'configuration',
-      '--containerd-registry-config-path',
-      node.hostsDir,
-      '--mirrored-registries',
-      registry.url,
-      '--mirror-targets',
-      shoal.url,
-    ]);
-  }
 
   before(async () => {
     dir = await shortTempDir('shoal-e2e');
@@ -69,8 +55,8 @@ describe('e2e: containerd pulls through a single shoal node', { timeout: 600_000
       join(dir, 'shoal-data'),
     ]);
     await shoal.start();
-    await configure(nodeB);
-    await configure(nodeC);
+    await configureMirror(nodeB.hostsDir, registry.url, shoal.url);
+    await configureMirror(nodeC.hostsDir, registry.url, shoal.url);
   });
 
   after(async () => {

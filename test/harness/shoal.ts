@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { Child, freePort, waitFor } from './process.js';
+import { Child, freePort, run, waitFor } from './process.js';
 
 export const CLI = fileURLToPath(new URL('../../src/main/cli.js', import.meta.url));
 
@@ -74,4 +74,22 @@ export function staticP2pArgs(opts: {
     '--mirror-resolve-timeout',
     opts.resolveTimeout ?? '2s',
   ];
+}
+
+/** Runs `shoal configuration` so `containerdHostsDir` sends pulls from `registryUrl` to `mirrorUrl` first. */
+export async function configureMirror(
+  containerdHostsDir: string,
+  registryUrl: string,
+  mirrorUrl: string,
+): Promise<void> {
+  await run(process.execPath, [
+    CLI,
+    'configuration',
+    '--containerd-registry-config-path',
+    containerdHostsDir,
+    '--mirrored-registries',
+    registryUrl,
+    '--mirror-targets',
+    mirrorUrl,
+  ]);
 }

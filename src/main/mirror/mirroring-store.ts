@@ -93,7 +93,12 @@ export class MirroringStore implements ContentStore {
   }
 
   async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
-    if ((await this.#local.stat(digest)) !== undefined) return this.#local.open(digest, range);
+    try {
+      // The handler has just stat'ed this digest; a local hit is opened without asking again.
+      return await this.#local.open(digest, range);
+    } catch (err) {
+      if (!(err instanceof BlobUnknownError)) throw err;
+    }
     const kind = await this.stat(digest);
     if (kind === undefined) throw new BlobUnknownError(`no peer holds ${digest}`);
     const path = isManifestMediaType(kind.mediaType)
