@@ -1,4 +1,3 @@
-import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobUnknownError, StoreUnavailableError } from '../errors.js';
 import { type Digest, digestAlgorithm, digestHex } from '../oci/digest.js';
@@ -133,8 +132,19 @@ export class ContainerdStore implements ContentStore {
 
   async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
     const path = this.#blobPath(digest);
-    if (path !== undefined && (await readable(path))) {
-      return withTimeout(FileRangeReader.open(path, range), this.#timeoutMs, `open ${path}`, timeoutError);
+    if (path !== undefined) {
+      // One open, no access() probe first: on the hot path the open itself tells whether shoal may read it.
+      try {
+        return await withTimeout(
+          FileRangeReader.open(path, range),
+          this.#timeoutMs,
+          `open ${path}`,
+          timeoutError,
+        );
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) throw err;
+        // Absent or unreadable here (another mount, no permission): containerd can still stream it.
+      }
     }
     if ((await this.#client.contentInfo(digest)) === undefined) {
       throw new BlobUnknownError(`blob ${digest} is not in containerd`);
@@ -179,15 +189,6 @@ export class ContainerdStore implements ContentStore {
     return digestAlgorithm(digest) === 'sha256'
       ? join(this.#contentPath, 'blobs', 'sha256', digestHex(digest))
       : undefined;
-  }
-}
-
-async function readable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.R_OK);
-    return true;
-  } catch {
-    return false;
   }
 }
 

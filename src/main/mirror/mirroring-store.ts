@@ -27,6 +27,7 @@ export interface MirroringStoreInit {
 const PEER_REPOSITORY = 'shoal/peer';
 const HEDGE_MIN_MS = 10;
 const HEDGE_MAX_MS = 1000;
+const REMOTE_DESCRIPTORS = 4096;
 
 /**
  * Serves what the local store holds, and on a miss finds peers that hold it and streams from them:
@@ -40,6 +41,11 @@ export class MirroringStore implements ContentStore {
   readonly #lookups: LookupCache;
   readonly #latency = new LatencyTracker();
   readonly #quarantine = new Map<string, number>();
+  /**
+   * Descriptors peers gave for digests (content is immutable, so they never go stale): the handler stats
+   * a digest and then opens it, and the open must not ask the peers the same question again.
+   */
+  readonly #remote = new Map<Digest, Descriptor>();
   readonly #resolveTimeoutMs: number;
   readonly #maxAttempts: number;
   readonly #peerTimeoutMs: number;
@@ -86,10 +92,12 @@ export class MirroringStore implements ContentStore {
     const local = await this.#local.stat(digest);
     if (local !== undefined) return local;
     // A peer serves a manifest only from /manifests/, so ask for a blob first, then for a manifest.
-    return this.#describe(digest, [
+    const remote = await this.#describe(digest, [
       `/v2/${PEER_REPOSITORY}/blobs/${digest}`,
       `/v2/${PEER_REPOSITORY}/manifests/${digest}`,
     ]);
+    if (remote?.digest === digest) this.#remember(remote);
+    return remote;
   }
 
   async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
@@ -99,7 +107,7 @@ export class MirroringStore implements ContentStore {
     } catch (err) {
       if (!(err instanceof BlobUnknownError)) throw err;
     }
-    const kind = await this.stat(digest);
+    const kind = this.#remote.get(digest) ?? (await this.stat(digest));
     if (kind === undefined) throw new BlobUnknownError(`no peer holds ${digest}`);
     const path = isManifestMediaType(kind.mediaType)
       ? `/v2/${PEER_REPOSITORY}/manifests/${digest}`
@@ -123,6 +131,14 @@ export class MirroringStore implements ContentStore {
     const first = await fetchFrom(range.start);
     if (first === undefined) throw new BlobUnknownError(`no peer could serve ${digest}`);
     return new PeerBlobReader(first, range, fetchFrom, this.#readTimeoutMs);
+  }
+
+  #remember(descriptor: Descriptor): void {
+    if (this.#remote.size >= REMOTE_DESCRIPTORS) {
+      const oldest = this.#remote.keys().next().value;
+      if (oldest !== undefined) this.#remote.delete(oldest);
+    }
+    this.#remote.set(descriptor.digest, descriptor);
   }
 
   /** HEADs `paths` in order on racing providers of `key`; the first answer describes the content. */

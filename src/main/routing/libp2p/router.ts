@@ -145,8 +145,8 @@ export class Libp2pRouter implements Router {
     for (const key of keys) await node.contentRouting.cancelReprovide(await routingCid(key));
   }
 
-  /** Marks a provider as gone (a fetch from it failed), so lookups skip it for a while. */
-  quarantine(id: string): void {
+  /** Marks a provider as gone, so lookups skip it for a while. */
+  #quarantinePeer(id: string): void {
     this.#quarantine.set(id, Date.now() + (this.#init.quarantineMs ?? 3000));
   }
 
@@ -197,7 +197,7 @@ export class Libp2pRouter implements Router {
     } catch (err) {
       if (signal.aborted) return undefined;
       this.#log.debug({ peer: id, err }, 'provider unreachable; quarantined');
-      this.quarantine(id);
+      this.#quarantinePeer(id);
       return undefined;
     }
   }
