@@ -19,9 +19,11 @@ import { cleanupHostsConfig, hostDirName, writeHostsConfig } from './containerd/
 import { ContainerdStore } from './containerd/store.js';
 import { ConfigError, isShoalError } from './errors.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { Metrics } from './metrics/metrics.js';
 import { Advertiser } from './mirror/advertiser.js';
 import { MirroringStore } from './mirror/mirroring-store.js';
 import { PullHandler } from './registry/handler.js';
+import { MetricsServer } from './registry/metrics-server.js';
 import { RegistryServer } from './registry/server.js';
 import {
   type Bootstrapper,
@@ -34,6 +36,9 @@ import type { Libp2pRouter } from './routing/libp2p/router.js';
 import { EmbeddedStore } from './store/embedded.js';
 import { importOciLayout } from './store/oci-layout.js';
 import type { ContentStore } from './store/store.js';
+import { GuardedStore } from './verify/guarded-store.js';
+import { LocalChecker } from './verify/local-checker.js';
+import { VerifyPool } from './verify/pool.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -113,7 +118,7 @@ export async function main(
   return command.run(values as never, positional, out);
 }
 
-async function openStore(config: RegistryConfig, log: Logger): Promise<ContentStore> {
+async function openStore(config: RegistryConfig, log: Logger, verifier: VerifyPool): Promise<ContentStore> {
   if (config.store !== 'embedded') {
     const client = new ContainerdClient({
       socket: config.containerdSock,
@@ -144,7 +149,7 @@ async function openStore(config: RegistryConfig, log: Logger): Promise<ContentSt
       );
     }
   }
-  const store = new EmbeddedStore({ dataDir: config.dataDir });
+  const store = new EmbeddedStore({ verifier }, { dataDir: config.dataDir });
   await store.start();
   log.info({ dataDir: config.dataDir }, 'serving from the embedded store');
   return store;
@@ -175,9 +180,55 @@ function bootstrapperFor(config: RegistryConfig): Bootstrapper {
   }
 }
 
+/** The digest worker pool, started warm; every command that takes content in needs one. */
+async function startVerifier(
+  config: { verifyWorkers: number; verifyTimeout?: number },
+  log: Logger,
+  metrics: Metrics,
+): Promise<VerifyPool> {
+  const pool = new VerifyPool(
+    { log: log.child({ component: 'verify' }), metrics },
+    {
+      ...(config.verifyWorkers > 0 ? { threads: config.verifyWorkers } : {}),
+      ...(config.verifyTimeout === undefined ? {} : { timeoutMs: config.verifyTimeout }),
+    },
+  );
+  await pool.start();
+  return pool;
+}
+
+async function startMetrics(config: RegistryConfig, metrics: Metrics): Promise<MetricsServer> {
+  const server = new MetricsServer(
+    { render: () => metrics.render(), contentType: metrics.contentType },
+    { host: config.metricsAddr.host, port: config.metricsAddr.port },
+  );
+  try {
+    await server.start();
+  } catch (cause) {
+    throw new ConfigError(
+      `--metrics-addr: cannot listen on ${config.metricsAddr.host ?? '*'}:${config.metricsAddr.port}`,
+      { cause },
+    );
+  }
+  return server;
+}
+
 async function runRegistry(config: RegistryConfig): Promise<number> {
   const log = createLogger(config.logLevel);
-  const local = await openStore(config, log);
+  const metrics = new Metrics({ defaultMetrics: true });
+  const metricsServer = await startMetrics(config, metrics);
+  const verifier = await startVerifier(config, log, metrics);
+  log.info({ threads: verifier.threads, port: metricsServer.port }, 'digest workers warm; metrics listening');
+  // Content found corrupt here is neither served nor advertised again.
+  const local = new GuardedStore({ store: await openStore(config, log, verifier) });
+  const checker = new LocalChecker(
+    { store: local, verifier, metrics, log: log.child({ component: 'verify-local' }) },
+    {
+      scrub: config.verifyLocal,
+      scrubIntervalMs: config.verifyLocalInterval,
+      bytesPerSecond: config.verifyLocalRate,
+    },
+  );
   let router: Libp2pRouter | undefined;
   let store: ContentStore = local;
   let advertiser: Advertiser | undefined;
@@ -196,13 +247,29 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       },
     );
     store = new MirroringStore(
-      { local, router },
-      { resolveTimeoutMs: config.mirrorResolveTimeout, maxAttempts: config.mirrorResolveRetries },
+      {
+        local,
+        router,
+        verifier: config.verifyRemote ? verifier : undefined,
+        metrics,
+        log: log.child({ component: 'mirror' }),
+      },
+      {
+        resolveTimeoutMs: config.mirrorResolveTimeout,
+        maxAttempts: config.mirrorResolveRetries,
+        corruptQuarantineMs: config.peerCorruptQuarantine,
+        chunkBytes: config.streamChunkBytes,
+      },
     );
     advertiser = new Advertiser({ store: local, router, log: log.child({ component: 'advertiser' }) });
   }
   const handler = new PullHandler(
-    { store, localStore: local, ready: () => store.ready() },
+    {
+      store,
+      localStore: local,
+      ready: () => store.ready(),
+      onCorruptReport: (digest) => checker.report(digest),
+    },
     {
       defaultRegistry: config.defaultRegistry,
       mirroredRegistries: config.mirroredRegistries.map(hostDirName),
@@ -240,6 +307,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     }
     advertiser?.start();
   }
+  checker.start();
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
@@ -249,7 +317,10 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   idServer?.close();
   await advertiser?.stop();
   await router?.stop();
+  await checker.stop();
   await local.stop();
+  await verifier.stop();
+  await metricsServer.stop();
   return 0;
 }
 
@@ -275,14 +346,19 @@ async function runImport(
   if (layout === undefined || extra !== undefined)
     throw new ConfigError('import: name exactly one OCI layout directory');
   if (config.repository === '') throw new ConfigError('--repository: required');
-  const store = new EmbeddedStore({ dataDir: config.dataDir });
-  await store.start();
-  const result = await importOciLayout(store, layout, {
-    registry: config.registry,
-    repository: config.repository,
-  });
-  await store.stop();
-  out.write(`imported ${result.blobs} blobs; tags: ${result.tags.join(', ') || '(none)'}\n`);
+  const verifier = await startVerifier(config, createLogger(config.logLevel), new Metrics());
+  try {
+    const store = new EmbeddedStore({ verifier }, { dataDir: config.dataDir });
+    await store.start();
+    const result = await importOciLayout(store, layout, {
+      registry: config.registry,
+      repository: config.repository,
+    });
+    await store.stop();
+    out.write(`imported ${result.blobs} blobs; tags: ${result.tags.join(', ') || '(none)'}\n`);
+  } finally {
+    await verifier.stop();
+  }
   return 0;
 }
 

@@ -9,6 +9,8 @@ export class ShoalProcess {
   /** Loopback address the registry binds (tests give nodes their own 127.x address). */
   readonly host: string;
   port = 0;
+  /** Port of the node's metrics endpoint. */
+  metricsPort = 0;
   #child: Child | undefined;
 
   constructor(args: readonly string[], options: { host?: string } = {}) {
@@ -30,12 +32,15 @@ export class ShoalProcess {
 
   async start(): Promise<void> {
     this.port = await freePort();
+    this.metricsPort = await freePort();
     const env = { ...process.env, LOG_LEVEL: process.env.SHOAL_TEST_LOG_LEVEL ?? 'warn' };
-    this.#child = new Child(
-      process.execPath,
-      [CLI, 'registry', '--registry-addr', `${this.host}:${this.port}`, ...this.args],
-      env,
-    );
+    const addresses = [
+      '--registry-addr',
+      `${this.host}:${this.port}`,
+      '--metrics-addr',
+      `${this.host}:${this.metricsPort}`,
+    ];
+    this.#child = new Child(process.execPath, [CLI, 'registry', ...addresses, ...this.args], env);
     const child = this.#child;
     await waitFor(
       'shoal',
@@ -43,6 +48,15 @@ export class ShoalProcess {
       15_000,
       () => (child.running ? undefined : `exited:\n${child.output}`),
     );
+  }
+
+  /** The value of one metric sample (`name{labels}` exactly as exposed), 0 when absent. */
+  async metric(sample: string): Promise<number> {
+    const text = await (await fetch(`http://${this.host}:${this.metricsPort}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
+    }
+    return 0;
   }
 
   /** SIGTERM, then SIGKILL after `graceMs` (0: SIGKILL at once, a crash). */

@@ -66,6 +66,8 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
       join(dir, 'absent.sock'),
       '--registry-addr',
       '127.0.0.1:0',
+      '--metrics-addr',
+      '127.0.0.1:0',
       '--store-timeout',
       '1s',
     ]);

@@ -9,6 +9,7 @@ import { EmbeddedStore } from '../../src/main/store/embedded.js';
 import { seededBytes } from '../harness/images.js';
 import { ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
+import { startVerifier } from '../harness/verifier.js';
 
 const GiB = 1 << 30;
 const CLIENTS = 8;
@@ -48,7 +49,8 @@ describe(`memory stays bounded: ${CLIENTS} concurrent 1 GiB downloads`, { timeou
 
   before(async () => {
     dir = await shortTempDir('shoal-mem');
-    const store = new EmbeddedStore({ dataDir: join(dir, 'data') });
+    const verifier = await startVerifier();
+    const store = new EmbeddedStore({ verifier }, { dataDir: join(dir, 'data') });
     await store.start();
     // The digest is only known after the bytes are made: make them twice (cheap) rather than hold 1 GiB.
     const hash = createHash('sha256');
@@ -56,6 +58,7 @@ describe(`memory stays bounded: ${CLIENTS} concurrent 1 GiB downloads`, { timeou
     digest = `sha256:${hash.digest('hex')}`;
     await store.ingest(parseDigest(digest), seededBytes('memory-bound', GiB));
     await store.stop();
+    await verifier.stop();
     shoal = new ShoalProcess(['--store', 'embedded', '--data-dir', join(dir, 'data')]);
     await shoal.start();
   });

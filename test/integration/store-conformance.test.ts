@@ -13,6 +13,7 @@ import { multiArchImage, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { DistributionRegistry } from '../harness/registry.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
+import { startVerifier } from '../harness/verifier.js';
 
 const REGISTRY = '127.0.0.1:5999';
 
@@ -34,12 +35,13 @@ storeConformance('memory', async () => {
 
 storeConformance('embedded', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-embedded-'));
-  const store = new EmbeddedStore({ dataDir: dir });
+  const verifier = await startVerifier();
+  const store = new EmbeddedStore({ verifier }, { dataDir: dir });
   await store.start();
   const seeded = await seed(store);
   // Reopen, so the suite also proves the index survives a restart.
   await store.stop();
-  const reopened = new EmbeddedStore({ dataDir: dir });
+  const reopened = new EmbeddedStore({ verifier }, { dataDir: dir });
   await reopened.start();
   return {
     store: reopened,
@@ -47,6 +49,7 @@ storeConformance('embedded', async () => {
     ...seeded,
     teardown: async () => {
       await reopened.stop();
+      await verifier.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -112,6 +112,19 @@ export const registryFlags = {
     'Bytes per second this node streams to peers in all (0: unlimited); keeps peer serving off the node’s own pulls.',
   ),
   streamBuffers: integer(64, 4, 4096, 'Buffers in the streaming pool; bounds memory used by blob downloads.'),
+  verifyWorkers: integer(0, 0, 256, 'Digest worker threads; 0: one per core less one, at least 1.'),
+  verifyRemote: bool(
+    true,
+    'Hash peer content in the digest workers and cut any response that fails; false trusts peers (containerd still checks).',
+  ),
+  verifyTimeout: duration('30s', 'Longest wait for a digest worker to hash one chunk or finish a check.'),
+  verifyLocal: bool(
+    false,
+    'Scrub the local store in the background; corrupt content is withdrawn (and deleted if shoal’s own).',
+  ),
+  verifyLocalInterval: duration('24h', 'Time between two scrubs of the local store (--verify-local).'),
+  verifyLocalRate: integer(64 << 20, 1 << 20, Number.MAX_SAFE_INTEGER, 'Bytes per second a scrub reads.'),
+  peerCorruptQuarantine: duration('5m', 'How long a peer that sent content failing its digest is not asked.'),
   logLevel,
 } as const;
 
@@ -135,6 +148,7 @@ export const cleanupFlags = {
 /** `shoal import`: copies an OCI image layout into the embedded store. */
 export const importFlags = {
   dataDir: registryFlags.dataDir,
+  verifyWorkers: registryFlags.verifyWorkers,
   registry: value(
     'docker.io',
     parseHostFlag,

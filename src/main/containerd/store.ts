@@ -1,3 +1,4 @@
+import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobUnknownError, StoreUnavailableError } from '../errors.js';
 import { type Digest, digestAlgorithm, digestHex } from '../oci/digest.js';
@@ -150,6 +151,18 @@ export class ContainerdStore implements ContentStore {
       throw new BlobUnknownError(`blob ${digest} is not in containerd`);
     }
     return new GrpcRangeReader(this.#client, digest, range, this.#timeoutMs);
+  }
+
+  /** The blob file in containerd's content directory when this process can read it. */
+  async localPath(digest: Digest): Promise<string | undefined> {
+    const path = this.#blobPath(digest);
+    if (path === undefined) return undefined;
+    try {
+      await withTimeout(access(path, constants.R_OK), this.#timeoutMs, `access ${path}`, timeoutError);
+      return path;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Known media type, or sniffed from the bytes of small JSON content; cached since content is immutable. */

@@ -1,13 +1,17 @@
 import { BlobUnknownError } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
+import type { Logger } from '../log/logger.js';
+import { Metrics } from '../metrics/metrics.js';
+import { type Digest, isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
 import type { Provider, Router } from '../routing/router.js';
 import type { BlobReader, ContentStore, Descriptor } from '../store/store.js';
+import type { DigestVerifier, Verdict } from '../verify/verifier.js';
+import { VerifyingReader } from '../verify/verifying-reader.js';
 import { type Attempt, hedgedRace } from './hedge.js';
 import { LatencyTracker } from './latency.js';
 import { LookupCache } from './lookup-cache.js';
-import { type PeerResponse, requestPeer } from './peer-client.js';
+import { type PeerResponse, reportCorrupt, requestPeer } from './peer-client.js';
 import { PeerBlobReader, type PeerBody } from './peer-reader.js';
 
 export interface MirroringStoreInit {
@@ -21,6 +25,19 @@ export interface MirroringStoreInit {
   readTimeoutMs?: number;
   /** How long a peer that failed is skipped; default 10 s. */
   quarantineMs?: number;
+  /** How long a peer that sent content failing its digest is skipped; default 5 min (`--peer-corrupt-quarantine`). */
+  corruptQuarantineMs?: number;
+  /** Size of the buffer that hashes what follows a range; default 1 MiB. */
+  chunkBytes?: number;
+}
+
+export interface MirroringStoreDeps {
+  local: ContentStore;
+  router: Router;
+  /** Checks every peer byte; undefined trusts peers as they are (`--verify-remote=false`). */
+  verifier?: DigestVerifier | undefined;
+  metrics?: Metrics;
+  log?: Logger;
 }
 
 // Peers serve digests whatever the repository; this name only satisfies the path grammar.
@@ -33,6 +50,10 @@ const REMOTE_DESCRIPTORS = 4096;
  * Serves what the local store holds, and on a miss finds peers that hold it and streams from them:
  * hedged across providers, resumed on another peer mid-body. Peers are asked with the mirrored header, so
  * they answer from their own store only.
+ *
+ * With a verifier, peer content is always fetched whole and hashed in the digest workers as it streams: a
+ * ranged request is cut from the whole body, and the last bytes go out only once the digest matches. A
+ * peer whose bytes fail is quarantined, counted and told, so it re-checks its copy.
  */
 export class MirroringStore implements ContentStore {
   readonly kind: string;
@@ -51,10 +72,18 @@ export class MirroringStore implements ContentStore {
   readonly #peerTimeoutMs: number;
   readonly #readTimeoutMs: number;
   readonly #quarantineMs: number;
+  readonly #corruptQuarantineMs: number;
+  readonly #chunkBytes: number;
+  readonly #verifier: DigestVerifier | undefined;
+  readonly #metrics: Metrics;
+  readonly #log: Logger | undefined;
 
-  constructor(deps: { local: ContentStore; router: Router }, init: MirroringStoreInit = {}) {
+  constructor(deps: MirroringStoreDeps, init: MirroringStoreInit = {}) {
     this.#local = deps.local;
     this.#router = deps.router;
+    this.#verifier = deps.verifier;
+    this.#metrics = deps.metrics ?? new Metrics();
+    this.#log = deps.log;
     this.#lookups = new LookupCache({ router: deps.router });
     this.kind = `${deps.local.kind}+peers`;
     this.#resolveTimeoutMs = init.resolveTimeoutMs ?? 20;
@@ -62,6 +91,8 @@ export class MirroringStore implements ContentStore {
     this.#peerTimeoutMs = init.peerTimeoutMs ?? 3000;
     this.#readTimeoutMs = init.readTimeoutMs ?? 5000;
     this.#quarantineMs = init.quarantineMs ?? 10_000;
+    this.#corruptQuarantineMs = init.corruptQuarantineMs ?? 300_000;
+    this.#chunkBytes = init.chunkBytes ?? 1 << 20;
   }
 
   start(): Promise<void> {
@@ -112,25 +143,63 @@ export class MirroringStore implements ContentStore {
     const path = isManifestMediaType(kind.mediaType)
       ? `/v2/${PEER_REPOSITORY}/manifests/${digest}`
       : `/v2/${PEER_REPOSITORY}/blobs/${digest}`;
+    // Checking needs every byte, so a checked fetch asks the peers for the whole blob whatever the range.
+    const verifier = this.#verifier;
+    const fetched = verifier === undefined ? range : { start: 0, end: kind.size - 1 };
     const fetchFrom = async (offset: number, failed?: string): Promise<PeerBody | undefined> => {
       if (failed !== undefined) {
-        this.#quarantine.set(failed, Date.now() + this.#quarantineMs);
+        this.#setAside(failed, this.#quarantineMs, 'failed');
         // The cached providers may hold only the peer that just died: resume from a fresh lookup.
         this.#lookups.forget(digest);
       }
       const won = await this.#race(digest, (provider, signal) =>
         requestPeer(provider.registry, path, {
           method: 'GET',
-          range: offset === 0 && range.end === kind.size - 1 ? undefined : `bytes=${offset}-${range.end}`,
+          range: offset === 0 && fetched.end === kind.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`,
           signal,
           timeoutMs: this.#peerTimeoutMs,
         }),
       );
-      return won === undefined ? undefined : { body: won.result.body, peer: won.provider.id };
+      return won === undefined
+        ? undefined
+        : { body: won.result.body, peer: won.provider.id, registry: won.provider.registry };
     };
-    const first = await fetchFrom(range.start);
+    const first = await fetchFrom(fetched.start);
     if (first === undefined) throw new BlobUnknownError(`no peer could serve ${digest}`);
-    return new PeerBlobReader(first, range, fetchFrom, this.#readTimeoutMs);
+    const body = new PeerBlobReader(first, fetched, fetchFrom, this.#readTimeoutMs, () =>
+      this.#metrics.peerResumes.inc({}),
+    );
+    if (verifier === undefined) return body;
+    return new VerifyingReader(body, verifier.session(digest, kind.size), {
+      range,
+      size: kind.size,
+      scratch: () => Buffer.from(new SharedArrayBuffer(this.#chunkBytes)),
+      onCorrupt: (verdict) => this.#corrupt(kind, body.peers, verdict),
+    });
+  }
+
+  /** Peers sent bytes that fail `descriptor`'s digest: set every one that sent part of it aside, and tell it. */
+  #corrupt(descriptor: Descriptor, peers: ReadonlyMap<string, string>, verdict: Verdict): void {
+    const kind = isManifestMediaType(descriptor.mediaType) ? 'manifest' : 'blob';
+    this.#metrics.peerCorrupt.inc({ kind });
+    this.#log?.warn(
+      { digest: descriptor.digest, peers: [...peers.keys()], verdict },
+      'peer content failed its digest check; cutting the response and setting the peers aside',
+    );
+    for (const [peer, registry] of peers) {
+      this.#setAside(peer, this.#corruptQuarantineMs, 'corrupt');
+      void reportCorrupt(registry, descriptor.digest, this.#peerTimeoutMs);
+    }
+    this.#lookups.forget(descriptor.digest);
+    this.#remote.delete(descriptor.digest);
+  }
+
+  #setAside(peer: string, ms: number, reason: 'failed' | 'corrupt'): void {
+    const until = Date.now() + ms;
+    // A shorter quarantine for a failure never cuts a longer one for corruption short.
+    if ((this.#quarantine.get(peer) ?? 0) >= until) return;
+    this.#quarantine.set(peer, until);
+    this.#metrics.peerQuarantines.inc({ reason });
   }
 
   #remember(descriptor: Descriptor): void {
@@ -163,7 +232,9 @@ export class MirroringStore implements ContentStore {
     const digest = response.headers['docker-content-digest'];
     const size = Number(response.headers['content-length']);
     const contentType = response.headers['content-type'];
-    if (typeof digest !== 'string' || !Number.isSafeInteger(size)) return undefined;
+    if (typeof digest !== 'string' || !isDigest(digest) || !Number.isSafeInteger(size) || size < 0) {
+      return undefined;
+    }
     const mediaType = isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
     return { digest: digest as Digest, size, mediaType };
   }
@@ -181,7 +252,7 @@ export class MirroringStore implements ContentStore {
         this.#latency.record(performance.now() - started);
         return response;
       } catch (err) {
-        if (!signal.aborted) this.#quarantine.set(provider.id, Date.now() + this.#quarantineMs);
+        if (!signal.aborted) this.#setAside(provider.id, this.#quarantineMs, 'failed');
         throw err;
       }
     };

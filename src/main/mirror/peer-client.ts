@@ -4,6 +4,9 @@ import { ShoalError } from '../errors.js';
 /** Marks a request as coming from a peer: the receiver serves it from its own store only, so no loops. */
 export const MIRRORED_HEADER = 'x-shoal-mirrored';
 
+/** POST here plus a digest: the content this node served under that digest failed its check. */
+export const CORRUPT_REPORT_PATH = '/_shoal/v1/corrupt/';
+
 export class PeerRequestError extends ShoalError {
   override readonly code = 'PEER_REQUEST_FAILED';
   override readonly status = 502;
@@ -58,6 +61,26 @@ export function requestPeer(
           : new PeerRequestError(`peer ${registry}: ${err.message}`, { cause: err }),
       );
     });
+    req.end();
+  });
+}
+
+/**
+ * Tells a peer that content it served did not match its digest, so it re-checks its copy. Best effort:
+ * resolves whether the peer took the report, never rejects.
+ */
+export function reportCorrupt(registry: string, digest: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      `${registry}${CORRUPT_REPORT_PATH}${digest}`,
+      { method: 'POST', headers: { [MIRRORED_HEADER]: 'true', 'content-length': '0' }, agent },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 202);
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy());
+    req.on('error', () => resolve(false));
     req.end();
   });
 }

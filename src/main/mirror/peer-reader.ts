@@ -11,7 +11,10 @@ const RESUME_RETRY_MS = 300;
 /** A body being received, and the peer it comes from. */
 export interface PeerBody {
   body: IncomingMessage;
+  /** The peer's id. */
   peer: string;
+  /** The peer's registry base URL. */
+  registry: string;
 }
 
 /**
@@ -35,13 +38,19 @@ export class PeerBlobReader implements BlobReader {
   #pending: Buffer = Buffer.alloc(0);
   /** How many times the body moved to another peer; for tests and metrics. */
   resumes = 0;
+  /** Every peer that sent part of the body (id → registry URL): the suspects when it fails its digest. */
+  readonly peers = new Map<string, string>();
+  readonly #onResume: (() => void) | undefined;
 
   constructor(
     first: PeerBody,
     range: { start: number; end: number },
     resumeAt: ResumeAt,
     readTimeoutMs: number,
+    onResume?: () => void,
   ) {
+    this.#onResume = onResume;
+    this.peers.set(first.peer, first.registry);
     this.#body = first.body;
     this.#peer = first.peer;
     this.#position = range.start;
@@ -109,6 +118,8 @@ export class PeerBlobReader implements BlobReader {
       throw new StoreUnavailableError(`no peer could finish the body from byte ${this.#position}`);
     }
     this.resumes++;
+    this.#onResume?.();
+    this.peers.set(next.peer, next.registry);
     this.#body = next.body;
     this.#peer = next.peer;
   }

@@ -70,8 +70,8 @@ export class BufferPool {
     if (this.#free.length + (this.#count - this.#made) < count) return undefined;
     const taken = this.#free.splice(0, count);
     while (taken.length < count) {
-      // allocUnsafeSlow: a buffer of its own, outside Node's shared slab, returned to this pool only.
-      taken.push(Buffer.allocUnsafeSlow(this.bufferSize));
+      // Shared memory of its own: digest workers hash the chunk in place while it is being sent.
+      taken.push(Buffer.from(new SharedArrayBuffer(this.bufferSize)));
       this.#made++;
     }
     return taken;

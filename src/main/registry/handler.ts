@@ -1,10 +1,14 @@
 import {
   BlobUnknownError,
+  ContentCorruptError,
   ManifestTooLargeError,
   ManifestUnknownError,
   MethodUnsupportedError,
   NameUnknownError,
+  RouteUnknownError,
 } from '../errors.js';
+import { CORRUPT_REPORT_PATH } from '../mirror/peer-client.js';
+import { type Digest, parseDigest } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
@@ -43,6 +47,11 @@ export interface PullHandlerDeps {
   localStore?: ContentStore;
   /** Readiness of everything the node needs (store now, router later). */
   ready: () => Promise<boolean>;
+  /**
+   * A peer reports that content this node served failed its digest; returns whether a re-check was
+   * queued. Absent: reports are not taken (404).
+   */
+  onCorruptReport?: (digest: Digest) => boolean;
 }
 
 const PING_BODY = Buffer.from('{}');
@@ -52,6 +61,7 @@ export class PullHandler {
   readonly #store: ContentStore;
   readonly #localStore: ContentStore;
   readonly #ready: () => Promise<boolean>;
+  readonly #onCorruptReport: ((digest: Digest) => boolean) | undefined;
   readonly #defaultRegistry: string;
   readonly #mirrored: ReadonlySet<string>;
   readonly #filters: readonly RegExp[];
@@ -61,6 +71,7 @@ export class PullHandler {
     this.#store = deps.store;
     this.#localStore = deps.localStore ?? deps.store;
     this.#ready = deps.ready;
+    this.#onCorruptReport = deps.onCorruptReport;
     this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
     this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
     this.#filters = init.registryFilters ?? [];
@@ -68,6 +79,7 @@ export class PullHandler {
   }
 
   async handle(request: PullRequest): Promise<Reply> {
+    if (request.path.startsWith(CORRUPT_REPORT_PATH)) return this.#corruptReport(request);
     const head = request.method === 'HEAD';
     if (!head && request.method !== 'GET') {
       throw new MethodUnsupportedError(
@@ -97,6 +109,15 @@ export class PullHandler {
       );
     }
     return this.#blob(store, route.digest, request.range, head);
+  }
+
+  #corruptReport(request: PullRequest): Reply {
+    if (request.method !== 'POST') throw new MethodUnsupportedError('corrupt reports are POSTed');
+    const digest = parseDigest(request.path.slice(CORRUPT_REPORT_PATH.length));
+    if (this.#onCorruptReport === undefined)
+      throw new RouteUnknownError('this node takes no corrupt reports');
+    const queued = this.#onCorruptReport(digest);
+    return { ...jsonReply(Buffer.from(JSON.stringify({ queued })), false), status: 202 };
   }
 
   /**
@@ -157,7 +178,18 @@ export class PullHandler {
       ['Content-Type', descriptor.mediaType] as const,
     ];
     if (head) return { kind: 'full', status: 200, headers, body: undefined };
-    return { kind: 'full', status: 200, headers, body: await readAll(store, descriptor) };
+    try {
+      return { kind: 'full', status: 200, headers, body: await readAll(store, descriptor) };
+    } catch (err) {
+      // Bytes that failed their digest are never served; a 404 sends containerd to the next host at once.
+      if (!(err instanceof ContentCorruptError)) throw err;
+      throw new ManifestUnknownError(
+        `manifest ${descriptor.digest} could not be read intact: ${err.message}`,
+        {
+          cause: err,
+        },
+      );
+    }
   }
 
   async #blob(

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -13,6 +13,7 @@ import type { ByteRange } from '../oci/range.js';
 import { imageName } from '../oci/reference.js';
 import { syncDirectory, writeFileAtomic } from '../util/atomic-file.js';
 import { ChangeNotifier } from '../util/changes.js';
+import type { DigestVerifier } from '../verify/verifier.js';
 import { FileRangeReader } from './file-reader.js';
 import type { BlobReader, Descriptor, WritableStore } from './store.js';
 
@@ -30,18 +31,20 @@ interface IndexFile {
 }
 
 /**
- * shoal's own content-addressed store. Content is committed only after it hashes to its digest (temp file,
- * hash, fsync, rename), so a crash never leaves a partial blob under a digest name.
+ * shoal's own content-addressed store. Content is committed only after a digest worker has checked it
+ * (temp file, verify, fsync, rename), so a crash never leaves a partial blob under a digest name.
  */
 export class EmbeddedStore implements WritableStore {
   readonly kind = 'embedded';
   readonly #dataDir: string;
+  readonly #verifier: DigestVerifier;
   #index: IndexFile = { version: 1, tags: {}, manifests: {} };
   readonly #changes = new ChangeNotifier();
   /** Index writes run one after another so concurrent tags never lose an update. */
   #indexWrite: Promise<void> = Promise.resolve();
 
-  constructor(init: EmbeddedStoreInit) {
+  constructor(deps: { verifier: DigestVerifier }, init: EmbeddedStoreInit) {
+    this.#verifier = deps.verifier;
     this.#dataDir = init.dataDir;
   }
 
@@ -117,7 +120,6 @@ export class EmbeddedStore implements WritableStore {
     if (path === undefined)
       throw new DigestInvalidError(`the embedded store keeps sha256 content only, not ${digest}`);
     const temp = join(this.#dataDir, 'ingest', `${digestHex(digest)}.${randomBytes(4).toString('hex')}`);
-    const hash = createHash('sha256');
     const handle = await open(temp, 'wx', 0o644);
     let size = 0;
     // The first bytes are kept only while the content could still be a manifest.
@@ -125,17 +127,20 @@ export class EmbeddedStore implements WritableStore {
     try {
       try {
         for await (const chunk of source) {
-          hash.update(chunk);
           await handle.write(chunk);
           size += chunk.length;
           head = size <= MAX_MANIFEST_BYTES ? head?.concat(chunk) : undefined;
+        }
+        const verdict = await this.#verifier.verifyFile(temp, digest, size);
+        if (!verdict.ok) {
+          throw new DigestInvalidError(
+            `content hashes to ${verdict.digest} (${verdict.code}), not ${digest}`,
+          );
         }
         await handle.sync();
       } finally {
         await handle.close();
       }
-      const actual = `sha256:${hash.digest('hex')}`;
-      if (actual !== digest) throw new DigestInvalidError(`content hashes to ${actual}, not ${digest}`);
       await rename(temp, path);
       await syncDirectory(join(this.#dataDir, 'blobs', 'sha256'));
     } catch (err) {
@@ -150,6 +155,19 @@ export class EmbeddedStore implements WritableStore {
     }
     this.#changes.notify();
     return { digest, size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
+  }
+
+  /** The file holding `digest`, for digest workers that hash it in place. */
+  async localPath(digest: Digest): Promise<string | undefined> {
+    return (await this.stat(digest)) === undefined ? undefined : this.#blobPath(digest);
+  }
+
+  /** Deletes content found corrupt; its tags stop resolving and it stops being advertised. */
+  async remove(digest: Digest): Promise<void> {
+    const path = this.#blobPath(digest);
+    if (path === undefined) return;
+    await rm(path, { force: true });
+    this.#changes.notify();
   }
 
   async tag(registry: string, repository: string, tag: string, digest: Digest): Promise<void> {

@@ -43,6 +43,13 @@ export interface ContentStore {
   listKeys(): Promise<Set<string>>;
   /** Calls `listener` (without detail) whenever what the store holds may have changed; returns an unsubscribe. */
   onChange(listener: () => void): () => void;
+  /**
+   * The file holding `digest` when the store keeps content as plain files this process can read; digest
+   * workers then hash it in place. Absent or undefined: content is read through `open`.
+   */
+  localPath?(digest: Digest): Promise<string | undefined>;
+  /** Deletes content found corrupt, where the store is shoal's own. Absent: the store cannot delete. */
+  remove?(digest: Digest): Promise<void>;
   /** True once the store can answer (containerd reachable, directories present). */
   ready(): Promise<boolean>;
   start(): Promise<void>;
@@ -52,7 +59,7 @@ export interface ContentStore {
 /** A store that shoal writes to itself. */
 export interface WritableStore extends ContentStore {
   /**
-   * Stores content after checking it hashes to `digest` (temp file, verify, fsync, rename). Throws
+   * Stores content after a digest worker has checked it (temp file, verify, fsync, rename). Throws
    * DigestInvalidError on mismatch and leaves nothing behind.
    */
   ingest(digest: Digest, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Descriptor>;

@@ -3,10 +3,12 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { DigestInvalidError, ManifestUnknownError } from '../../../src/main/errors.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { EmbeddedStore } from '../../../src/main/store/embedded.js';
+import type { VerifyPool } from '../../../src/main/verify/pool.js';
+import { startVerifier } from '../../harness/verifier.js';
 
 const digestOf = (bytes: Buffer): Digest =>
   `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
@@ -14,9 +16,14 @@ const digestOf = (bytes: Buffer): Digest =>
 describe('EmbeddedStore writes', () => {
   let dir: string;
   let store: EmbeddedStore;
+  let verifier: VerifyPool;
+  before(async () => {
+    verifier = await startVerifier();
+  });
+  after(() => verifier.stop());
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'shoal-embedded-unit-'));
-    store = new EmbeddedStore({ dataDir: dir });
+    store = new EmbeddedStore({ verifier }, { dataDir: dir });
     await store.start();
   });
   afterEach(async () => {
@@ -34,7 +41,7 @@ describe('EmbeddedStore writes', () => {
 
   it('removes half-written ingests on start (what a crash leaves)', async () => {
     await writeFile(join(dir, 'ingest', 'partial'), 'half a blob');
-    const restarted = new EmbeddedStore({ dataDir: dir });
+    const restarted = new EmbeddedStore({ verifier }, { dataDir: dir });
     await restarted.start();
     assert.deepEqual(await readdir(join(dir, 'ingest')), []);
   });
@@ -56,7 +63,7 @@ describe('EmbeddedStore writes', () => {
       store.tag('docker.io', 'app', 'a', digestOf(manifest)),
       store.tag('docker.io', 'app', 'b', digestOf(manifest)),
     ]);
-    const restarted = new EmbeddedStore({ dataDir: dir });
+    const restarted = new EmbeddedStore({ verifier }, { dataDir: dir });
     await restarted.start();
     assert.equal((await restarted.resolve('docker.io', 'app', 'a'))?.digest, digestOf(manifest));
     assert.equal(

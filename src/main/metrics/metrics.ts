@@ -1,0 +1,63 @@
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+
+/** Incremented by the parts that see an event; the only metrics surface parts depend on. */
+export interface CounterLike<L extends string> {
+  inc(labels: Partial<Record<L, string>>, value?: number): void;
+}
+
+/**
+ * Every metric shoal exports, in one Prometheus registry per process (so tests can build their own).
+ * Names end in `_total` / `_bytes`; labels are low cardinality (never a digest or a peer id).
+ */
+export class Metrics {
+  readonly #registry = new Registry();
+  /** Digest checks by what was checked (`stream`: peer or upstream bytes, `file`, `bytes`) and verdict. */
+  readonly verifications: CounterLike<'kind' | 'result'>;
+  /** Bytes hashed by the digest workers. */
+  readonly verifiedBytes: CounterLike<'kind'>;
+  /** Content a peer sent that did not hash to the digest asked for. */
+  readonly peerCorrupt: CounterLike<'kind'>;
+  /** Peers set aside, by why: `failed` (no answer, broke off) or `corrupt` (sent bad bytes). */
+  readonly peerQuarantines: CounterLike<'reason'>;
+  /** Bodies continued on another peer after one broke off mid-body. */
+  readonly peerResumes: CounterLike<never>;
+  /** Local content found corrupt (by a scrub or a re-check after a peer's report) and withdrawn. */
+  readonly localCorrupt: CounterLike<'trigger'>;
+  /** Peers' reports that this node served bad bytes, by what the re-check was. */
+  readonly corruptReports: CounterLike<'result'>;
+
+  constructor(init: { defaultMetrics?: boolean } = {}) {
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]): Counter<L> =>
+      new Counter({ name, help, labelNames, registers: [this.#registry] });
+    this.verifications = counter('shoal_verify_total', 'Digest checks by kind and result.', [
+      'kind',
+      'result',
+    ]);
+    this.verifiedBytes = counter('shoal_verify_bytes_total', 'Bytes hashed by the digest workers.', ['kind']);
+    this.peerCorrupt = counter(
+      'shoal_peer_corrupt_total',
+      'Content from a peer that did not hash to the digest asked for.',
+      ['kind'],
+    );
+    this.peerQuarantines = counter('shoal_peer_quarantines_total', 'Peers set aside, by reason.', ['reason']);
+    this.peerResumes = counter('shoal_peer_resumes_total', 'Bodies resumed on another peer mid-body.', []);
+    this.localCorrupt = counter('shoal_local_corrupt_total', 'Local content found corrupt and withdrawn.', [
+      'trigger',
+    ]);
+    this.corruptReports = counter(
+      'shoal_corrupt_reports_total',
+      'Reports from peers that this node served bad bytes, by re-check result.',
+      ['result'],
+    );
+    if (init.defaultMetrics === true) collectDefaultMetrics({ register: this.#registry });
+  }
+
+  get contentType(): string {
+    return this.#registry.contentType;
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  render(): Promise<string> {
+    return this.#registry.metrics();
+  }
+}

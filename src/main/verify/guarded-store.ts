@@ -1,0 +1,87 @@
+import { BlobUnknownError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+import type { BlobReader, ContentStore, Descriptor } from '../store/store.js';
+import { ChangeNotifier } from '../util/changes.js';
+
+/**
+ * The local store as this node serves and advertises it: content found corrupt (by a scrub, or a re-check
+ * after a peer's report) is condemned, so it is neither served nor advertised, and deleted where the store
+ * is shoal's own. Content that checks out again later (containerd fetched it anew) is pardoned.
+ */
+export class GuardedStore implements ContentStore {
+  readonly kind: string;
+  readonly #store: ContentStore;
+  readonly #condemned = new Set<Digest>();
+  readonly #changes = new ChangeNotifier();
+
+  constructor(deps: { store: ContentStore }) {
+    this.#store = deps.store;
+    this.kind = deps.store.kind;
+  }
+
+  /** The store underneath, which still shows condemned content (for re-checks). */
+  get inner(): ContentStore {
+    return this.#store;
+  }
+
+  isCondemned(digest: Digest): boolean {
+    return this.#condemned.has(digest);
+  }
+
+  /** Stops serving and advertising `digest`; deletes it when the store can. */
+  async condemn(digest: Digest): Promise<void> {
+    this.#condemned.add(digest);
+    this.#changes.notify();
+    await this.#store.remove?.(digest);
+  }
+
+  pardon(digest: Digest): void {
+    if (this.#condemned.delete(digest)) this.#changes.notify();
+  }
+
+  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+    const descriptor = await this.#store.resolve(registry, repository, tag);
+    return descriptor === undefined || this.#condemned.has(descriptor.digest) ? undefined : descriptor;
+  }
+
+  async stat(digest: Digest): Promise<Descriptor | undefined> {
+    return this.#condemned.has(digest) ? undefined : this.#store.stat(digest);
+  }
+
+  open(digest: Digest, range: ByteRange): Promise<BlobReader> {
+    if (this.#condemned.has(digest)) {
+      return Promise.reject(new BlobUnknownError(`blob ${digest} failed its digest check here`));
+    }
+    return this.#store.open(digest, range);
+  }
+
+  async listKeys(): Promise<Set<string>> {
+    const keys = await this.#store.listKeys();
+    for (const digest of this.#condemned) keys.delete(digest);
+    return keys;
+  }
+
+  onChange(listener: () => void): () => void {
+    const own = this.#changes.subscribe(listener);
+    const inner = this.#store.onChange(listener);
+    return () => {
+      own();
+      inner();
+    };
+  }
+
+  async localPath(digest: Digest): Promise<string | undefined> {
+    return this.#condemned.has(digest) ? undefined : this.#store.localPath?.(digest);
+  }
+
+  ready(): Promise<boolean> {
+    return this.#store.ready();
+  }
+  start(): Promise<void> {
+    return this.#store.start();
+  }
+  stop(): Promise<void> {
+    return this.#store.stop();
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The messages and results shared by the digest workers and the pool in src/main/verify. Workers return
+ * verdicts as values (`ok` plus a stable `code`) instead of throwing across threads.
+ */
+import type { MessagePort } from 'node:worker_threads';
+
+/** Hash algorithms a digest may name (the OCI registered algorithms). */
+export type HashAlgorithm = 'sha256' | 'sha512';
+
+export type VerdictCode =
+  /** The content hashes to the expected digest and has the expected size. */
+  | 'OK'
+  /** The content hashes to something else. */
+  | 'DIGEST_MISMATCH'
+  /** Fewer or more bytes than expected (a truncated file or stream). */
+  | 'SIZE_MISMATCH'
+  /** The content could not be read (a file vanished, a read failed). */
+  | 'READ_FAILED'
+  /** The sender gave up on the stream before its end. */
+  | 'ABORTED';
+
+export interface Verdict {
+  ok: boolean;
+  code: VerdictCode;
+  /** The digest the content really has (`algorithm:hex`), or '' when it was not read to the end. */
+  digest: string;
+  /** Bytes hashed. */
+  bytes: number;
+  /** Why, when not ok and a reason beyond the code is known. */
+  message?: string;
+}
+
+/** Hashes a stream of chunks sent through `port` (see StreamMessage); resolves its verdict. */
+export interface StreamTask {
+  port: MessagePort;
+  algorithm: HashAlgorithm;
+  expected: string;
+  size: number;
+}
+
+/**
+ * From the main thread to a stream task. A `chunk` names memory the worker reads in place: a shared buffer
+ * the sender does not touch until the chunk's `seq` is acknowledged, or a buffer transferred outright.
+ */
+export type StreamMessage =
+  | { kind: 'chunk'; seq: number; buffer: SharedArrayBuffer | ArrayBuffer; offset: number; length: number }
+  | { kind: 'end' }
+  | { kind: 'abort' };
+
+/** From a stream task back to the main thread: the chunk `seq` has been hashed and its memory is free. */
+export interface ChunkAck {
+  seq: number;
+}
+
+/** Hashes a file (or its first `size` bytes must be all of it), at most `bytesPerSecond` when set. */
+export interface FileTask {
+  path: string;
+  algorithm: HashAlgorithm;
+  expected: string;
+  size: number;
+  /** Throttle for background scrubs; 0 or absent is unthrottled. */
+  bytesPerSecond?: number;
+}
+
+/** Hashes a small buffer (a manifest), copied or transferred to the worker. */
+export interface BytesTask {
+  bytes: Uint8Array;
+  algorithm: HashAlgorithm;
+  expected: string;
+}
