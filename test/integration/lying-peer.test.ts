@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { digestHex } from '../../src/main/oci/digest.js';
+import { blobFile, flipByte, sliceDigest } from '../harness/corrupt.js';
 import { multiLayerImage, type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import type { OciDescriptor } from '../harness/images.js';
 import { freePort, run, waitFor } from '../harness/process.js';
@@ -47,29 +46,6 @@ function exchange(url: string, headers: Record<string, string> = {}): Promise<Ex
     req.setTimeout(60_000, () => req.destroy(new Error(`no answer from ${url}`)));
     req.end();
   });
-}
-
-async function flipByte(path: string, at: number): Promise<void> {
-  const file = await open(path, 'r+');
-  try {
-    const one = Buffer.alloc(1);
-    await file.read(one, 0, 1, at);
-    one.writeUInt8(one.readUInt8(0) ^ 0x40, 0);
-    await file.write(one, 0, 1, at);
-  } finally {
-    await file.close();
-  }
-}
-
-async function sliceDigest(layoutDir: string, blob: OciDescriptor, start: number): Promise<string> {
-  const file = await open(join(layoutDir, 'blobs', 'sha256', digestHex(blob.digest as never)), 'r');
-  const hash = createHash('sha256');
-  try {
-    for await (const chunk of file.createReadStream({ start })) hash.update(chunk as Buffer);
-  } finally {
-    await file.close();
-  }
-  return `sha256:${hash.digest('hex')}`;
 }
 
 // Real processes. The liar holds the image with two layers corrupted on disk (one byte flipped in the middle
@@ -119,10 +95,10 @@ describe('a lying peer: bad bytes are never delivered as a complete body', { tim
     routerPorts = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
     for (const name of ['liar', 'honest']) await importInto(name, image, 'app');
     await importInto('liar', small, 'small');
-    const liarBlobs = join(dir, 'liar', 'blobs', 'sha256');
-    await flipByte(join(liarBlobs, digestHex(middle().digest as never)), middle().size >> 1);
-    await flipByte(join(liarBlobs, digestHex(end().digest as never)), end().size - 1);
-    await flipByte(join(liarBlobs, digestHex(small.image.manifest.digest as never)), 20);
+    const liar = join(dir, 'liar');
+    await flipByte(blobFile(liar, middle()), middle().size >> 1);
+    await flipByte(blobFile(liar, end()), end().size - 1);
+    await flipByte(blobFile(liar, small.image.manifest), 20);
     await startNode('liar', 0);
     await startNode('client', 1);
     await startNode('client2', 2);
