@@ -3,10 +3,14 @@ import type { ByteRange } from '../../src/main/oci/range.js';
 import { MemoryStore } from '../../src/main/store/memory.js';
 import type { BlobReader } from '../../src/main/store/store.js';
 
-/** A memory store whose readers misbehave on purpose: stop after `shortAfter` bytes, or hang. */
+/**
+ * A memory store whose readers misbehave on purpose: stop after `shortAfter` bytes, hang, or serve the byte
+ * at offset `flipAt` altered (bit rot).
+ */
 export class FaultyStore extends MemoryStore {
-  fault: 'none' | 'short' | 'hang' = 'none';
+  fault: 'none' | 'short' | 'hang' | 'flip' = 'none';
   shortAfter = 2 << 20;
+  flipAt = 0;
   /** Ranges opened, for asserting who served what. */
   readonly opened: ByteRange[] = [];
 
@@ -20,6 +24,8 @@ export class FaultyStore extends MemoryStore {
       read: async (into) => {
         if (fault === 'hang' && served > 0) return new Promise<number>(() => undefined);
         const n = await inner.read(into);
+        const at = this.flipAt - range.start - served;
+        if (fault === 'flip' && at >= 0 && at < n) into.writeUInt8(into.readUInt8(at) ^ 1, at);
         served += n;
         return fault === 'short' && served > limit ? 0 : n;
       },
