@@ -4,12 +4,9 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseDigest } from '../../src/main/oci/digest.js';
-import { EmbeddedStore } from '../../src/main/store/embedded.js';
-import { seededBytes } from '../harness/images.js';
+import { seededEmbeddedBlob } from '../harness/seeded-store.js';
 import { ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
-import { startVerifier } from '../harness/verifier.js';
 
 const GiB = 1 << 30;
 const CLIENTS = 8;
@@ -49,16 +46,7 @@ describe(`memory stays bounded: ${CLIENTS} concurrent 1 GiB downloads`, { timeou
 
   before(async () => {
     dir = await shortTempDir('shoal-mem');
-    const verifier = await startVerifier();
-    const store = new EmbeddedStore({ verifier }, { dataDir: join(dir, 'data') });
-    await store.start();
-    // The digest is only known after the bytes are made: make them twice (cheap) rather than hold 1 GiB.
-    const hash = createHash('sha256');
-    for await (const chunk of seededBytes('memory-bound', GiB)) hash.update(chunk);
-    digest = `sha256:${hash.digest('hex')}`;
-    await store.ingest(parseDigest(digest), seededBytes('memory-bound', GiB));
-    await store.stop();
-    await verifier.stop();
+    digest = await seededEmbeddedBlob(join(dir, 'data'), 'memory-bound', GiB);
     shoal = new ShoalProcess(['--store', 'embedded', '--data-dir', join(dir, 'data')]);
     await shoal.start();
   });

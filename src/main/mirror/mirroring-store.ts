@@ -11,8 +11,9 @@ import { VerifyingReader } from '../verify/verifying-reader.js';
 import { type Attempt, hedgedRace } from './hedge.js';
 import { LatencyTracker } from './latency.js';
 import { LookupCache } from './lookup-cache.js';
-import { type PeerResponse, reportCorrupt, requestPeer } from './peer-client.js';
-import { PeerBlobReader, type PeerBody } from './peer-reader.js';
+import { getPeerBody } from './peer-body.js';
+import { reportCorrupt, requestPeer } from './peer-client.js';
+import { PeerBlobReader, type PeerStream } from './peer-reader.js';
 
 export interface MirroringStoreInit {
   /** Longest wait for a first provider; default 20 ms (`--mirror-resolve-timeout`). */
@@ -146,15 +147,14 @@ export class MirroringStore implements ContentStore {
     // Checking needs every byte, so a checked fetch asks the peers for the whole blob whatever the range.
     const verifier = this.#verifier;
     const fetched = verifier === undefined ? range : { start: 0, end: kind.size - 1 };
-    const fetchFrom = async (offset: number, failed?: string): Promise<PeerBody | undefined> => {
+    const fetchFrom = async (offset: number, failed?: string): Promise<PeerStream | undefined> => {
       if (failed !== undefined) {
         this.#setAside(failed, this.#quarantineMs, 'failed');
         // The cached providers may hold only the peer that just died: resume from a fresh lookup.
         this.#lookups.forget(digest);
       }
       const won = await this.#race(digest, (provider, signal) =>
-        requestPeer(provider.registry, path, {
-          method: 'GET',
+        getPeerBody(provider.registry, path, {
           range: offset === 0 && fetched.end === kind.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`,
           signal,
           timeoutMs: this.#peerTimeoutMs,
@@ -240,12 +240,12 @@ export class MirroringStore implements ContentStore {
   }
 
   /** Races providers of `key`; failed peers are quarantined, time to headers feeds the hedge delay. */
-  async #race(
+  async #race<T>(
     key: string,
-    attempt: (provider: Provider, signal: AbortSignal) => Promise<PeerResponse>,
-  ): Promise<Attempt<PeerResponse> | undefined> {
+    attempt: (provider: Provider, signal: AbortSignal) => Promise<T>,
+  ): Promise<Attempt<T> | undefined> {
     const lookup = new AbortController();
-    const timed = async (provider: Provider, signal: AbortSignal): Promise<PeerResponse> => {
+    const timed = async (provider: Provider, signal: AbortSignal): Promise<T> => {
       const started = performance.now();
       try {
         const response = await attempt(provider, signal);

@@ -1,5 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-
 /** Thrown by withTimeout; carries what was being waited for. */
 export class TimeoutError extends Error {
   readonly code = 'TIMEOUT';
@@ -7,23 +5,26 @@ export class TimeoutError extends Error {
 
 /**
  * Races `work` against a timer so no wait in shoal is unbounded. The timer is cleared when work settles.
- * `onTimeout` builds the error (so callers can map it to their own coded error).
+ * `onTimeout` builds the error (so callers can map it to their own coded error). A plain timer, not an
+ * abortable sleep: this runs once per streamed chunk, and aborting a sleep builds an AbortError each time.
  */
-export async function withTimeout<T>(
+export function withTimeout<T>(
   work: Promise<T>,
   ms: number,
   what: string,
   onTimeout: (message: string) => Error = (message) => new TimeoutError(message),
 ): Promise<T> {
-  const timer = new AbortController();
-  try {
-    return await Promise.race([
-      work,
-      sleep(ms, undefined, { signal: timer.signal }).then(() => {
-        throw onTimeout(`${what} did not answer within ${ms} ms`);
-      }),
-    ]);
-  } finally {
-    timer.abort();
-  }
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout(`${what} did not answer within ${ms} ms`)), ms);
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
