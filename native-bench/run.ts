@@ -5,7 +5,9 @@ import { run } from '../test/harness/process.js';
 import { DistributionRegistry } from '../test/harness/registry.js';
 import { CLI, ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
+import { throughput } from './measure.js';
 import { p2pBench } from './p2p.js';
+import { verifyBench } from './verify.js';
 
 // Local-hit benchmarks: shoal serving from its embedded store against the CNCF distribution registry
 // serving the same image from its filesystem, in the same run, on the same machine. Only ratios travel.
@@ -13,25 +15,6 @@ import { p2pBench } from './p2p.js';
 const MiB = 1 << 20;
 const BLOB_MiB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-
-/** Downloads with curl to /dev/null (a native client, so the server is what is measured); returns bytes. */
-async function fetchAll(url: string): Promise<number> {
-  const out = await run('curl', ['-sS', '--fail', '-o', '/dev/null', '-w', '%{size_download}', url]);
-  return Number(out.trim());
-}
-
-/** Best of ROUNDS: GB/s for `clients` concurrent full downloads. */
-async function throughput(url: string, clients: number, expected: number): Promise<number> {
-  let best = 0;
-  for (let round = 0; round < ROUNDS; round++) {
-    const started = process.hrtime.bigint();
-    const lengths = await Promise.all(Array.from({ length: clients }, () => fetchAll(url)));
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    if (lengths.some((length) => length !== expected)) throw new Error(`short download from ${url}`);
-    best = Math.max(best, (clients * expected) / seconds / 1e9);
-  }
-  return best;
-}
 
 async function requestRate(url: string): Promise<number> {
   const result = await autocannon({
@@ -86,8 +69,8 @@ async function main(): Promise<void> {
     const manifestPath = `/v2/bench/app/manifests/bench?ns=${registry.host}`;
     const rows: string[] = [];
     for (const clients of [1, 4]) {
-      const base = await throughput(`${registry.url}${blobPath}`, clients, layer.size);
-      const ours = await throughput(`${shoal.url}${blobPath}`, clients, layer.size);
+      const base = await throughput(`${registry.url}${blobPath}`, clients, layer.size, ROUNDS);
+      const ours = await throughput(`${shoal.url}${blobPath}`, clients, layer.size, ROUNDS);
       rows.push(
         `blob ${BLOB_MiB} MiB, ${clients} client(s)  distribution ${base.toFixed(2)} GB/s  shoal ${ours.toFixed(2)} GB/s  ratio ${(ours / base).toFixed(2)}`,
       );
@@ -107,7 +90,8 @@ async function main(): Promise<void> {
   }
 }
 
-// `npm run bench` runs everything; `npm run bench -- local` or `-- p2p` runs one part.
+// `npm run bench` runs everything; `npm run bench -- local`, `-- p2p` or `-- verify` runs one part.
 const only = process.argv[2];
 if (only === undefined || only === 'local') await main();
 if (only === undefined || only === 'p2p') console.log((await p2pBench()).join('\n'));
+if (only === undefined || only === 'verify') console.log((await verifyBench()).join('\n'));

@@ -8,7 +8,6 @@ import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import type {
-  BytesTask,
   ChunkAck,
   FileTask,
   HashAlgorithm,
@@ -47,11 +46,22 @@ export function hashStream(task: StreamTask): Promise<Verdict> {
     };
     const aborted = (message: string): void =>
       finish({ ok: false, code: 'ABORTED', digest: '', bytes, message });
+    const shared = new Map<number, SharedArrayBuffer>();
     port.on('message', (message: StreamMessage) => {
-      if (message.kind === 'chunk') {
-        hash.update(new Uint8Array(message.buffer, message.offset, message.length));
+      if (message.kind === 'share') {
+        shared.set(message.index, message.buffer);
+      } else if (message.kind === 'chunk') {
+        const buffer = shared.get(message.shared);
+        if (buffer === undefined) {
+          finish({ ok: false, code: 'ABORTED', digest: '', bytes, message: 'chunk names an unknown buffer' });
+          return;
+        }
+        hash.update(new Uint8Array(buffer, message.offset, message.length));
         bytes += message.length;
         port.postMessage({ seq: message.seq } satisfies ChunkAck);
+      } else if (message.kind === 'copy') {
+        hash.update(new Uint8Array(message.buffer));
+        bytes += message.buffer.byteLength;
       } else if (message.kind === 'end') {
         finish(verdict(algorithm, hash, expected, bytes, size));
       } else {
@@ -92,17 +102,12 @@ export async function hashFile(task: FileTask): Promise<Verdict> {
   return verdict(algorithm, hash, expected, bytes, size);
 }
 
-export function hashBytes(task: BytesTask): Verdict {
-  const hash = createHash(task.algorithm).update(task.bytes);
-  return verdict(task.algorithm, hash, task.expected, task.bytes.byteLength, task.bytes.byteLength);
-}
-
 /**
  * Run once per worker at start, so the first request pays for neither loading nor compiling. It stays busy
  * for `holdMs`, so warm tasks started together land on different workers; it returns its thread id.
  */
 export async function warm(task: { holdMs: number }): Promise<number> {
-  hashBytes({ bytes: new Uint8Array(FILE_CHUNK_BYTES), algorithm: 'sha256', expected: '' });
+  createHash('sha256').update(new Uint8Array(FILE_CHUNK_BYTES)).digest();
   await sleep(task.holdMs);
   return threadId;
 }

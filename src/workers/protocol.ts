@@ -41,9 +41,13 @@ export interface StreamTask {
 /**
  * From the main thread to a stream task. A `chunk` names memory the worker reads in place: a shared buffer
  * the sender does not touch until the chunk's `seq` is acknowledged, or a buffer transferred outright.
+ * A shared buffer is sent once (`share`) and named by its index after that: cloning a SharedArrayBuffer
+ * into another thread costs far more than the numbers of a chunk.
  */
 export type StreamMessage =
-  | { kind: 'chunk'; seq: number; buffer: SharedArrayBuffer | ArrayBuffer; offset: number; length: number }
+  | { kind: 'share'; index: number; buffer: SharedArrayBuffer }
+  | { kind: 'chunk'; seq: number; shared: number; offset: number; length: number }
+  | { kind: 'copy'; seq: number; buffer: ArrayBuffer }
   | { kind: 'end' }
   | { kind: 'abort' };
 
@@ -60,11 +64,4 @@ export interface FileTask {
   size: number;
   /** Throttle for background scrubs; 0 or absent is unthrottled. */
   bytesPerSecond?: number;
-}
-
-/** Hashes a small buffer (a manifest), copied or transferred to the worker. */
-export interface BytesTask {
-  bytes: Uint8Array;
-  algorithm: HashAlgorithm;
-  expected: string;
 }

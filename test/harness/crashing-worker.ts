@@ -3,7 +3,7 @@
 import { hashStream as realHashStream } from '../../src/workers/hash.js';
 import type { StreamTask, Verdict } from '../../src/workers/protocol.js';
 
-export { hashBytes, hashFile, warm } from '../../src/workers/hash.js';
+export { hashFile, warm } from '../../src/workers/hash.js';
 
 export const CRASH_SIZE = 666_666;
 

@@ -2,14 +2,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type {
-  BytesTask,
-  ChunkAck,
-  FileTask,
-  HashAlgorithm,
-  StreamMessage,
-  StreamTask,
-} from '../../workers/protocol.js';
+import type { ChunkAck, FileTask, HashAlgorithm, StreamMessage, StreamTask } from '../../workers/protocol.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -125,17 +118,6 @@ export class VerifyPool implements DigestVerifier {
     return this.#count('file', verdict);
   }
 
-  async verifyBytes(bytes: Uint8Array, expected: Digest): Promise<Verdict> {
-    const task: BytesTask = { bytes, algorithm: algorithmOf(expected), expected };
-    const verdict = await withTimeout(
-      this.#run<Verdict>(task, 'hashBytes'),
-      this.#timeoutMs,
-      'digest check',
-      unavailable,
-    );
-    return this.#count('bytes', verdict);
-  }
-
   #run<R>(task: unknown, name: string, transferList?: MessagePort[]): Promise<R> {
     const pool = this.#pool;
     if (pool === undefined)
@@ -171,6 +153,8 @@ class StreamSession implements HashSession {
   readonly #result: Promise<Verdict>;
   readonly #timeoutMs: number;
   readonly #acks = new Map<number, PendingAck>();
+  /** Shared buffers already sent to the worker, by the index chunks name them with. */
+  readonly #shared = new Map<SharedArrayBuffer, number>();
   #seq = 0;
   #failure: Error | undefined;
   #closed = false;
@@ -192,13 +176,13 @@ class StreamSession implements HashSession {
     if (this.#closed) return Promise.reject(new StoreUnavailableError('the digest session is closed'));
     const seq = this.#seq++;
     if (chunk.buffer instanceof SharedArrayBuffer) {
-      this.#post({
-        kind: 'chunk',
-        seq,
-        buffer: chunk.buffer,
-        offset: chunk.byteOffset,
-        length: chunk.length,
-      });
+      let shared = this.#shared.get(chunk.buffer);
+      if (shared === undefined) {
+        shared = this.#shared.size;
+        this.#shared.set(chunk.buffer, shared);
+        this.#post({ kind: 'share', index: shared, buffer: chunk.buffer });
+      }
+      this.#post({ kind: 'chunk', seq, shared, offset: chunk.byteOffset, length: chunk.length });
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           this.#acks.delete(seq);
@@ -212,7 +196,7 @@ class StreamSession implements HashSession {
     // Memory the worker cannot share: hand it a private copy, so the caller's buffer is free at once.
     const copy = new ArrayBuffer(chunk.length);
     new Uint8Array(copy).set(chunk);
-    this.#post({ kind: 'chunk', seq, buffer: copy, offset: 0, length: chunk.length }, [copy]);
+    this.#post({ kind: 'copy', seq, buffer: copy }, [copy]);
     return Promise.resolve();
   }
 

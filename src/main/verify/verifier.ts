@@ -29,6 +29,4 @@ export interface DigestVerifier {
     size: number,
     opts?: { bytesPerSecond?: number },
   ): Promise<Verdict>;
-  /** Hashes a small buffer (a manifest). */
-  verifyBytes(bytes: Uint8Array, expected: Digest): Promise<Verdict>;
 }

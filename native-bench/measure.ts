@@ -1,0 +1,36 @@
+import { readFile } from 'node:fs/promises';
+import { run } from '../test/harness/process.js';
+
+/** Downloads with curl to /dev/null (a native client, so the server is what is measured); returns bytes. */
+export async function fetchAll(url: string): Promise<number> {
+  const out = await run('curl', ['-sS', '--fail', '-o', '/dev/null', '-w', '%{size_download}', url]);
+  return Number(out.trim());
+}
+
+/** GB/s of one round of `clients` concurrent full downloads of `expected` bytes each. */
+export async function oneRound(url: string, clients: number, expected: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  const lengths = await Promise.all(Array.from({ length: clients }, () => fetchAll(url)));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (lengths.some((length) => length !== expected)) throw new Error(`short download from ${url}`);
+  return (clients * expected) / seconds / 1e9;
+}
+
+/** Best of `rounds`: GB/s for `clients` concurrent full downloads. */
+export async function throughput(
+  url: string,
+  clients: number,
+  expected: number,
+  rounds: number,
+): Promise<number> {
+  let best = 0;
+  for (let round = 0; round < rounds; round++) best = Math.max(best, await oneRound(url, clients, expected));
+  return best;
+}
+
+/** CPU seconds (user + system, every thread) a process has used so far. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  // utime and stime are fields 14 and 15 of stat, 12 and 13 after "pid (comm) ".
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
