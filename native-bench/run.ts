@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { cachedLayout, pushLayout } from '../test/harness/images.js';
-import { run } from '../test/harness/process.js';
 import { DistributionRegistry } from '../test/harness/registry.js';
-import { CLI, ShoalProcess } from '../test/harness/shoal.js';
+import { importLayout, ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
 import { throughput } from './measure.js';
 import { p2pBench } from './p2p.js';
@@ -43,17 +42,7 @@ async function main(): Promise<void> {
   try {
     await registry.start();
     await pushLayout(layout, 'bench', registry.host, 'bench/app');
-    await run(process.execPath, [
-      CLI,
-      'import',
-      '--data-dir',
-      join(work, 'data'),
-      '--registry',
-      registry.host,
-      '--repository',
-      'bench/app',
-      layout,
-    ]);
+    await importLayout(join(work, 'data'), layout, registry.host, 'bench/app');
     shoal = new ShoalProcess([
       '--store',
       'embedded',

@@ -6,9 +6,15 @@ import { Containerd } from '../harness/containerd.js';
 import { blobFile, flipByte, sliceDigest } from '../harness/corrupt.js';
 import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js';
 import { type OciDescriptor, pushLayout } from '../harness/images.js';
-import { freePort, run, waitFor } from '../harness/process.js';
+import { freePort, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { CLI, configureMirror, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import {
+  configureMirror,
+  containerdStoreArgs,
+  importLayout,
+  ShoalProcess,
+  staticP2pArgs,
+} from '../harness/shoal.js';
 import { HttpTap, type TappedResponse } from '../harness/tap.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
@@ -34,17 +40,7 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
     await registry.start();
     await pushLayout(image.dir, image.tag, registry.host, repository);
     const liarData = join(dir, 'liar');
-    await run(process.execPath, [
-      CLI,
-      'import',
-      '--data-dir',
-      liarData,
-      '--registry',
-      registry.host,
-      '--repository',
-      repository,
-      image.dir,
-    ]);
+    await importLayout(liarData, image.dir, registry.host, repository);
     const [middle, end] = corrupted() as [OciDescriptor, OciDescriptor];
     await flipByte(blobFile(liarData, middle), middle.size >> 1);
     await flipByte(blobFile(liarData, end), end.size - 1);
@@ -59,19 +55,7 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
         resolveTimeout: '500ms',
       });
     shoals.push(new ShoalProcess(['--store', 'embedded', ...p2p('liar', 0)]));
-    shoals.push(
-      new ShoalProcess([
-        '--store',
-        'containerd',
-        '--containerd-sock',
-        containerd.socket,
-        '--containerd-namespace',
-        containerd.namespace,
-        '--containerd-content-path',
-        containerd.contentPath,
-        ...p2p('node-shoal', 1),
-      ]),
-    );
+    shoals.push(new ShoalProcess([...containerdStoreArgs(containerd), ...p2p('node-shoal', 1)]));
     await Promise.all(shoals.map((shoal) => shoal.start()));
     const nodeShoal = shoals[1] as ShoalProcess;
     tap = new HttpTap({ host: nodeShoal.host, port: nodeShoal.port });

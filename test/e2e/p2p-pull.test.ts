@@ -11,7 +11,7 @@ import {
 import { pushLayout } from '../harness/images.js';
 import { bytesSentFrom, freePort, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { configureMirror, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { configureMirror, containerdStoreArgs, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 // All real: three nodes, each a containerd with its own shoal (containerd store, static P2P bootstrap).
@@ -40,14 +40,7 @@ describe('e2e: three containerd nodes pull from each other through shoal', { tim
       containerds.push(containerd);
       shoals.push(
         new ShoalProcess([
-          '--store',
-          'containerd',
-          '--containerd-sock',
-          containerd.socket,
-          '--containerd-namespace',
-          containerd.namespace,
-          '--containerd-content-path',
-          containerd.contentPath,
+          ...containerdStoreArgs(containerd),
           ...staticP2pArgs({
             dataDir: join(dir, `s${i + 1}`),
             routerPort: routerPorts[i] as number,

@@ -11,7 +11,7 @@ import {
 } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { configureMirror, ShoalProcess } from '../harness/shoal.js';
+import { configureMirror, containerdStoreArgs, ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 // All real: distribution registry upstream, containerd A pulls from it, then the registry stops and
@@ -42,18 +42,7 @@ describe('e2e: containerd pulls through a single shoal node', { timeout: 600_000
     await nodeA.pull(bigRef(), ['--plain-http']);
     await nodeA.pull(multiRef(), ['--plain-http']);
     await registry.stop();
-    shoal = new ShoalProcess([
-      '--store',
-      'containerd',
-      '--containerd-sock',
-      nodeA.socket,
-      '--containerd-namespace',
-      nodeA.namespace,
-      '--containerd-content-path',
-      nodeA.contentPath,
-      '--data-dir',
-      join(dir, 'shoal-data'),
-    ]);
+    shoal = new ShoalProcess([...containerdStoreArgs(nodeA), '--data-dir', join(dir, 'shoal-data')]);
     await shoal.start();
     await configureMirror(nodeB.hostsDir, registry.url, shoal.url);
     await configureMirror(nodeC.hostsDir, registry.url, shoal.url);

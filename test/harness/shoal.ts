@@ -107,3 +107,41 @@ export async function configureMirror(
     mirrorUrl,
   ]);
 }
+
+/** Runs `shoal import`: copies the OCI layout at `layoutDir` into the embedded store at `dataDir`. */
+export async function importLayout(
+  dataDir: string,
+  layoutDir: string,
+  registry: string,
+  repository: string,
+): Promise<void> {
+  await run(process.execPath, [
+    CLI,
+    'import',
+    '--data-dir',
+    dataDir,
+    '--registry',
+    registry,
+    '--repository',
+    repository,
+    layoutDir,
+  ]);
+}
+
+/** Flags of a shoal that serves from a harness containerd. */
+export function containerdStoreArgs(containerd: {
+  socket: string;
+  namespace: string;
+  contentPath: string;
+}): string[] {
+  return [
+    '--store',
+    'containerd',
+    '--containerd-sock',
+    containerd.socket,
+    '--containerd-namespace',
+    containerd.namespace,
+    '--containerd-content-path',
+    containerd.contentPath,
+  ];
+}

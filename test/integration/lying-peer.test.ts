@@ -6,8 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { blobFile, flipByte, sliceDigest } from '../harness/corrupt.js';
 import { multiLayerImage, type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import type { OciDescriptor } from '../harness/images.js';
-import { freePort, run, waitFor } from '../harness/process.js';
-import { CLI, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { freePort, waitFor } from '../harness/process.js';
+import { importLayout, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const NS = '127.0.0.1:5000';
@@ -64,17 +64,7 @@ describe('a lying peer: bad bytes are never delivered as a complete body', { tim
   const end = (): OciDescriptor => image.image.layers[3] as OciDescriptor;
 
   async function importInto(name: string, fixture: SingleImageFixture, repository: string) {
-    await run(process.execPath, [
-      CLI,
-      'import',
-      '--data-dir',
-      join(dir, name),
-      '--registry',
-      NS,
-      '--repository',
-      repository,
-      fixture.dir,
-    ]);
+    await importLayout(join(dir, name), fixture.dir, NS, repository);
   }
 
   async function startNode(name: string, index: number): Promise<ShoalProcess> {

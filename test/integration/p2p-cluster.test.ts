@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
-import { freePort, run, waitFor } from '../harness/process.js';
-import { CLI, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { freePort, waitFor } from '../harness/process.js';
+import { importLayout, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const NS = '127.0.0.1:5000';
@@ -23,17 +23,7 @@ describe('P2P cluster of 5 shoal processes (static bootstrap)', { timeout: 180_0
   before(async () => {
     dir = await shortTempDir('shoal-p2p');
     image = await smallImage('p2p-cluster');
-    await run(process.execPath, [
-      CLI,
-      'import',
-      '--data-dir',
-      join(dir, 'n0'),
-      '--registry',
-      NS,
-      '--repository',
-      'app',
-      image.dir,
-    ]);
+    await importLayout(join(dir, 'n0'), image.dir, NS, 'app');
     const routerPorts = await Promise.all(Array.from({ length: SIZE }, () => freePort()));
     for (let i = 0; i < SIZE; i++) {
       const p2p = staticP2pArgs({

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js';
-import { bytesSentFrom, Child, freePort, run, waitFor } from '../harness/process.js';
-import { CLI, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { bytesSentFrom, Child, freePort, waitFor } from '../harness/process.js';
+import { importLayout, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const NS = '127.0.0.1:5000';
@@ -28,17 +28,7 @@ describe('a peer killed mid-body: the download continues from another peer', { t
     dir = await shortTempDir('shoal-resume');
     image = await multiLayerImage();
     for (const name of ['n0', 'n1']) {
-      await run(process.execPath, [
-        CLI,
-        'import',
-        '--data-dir',
-        join(dir, name),
-        '--registry',
-        NS,
-        '--repository',
-        'app',
-        image.dir,
-      ]);
+      await importLayout(join(dir, name), image.dir, NS, 'app');
     }
     const routerPorts = await Promise.all([freePort(), freePort(), freePort()]);
     for (let i = 0; i < 3; i++) {

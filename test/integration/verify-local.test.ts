@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { blobFile, flipByte } from '../harness/corrupt.js';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
-import { run, waitFor } from '../harness/process.js';
-import { CLI, ShoalProcess } from '../harness/shoal.js';
+import { waitFor } from '../harness/process.js';
+import { importLayout, ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const NS = '127.0.0.1:5000';
@@ -20,17 +20,7 @@ describe('--verify-local scrubs the embedded store', { timeout: 60_000 }, () => 
     dir = await shortTempDir('shoal-scrub');
     image = await smallImage('scrub');
     const data = join(dir, 'data');
-    await run(process.execPath, [
-      CLI,
-      'import',
-      '--data-dir',
-      data,
-      '--registry',
-      NS,
-      '--repository',
-      'app',
-      image.dir,
-    ]);
+    await importLayout(data, image.dir, NS, 'app');
     const layer = image.image.layers[0];
     assert.ok(layer);
     await flipByte(blobFile(data, layer), layer.size >> 1);
