@@ -3,9 +3,11 @@ import { createHash } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import {
   BlobUnknownError,
+  DigestInvalidError,
   ManifestUnknownError,
   MethodUnsupportedError,
   NameUnknownError,
+  RouteUnknownError,
 } from '../../../src/main/errors.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { MEDIA_TYPE_OCI_MANIFEST } from '../../../src/main/oci/media-types.js';
@@ -98,5 +100,26 @@ describe('PullHandler', () => {
       BlobUnknownError,
     );
     assert.ok(Date.now() - started < 1000);
+  });
+
+  it('takes a peer’s corrupt report by POST and queues a re-check', async () => {
+    const reported: Digest[] = [];
+    const taking = new PullHandler({
+      store,
+      ready: async () => true,
+      onCorruptReport: (digest) => reported.push(digest) === 1,
+    });
+    const path = `/_shoal/v1/corrupt/${digestOf(layer)}`;
+    const reply = await taking.handle(request(path, { method: 'POST' }));
+    assert.equal(reply.status, 202);
+    assert.ok(reply.kind === 'full' && reply.body?.toString() === '{"queued":true}');
+    assert.deepEqual(reported, [digestOf(layer)]);
+    await assert.rejects(taking.handle(request(path)), MethodUnsupportedError);
+    await assert.rejects(
+      taking.handle(request('/_shoal/v1/corrupt/sha256:nothex', { method: 'POST' })),
+      DigestInvalidError,
+    );
+    // A node built without a checker does not take reports at all.
+    await assert.rejects(handler.handle(request(path, { method: 'POST' })), RouteUnknownError);
   });
 });

@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { StoreUnavailableError } from '../../../src/main/errors.js';
 import { Metrics } from '../../../src/main/metrics/metrics.js';
@@ -19,6 +20,11 @@ function shared(bytes: Buffer): Buffer {
   const out = Buffer.from(new SharedArrayBuffer(bytes.length));
   bytes.copy(out);
   return out;
+}
+
+async function waitForMetric(metrics: Metrics, pattern: RegExp): Promise<void> {
+  for (let i = 0; i < 100 && !pattern.test(await metrics.render()); i++) await sleep(20);
+  assert.match(await metrics.render(), pattern);
 }
 
 /** Streams `bytes` through a session in chunks of `chunk` bytes, waiting for each to be hashed. */
@@ -95,6 +101,15 @@ describe('digest worker protocol', () => {
     const started = performance.now();
     await pool.verifyFile(path, digestOf(Buffer.alloc(3 << 20)), 3 << 20, { bytesPerSecond: 10 << 20 });
     assert.ok(performance.now() - started >= 250, '3 MiB at 10 MiB/s takes about 300 ms');
+  });
+
+  it('ends the worker task when the sender gives up mid-stream (a client that left)', async () => {
+    const session = pool.session(good, blob.length);
+    await session.update(blob.subarray(0, 1000));
+    session.abort();
+    // The task ends with ABORTED and is counted; nothing keeps running in the worker.
+    await waitForMetric(metrics, /shoal_verify_total\{kind="stream",result="ABORTED"\} 1/);
+    await assert.rejects(session.update(blob.subarray(1000, 2000)), StoreUnavailableError);
   });
 
   it('counts every verdict in the metrics', async () => {
