@@ -1,14 +1,15 @@
+import { ContentCorruptError } from '../../src/main/errors.js';
 import type { Digest } from '../../src/main/oci/digest.js';
 import type { ByteRange } from '../../src/main/oci/range.js';
 import { MemoryStore } from '../../src/main/store/memory.js';
 import type { BlobReader } from '../../src/main/store/store.js';
 
 /**
- * A memory store whose readers misbehave on purpose: stop after `shortAfter` bytes, hang, or serve the byte
- * at offset `flipAt` altered (bit rot).
+ * A memory store whose readers misbehave on purpose: stop after `shortAfter` bytes, hang, fail (reject, as
+ * a digest check does) past `shortAfter` bytes, or serve the byte at offset `flipAt` altered (bit rot).
  */
 export class FaultyStore extends MemoryStore {
-  fault: 'none' | 'short' | 'hang' | 'flip' = 'none';
+  fault: 'none' | 'short' | 'hang' | 'flip' | 'fail' = 'none';
   shortAfter = 2 << 20;
   flipAt = 0;
   /** Ranges opened, for asserting who served what. */
@@ -23,6 +24,7 @@ export class FaultyStore extends MemoryStore {
     return {
       read: async (into) => {
         if (fault === 'hang' && served > 0) return new Promise<number>(() => undefined);
+        if (fault === 'fail' && served >= limit) throw new ContentCorruptError('the store refused this read');
         const n = await inner.read(into);
         const at = this.flipAt - range.start - served;
         if (fault === 'flip' && at >= 0 && at < n) into.writeUInt8(into.readUInt8(at) ^ 1, at);

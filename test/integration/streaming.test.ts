@@ -144,4 +144,35 @@ describe('blob streaming under stress', { timeout: 120_000 }, () => {
     const result = await download(blobUrl());
     assert.equal(result.sha256, big.digest, 'the buffers of the hung stream came back');
   });
+
+  // Regression: the read-ahead for the next chunk failed (a digest mismatch) while the stream waited to write
+  // the chunk before it (a slow client, or the peer upload limit); nobody awaited the read yet, and the
+  // process died of an unhandled rejection.
+  it('survives a read that fails while the stream waits to write', async () => {
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', record);
+    // Peer requests are limited to 256 KiB/s: the second chunk waits about a second before it is written.
+    const limited = await startRegistry(
+      store,
+      {},
+      { chunkBytes: 256 << 10, buffers: 4, timeoutMs: 1500, peerUploadRate: 256 << 10 },
+    );
+    store.fault = 'fail';
+    store.shortAfter = 512 << 10;
+    try {
+      await assert.rejects(
+        rawRequest(limited.port, get(`/v2/app/blobs/${big.digest}`, { 'x-shoal-mirrored': 'true' })),
+        /connection closed without a complete response/,
+      );
+      assert.deepEqual(unhandled, [], 'a failed read-ahead is always handled');
+    } finally {
+      process.off('unhandledRejection', record);
+      store.fault = 'none';
+      store.shortAfter = 2 << 20;
+      await limited.stop();
+    }
+  });
 });

@@ -82,13 +82,18 @@ export async function streamBody(
   timeoutMs: number,
   limiter?: ByteRateLimiter,
 ): Promise<void> {
-  const read = (into: Buffer): Promise<number> =>
-    withTimeout(
+  const read = (into: Buffer): Promise<number> => {
+    const reading = withTimeout(
       reader.read(into),
       timeoutMs,
       'content store read',
       (message) => new StoreUnavailableError(message),
     );
+    // A read-ahead may fail (a digest mismatch) while the chunk before it still waits to be written, long
+    // before anyone awaits it; without a handler that is an unhandled rejection, which ends the process.
+    reading.catch(() => undefined);
+    return reading;
+  };
   const writer = new ChunkWriter(res, total, connection);
   let [current, spare] = buffers as [Buffer, Buffer | undefined];
   let next: Promise<number> | undefined = read(current);
