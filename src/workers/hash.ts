@@ -16,6 +16,7 @@ import type {
   Verdict,
   VerdictCode,
 } from './protocol.js';
+import { PROGRESS, WAKE_AT } from './protocol.js';
 
 const FILE_CHUNK_BYTES = 1 << 20;
 
@@ -36,8 +37,10 @@ function verdict(
 
 export function hashStream(task: StreamTask): Promise<Verdict> {
   const { port, algorithm, expected, size } = task;
+  const progress = new Int32Array(task.progress);
   const hash = createHash(algorithm);
   let bytes = 0;
+  let chunks = 0;
   return new Promise((resolve) => {
     const finish = (result: Verdict): void => {
       port.removeAllListeners();
@@ -46,6 +49,19 @@ export function hashStream(task: StreamTask): Promise<Verdict> {
     };
     const aborted = (message: string): void =>
       finish({ ok: false, code: 'ABORTED', digest: '', bytes, message });
+    const hashed = (data: Uint8Array): void => {
+      hash.update(data);
+      bytes += data.byteLength;
+      chunks++;
+      // Publish progress first, then look for a waiter: with the sender doing the reverse (ask, then
+      // re-read progress), one of the two always sees the other.
+      Atomics.store(progress, PROGRESS, chunks);
+      const wakeAt = Atomics.load(progress, WAKE_AT);
+      if (wakeAt !== 0 && chunks >= wakeAt) {
+        Atomics.store(progress, WAKE_AT, 0);
+        port.postMessage({ hashed: chunks } satisfies ChunkAck);
+      }
+    };
     const shared = new Map<number, SharedArrayBuffer>();
     port.on('message', (message: StreamMessage) => {
       if (message.kind === 'share') {
@@ -53,15 +69,12 @@ export function hashStream(task: StreamTask): Promise<Verdict> {
       } else if (message.kind === 'chunk') {
         const buffer = shared.get(message.shared);
         if (buffer === undefined) {
-          finish({ ok: false, code: 'ABORTED', digest: '', bytes, message: 'chunk names an unknown buffer' });
+          aborted('chunk names an unknown buffer');
           return;
         }
-        hash.update(new Uint8Array(buffer, message.offset, message.length));
-        bytes += message.length;
-        port.postMessage({ seq: message.seq } satisfies ChunkAck);
+        hashed(new Uint8Array(buffer, message.offset, message.length));
       } else if (message.kind === 'copy') {
-        hash.update(new Uint8Array(message.buffer));
-        bytes += message.buffer.byteLength;
+        hashed(new Uint8Array(message.buffer));
       } else if (message.kind === 'end') {
         finish(verdict(algorithm, hash, expected, bytes, size));
       } else {

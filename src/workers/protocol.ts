@@ -36,24 +36,34 @@ export interface StreamTask {
   algorithm: HashAlgorithm;
   expected: string;
   size: number;
+  /**
+   * Two Int32 slots shared with the sender: [PROGRESS] counts the chunks hashed so far, and [WAKE_AT], when
+   * not 0, asks for a ChunkAck once that many are hashed. The sender reads progress itself and asks to be
+   * woken only when it must wait, so most chunks cost no message back.
+   */
+  progress: SharedArrayBuffer;
 }
 
+export const PROGRESS = 0;
+export const WAKE_AT = 1;
+
 /**
- * From the main thread to a stream task. A `chunk` names memory the worker reads in place: a shared buffer
- * the sender does not touch until the chunk's `seq` is acknowledged, or a buffer transferred outright.
+ * From the main thread to a stream task, in order. A `chunk` names shared memory the worker reads in place
+ * (the sender does not touch it until progress shows it hashed); a `copy` carries a buffer transferred
+ * outright.
  * A shared buffer is sent once (`share`) and named by its index after that: cloning a SharedArrayBuffer
  * into another thread costs far more than the numbers of a chunk.
  */
 export type StreamMessage =
   | { kind: 'share'; index: number; buffer: SharedArrayBuffer }
-  | { kind: 'chunk'; seq: number; shared: number; offset: number; length: number }
-  | { kind: 'copy'; seq: number; buffer: ArrayBuffer }
+  | { kind: 'chunk'; shared: number; offset: number; length: number }
+  | { kind: 'copy'; buffer: ArrayBuffer }
   | { kind: 'end' }
   | { kind: 'abort' };
 
-/** From a stream task back to the main thread: the chunk `seq` has been hashed and its memory is free. */
+/** From a stream task back to the main thread: `hashed` chunks are done and their memory is free. */
 export interface ChunkAck {
-  seq: number;
+  hashed: number;
 }
 
 /** Hashes a file (or its first `size` bytes must be all of it), at most `bytesPerSecond` when set. */

@@ -160,7 +160,7 @@ export class LocalChecker {
       while (read < descriptor.size) {
         const n = await reader.read(buffer);
         if (n === 0) break;
-        await session.update(buffer.subarray(0, n));
+        await session.hashed(session.update(buffer.subarray(0, n)));
         read += n;
         const due = rate > 0 ? (read / rate) * 1000 - (performance.now() - started) : 0;
         if (due > 0) await sleep(due);

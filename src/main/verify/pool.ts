@@ -2,7 +2,14 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { ChunkAck, FileTask, HashAlgorithm, StreamMessage, StreamTask } from '../../workers/protocol.js';
+import {
+  type FileTask,
+  type HashAlgorithm,
+  PROGRESS,
+  type StreamMessage,
+  type StreamTask,
+  WAKE_AT,
+} from '../../workers/protocol.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -92,11 +99,12 @@ export class VerifyPool implements DigestVerifier {
 
   session(expected: Digest, size: number): HashSession {
     const { port1, port2 } = new MessageChannel();
-    const task: StreamTask = { port: port2, algorithm: algorithmOf(expected), expected, size };
+    const progress = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
+    const task: StreamTask = { port: port2, algorithm: algorithmOf(expected), expected, size, progress };
     const result = this.#run<Verdict>(task, 'hashStream', [port2]).then((verdict) =>
       this.#count('stream', verdict),
     );
-    return new StreamSession(port1, result, this.#timeoutMs);
+    return new StreamSession(port1, progress, result, this.#timeoutMs);
   }
 
   async verifyFile(
@@ -141,29 +149,36 @@ function algorithmOf(digest: Digest): HashAlgorithm {
 
 const unavailable = (message: string): Error => new StoreUnavailableError(message);
 
-interface PendingAck {
+interface Waiter {
+  /** Chunks that must be hashed. */
+  count: number;
   resolve: () => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
 }
 
-/** The main-thread side of one hashStream task. */
+/**
+ * The main-thread side of one hashStream task. Progress is read from shared memory; the worker sends a
+ * message only when this side has asked to be woken, which with read-ahead is almost never.
+ */
 class StreamSession implements HashSession {
   readonly #port: MessagePort;
+  readonly #progress: Int32Array;
   readonly #result: Promise<Verdict>;
   readonly #timeoutMs: number;
-  readonly #acks = new Map<number, PendingAck>();
+  #waiters: Waiter[] = [];
   /** Shared buffers already sent to the worker, by the index chunks name them with. */
   readonly #shared = new Map<SharedArrayBuffer, number>();
   #seq = 0;
   #failure: Error | undefined;
   #closed = false;
 
-  constructor(port: MessagePort, result: Promise<Verdict>, timeoutMs: number) {
+  constructor(port: MessagePort, progress: SharedArrayBuffer, result: Promise<Verdict>, timeoutMs: number) {
     this.#port = port;
+    this.#progress = new Int32Array(progress);
     this.#result = result;
     this.#timeoutMs = timeoutMs;
-    port.on('message', (ack: ChunkAck) => this.#settle(ack.seq));
+    port.on('message', () => this.#wake());
     // A worker that crashed rejects the task: fail every chunk still waiting instead of hanging.
     result.then(
       () => this.#failAll(new StoreUnavailableError('the digest worker ended the session early')),
@@ -171,9 +186,9 @@ class StreamSession implements HashSession {
     );
   }
 
-  update(chunk: Buffer): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    if (this.#closed) return Promise.reject(new StoreUnavailableError('the digest session is closed'));
+  update(chunk: Buffer): number {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#closed) throw new StoreUnavailableError('the digest session is closed');
     const seq = this.#seq++;
     if (chunk.buffer instanceof SharedArrayBuffer) {
       let shared = this.#shared.get(chunk.buffer);
@@ -182,22 +197,35 @@ class StreamSession implements HashSession {
         this.#shared.set(chunk.buffer, shared);
         this.#post({ kind: 'share', index: shared, buffer: chunk.buffer });
       }
-      this.#post({ kind: 'chunk', seq, shared, offset: chunk.byteOffset, length: chunk.length });
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          this.#acks.delete(seq);
-          reject(
-            new StoreUnavailableError(`the digest worker did not hash a chunk within ${this.#timeoutMs} ms`),
-          );
-        }, this.#timeoutMs);
-        this.#acks.set(seq, { resolve, reject, timer });
-      });
+      this.#post({ kind: 'chunk', shared, offset: chunk.byteOffset, length: chunk.length });
+      return seq;
     }
     // Memory the worker cannot share: hand it a private copy, so the caller's buffer is free at once.
     const copy = new ArrayBuffer(chunk.length);
     new Uint8Array(copy).set(chunk);
-    this.#post({ kind: 'copy', seq, buffer: copy }, [copy]);
-    return Promise.resolve();
+    this.#post({ kind: 'copy', buffer: copy }, [copy]);
+    return seq;
+  }
+
+  hashed(seq: number): Promise<void> {
+    const count = seq + 1;
+    if (Atomics.load(this.#progress, PROGRESS) >= count) return Promise.resolve();
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        count,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#waiters = this.#waiters.filter((other) => other !== waiter);
+          reject(
+            new StoreUnavailableError(`the digest worker did not hash a chunk within ${this.#timeoutMs} ms`),
+          );
+        }, this.#timeoutMs),
+      };
+      this.#waiters.push(waiter);
+      this.#wake();
+    });
   }
 
   async finish(): Promise<Verdict> {
@@ -223,20 +251,30 @@ class StreamSession implements HashSession {
     this.#port.postMessage(message, transfer);
   }
 
-  #settle(seq: number): void {
-    const pending = this.#acks.get(seq);
-    if (pending === undefined) return;
-    this.#acks.delete(seq);
-    clearTimeout(pending.timer);
-    pending.resolve();
+  /** Settles the waiters whose chunks are hashed, and asks the worker to wake us for the next one. */
+  #wake(): void {
+    for (;;) {
+      const done = Atomics.load(this.#progress, PROGRESS);
+      const ready = this.#waiters.filter((waiter) => waiter.count <= done);
+      this.#waiters = this.#waiters.filter((waiter) => waiter.count > done);
+      for (const waiter of ready) {
+        clearTimeout(waiter.timer);
+        waiter.resolve();
+      }
+      if (this.#waiters.length === 0) return;
+      const next = Math.min(...this.#waiters.map((waiter) => waiter.count));
+      // Ask first, then read progress again: the worker publishes progress first, then reads the ask.
+      Atomics.store(this.#progress, WAKE_AT, next);
+      if (Atomics.load(this.#progress, PROGRESS) < next) return;
+    }
   }
 
   #failAll(err: Error): void {
     this.#failure ??= err;
-    for (const [seq, pending] of this.#acks) {
-      this.#acks.delete(seq);
-      clearTimeout(pending.timer);
-      pending.reject(err);
+    for (const waiter of this.#waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(err);
     }
+    this.#waiters = [];
   }
 }

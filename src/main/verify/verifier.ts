@@ -9,10 +9,13 @@ export type { Verdict, VerdictCode } from '../../workers/protocol.js';
  */
 export interface HashSession {
   /**
-   * Queues `chunk`. A chunk in shared memory is read in place: the caller must not refill it until the
-   * promise resolves. Other chunks are copied first. Rejects when the worker failed or did not keep up.
+   * Queues `chunk` and returns its sequence number. A chunk in shared memory is read in place: the caller
+   * must not refill it before `hashed` of that number resolves. Other chunks are copied first. Throws when
+   * the session already failed or ended.
    */
-  update(chunk: Buffer): Promise<void>;
+  update(chunk: Buffer): number;
+  /** Resolves once chunk `seq` (and every one before it) is hashed; rejects if the worker failed or stalled. */
+  hashed(seq: number): Promise<void>;
   /** Resolves the verdict once every queued chunk is hashed. */
   finish(): Promise<Verdict>;
   /** Gives up; the worker drops the session. Safe after finish. */

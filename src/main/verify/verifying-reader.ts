@@ -25,8 +25,8 @@ export class VerifyingReader implements BlobReader {
   readonly #newScratch: () => Buffer;
   /** Next byte of the blob to read from the source. */
   #position = 0;
-  /** Hashing still reading each buffer's memory, by its backing store. */
-  readonly #inFlight = new Map<ArrayBufferLike, Promise<void>>();
+  /** The last chunk queued from each buffer's memory (by its backing store), which hashing may still read. */
+  readonly #inFlight = new Map<ArrayBufferLike, number>();
   #verified = false;
   #closed = false;
 
@@ -64,18 +64,20 @@ export class VerifyingReader implements BlobReader {
 
   /** Reads once from the source into `into` and queues the bytes for hashing; 0 only past the end. */
   async #pull(into: Buffer): Promise<number> {
-    // The worker may still be reading this memory from an earlier chunk.
-    await this.#inFlight.get(into.buffer);
+    await this.#released(into.buffer);
     const n = await this.#source.read(into);
     if (n === 0) {
       throw new ContentCorruptError(`source ended at ${this.#position} of ${this.#size} bytes`);
     }
     this.#position += n;
-    const hashed = this.#session.update(into.subarray(0, n));
-    // A failure surfaces at the next wait on this buffer or at finish; never as an unhandled rejection.
-    hashed.catch(() => undefined);
-    this.#inFlight.set(into.buffer, hashed);
+    this.#inFlight.set(into.buffer, this.#session.update(into.subarray(0, n)));
     return n;
+  }
+
+  /** Waits until the worker no longer reads `memory` (it may still hash a chunk queued from it). */
+  async #released(memory: ArrayBufferLike): Promise<void> {
+    const seq = this.#inFlight.get(memory);
+    if (seq !== undefined) await this.#session.hashed(seq);
   }
 
   /** Reads and hashes what follows the range, then holds the caller until the verdict is in. */
@@ -85,7 +87,7 @@ export class VerifyingReader implements BlobReader {
       while (this.#position < this.#size) {
         await this.#pull(scratch.subarray(0, Math.min(scratch.length, this.#size - this.#position)));
       }
-      await this.#inFlight.get(scratch.buffer);
+      await this.#released(scratch.buffer);
     }
     const verdict = await this.#session.finish();
     if (!verdict.ok) {

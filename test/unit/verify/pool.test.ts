@@ -31,7 +31,7 @@ async function waitForMetric(metrics: Metrics, pattern: RegExp): Promise<void> {
 async function streamed(pool: VerifyPool, bytes: Buffer, expected: Digest, size: number, chunk = 1000) {
   const session = pool.session(expected, size);
   for (let at = 0; at < bytes.length; at += chunk) {
-    await session.update(bytes.subarray(at, Math.min(bytes.length, at + chunk)));
+    await session.hashed(session.update(bytes.subarray(at, Math.min(bytes.length, at + chunk))));
   }
   return session.finish();
 }
@@ -105,11 +105,11 @@ describe('digest worker protocol', () => {
 
   it('ends the worker task when the sender gives up mid-stream (a client that left)', async () => {
     const session = pool.session(good, blob.length);
-    await session.update(blob.subarray(0, 1000));
+    await session.hashed(session.update(blob.subarray(0, 1000)));
     session.abort();
     // The task ends with ABORTED and is counted; nothing keeps running in the worker.
     await waitForMetric(metrics, /shoal_verify_total\{kind="stream",result="ABORTED"\} 1/);
-    await assert.rejects(session.update(blob.subarray(1000, 2000)), StoreUnavailableError);
+    assert.throws(() => session.update(blob.subarray(1000, 2000)), StoreUnavailableError);
   });
 
   it('counts every verdict in the metrics', async () => {
@@ -131,7 +131,7 @@ describe('digest worker crash', () => {
     const bytes = shared(Buffer.alloc(CRASH_SIZE, 1));
     const session = pool.session(digestOf(bytes), CRASH_SIZE);
     const started = performance.now();
-    await assert.rejects(session.update(bytes.subarray(0, 1000)), StoreUnavailableError);
+    await assert.rejects(session.hashed(session.update(bytes.subarray(0, 1000))), StoreUnavailableError);
     await assert.rejects(session.finish(), StoreUnavailableError);
     assert.ok(performance.now() - started < 4000, 'failed on the crash, not on the timeout');
     // The next check runs on a fresh worker.
