@@ -14,6 +14,7 @@ export type OciErrorCode =
   | 'RANGE_INVALID'
   | 'SIZE_INVALID'
   | 'UNAVAILABLE'
+  | 'UNAUTHORIZED'
   | 'UNKNOWN';
 
 export interface ShoalErrorOptions {
@@ -138,6 +139,27 @@ export class ContentCorruptError extends ShoalError {
   override readonly code = 'CONTENT_CORRUPT';
   override readonly status = 500;
   override readonly ociCode = 'UNKNOWN';
+}
+
+/**
+ * The upstream registry answered 429 or 5xx, or could not be reached, after retries. `detail` carries the
+ * upstream status when there was one.
+ */
+export class UpstreamUnavailableError extends ShoalError {
+  override readonly code = 'UPSTREAM_UNAVAILABLE';
+  override readonly status = 503;
+  override readonly ociCode = 'UNAVAILABLE';
+}
+
+/**
+ * The upstream registry refused shoal's credentials (or asked for some and shoal has none). Answered 404,
+ * not 401: a mirror that answers 401 would make containerd try to log in to the mirror, while a 404 sends it
+ * to the registry itself, with its own credentials.
+ */
+export class UpstreamUnauthorizedError extends ShoalError {
+  override readonly code = 'UPSTREAM_UNAUTHORIZED';
+  override readonly status = 404;
+  override readonly ociCode = 'UNAUTHORIZED';
 }
 
 /** A command-line or environment setting is wrong. The CLI prints the message and exits 2. */

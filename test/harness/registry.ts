@@ -2,14 +2,21 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Child, freePort, waitFor } from './process.js';
 
+/** How the registry authenticates pulls: htpasswd (Basic) or a token service (Bearer). */
+export type RegistryAuth =
+  | { kind: 'htpasswd'; path: string }
+  | { kind: 'token'; realm: string; service: string; issuer: string; rootCertBundle: string };
+
 /** A CNCF distribution registry (`docker-registry serve`) on 127.0.0.1 with its own storage. */
 export class DistributionRegistry {
   readonly dir: string;
+  readonly #auth: RegistryAuth | undefined;
   port = 0;
   #child: Child | undefined;
 
-  constructor(dir: string) {
+  constructor(dir: string, options: { auth?: RegistryAuth } = {}) {
     this.dir = dir;
+    this.#auth = options.auth;
   }
 
   /** host:port, as containerd names the registry. */
@@ -43,6 +50,7 @@ export class DistributionRegistry {
         `    rootdirectory: ${join(this.dir, 'data')}`,
         'http:',
         `  addr: 127.0.0.1:${this.port}`,
+        ...authConfig(this.#auth),
         '',
       ].join('\n'),
     );
@@ -50,7 +58,8 @@ export class DistributionRegistry {
     this.#child = child;
     await waitFor(
       'distribution registry',
-      async () => (await fetch(`${this.url}/v2/`)).status === 200,
+      // With auth on, an anonymous /v2/ answers 401: that too means the registry is up.
+      async () => [200, 401].includes((await fetch(`${this.url}/v2/`)).status),
       15_000,
       () => (child.running ? undefined : child.output),
     );
@@ -60,4 +69,19 @@ export class DistributionRegistry {
     await this.#child?.stop();
     this.#child = undefined;
   }
+}
+
+function authConfig(auth: RegistryAuth | undefined): string[] {
+  if (auth === undefined) return [];
+  if (auth.kind === 'htpasswd') {
+    return ['auth:', '  htpasswd:', '    realm: shoal-test', `    path: ${auth.path}`];
+  }
+  return [
+    'auth:',
+    '  token:',
+    `    realm: ${auth.realm}`,
+    `    service: ${auth.service}`,
+    `    issuer: ${auth.issuer}`,
+    `    rootcertbundle: ${auth.rootCertBundle}`,
+  ];
 }

@@ -1,0 +1,298 @@
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  BlobUnknownError,
+  ManifestUnknownError,
+  UpstreamUnauthorizedError,
+  UpstreamUnavailableError,
+} from '../errors.js';
+import { basicHeader, type Challenge, type CredentialStore, parseChallenge } from './upstream-auth.js';
+
+export interface UpstreamClientInit {
+  /** Registry hosts reached over plain http; every other one over https (`--insecure-registries`). */
+  insecureRegistries?: readonly string[];
+  /** Longest wait for an upstream's headers, or for a token, in ms; default 10 000. */
+  timeoutMs?: number;
+  /** Retries after a 429, a 5xx or a failed connection, before the first byte only; default 2. */
+  retries?: number;
+  /** First retry delay in ms, doubled each time (a Retry-After is honoured up to 5 s); default 200. */
+  backoffMs?: number;
+}
+
+/** What to ask an upstream registry for. */
+export interface UpstreamTarget {
+  /** The registry as containerd names it (`ns`): `docker.io`, `ghcr.io`, `127.0.0.1:5000`. */
+  registry: string;
+  repository: string;
+  kind: 'manifests' | 'blobs';
+  /** A tag or a digest. */
+  reference: string;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** Paused body: the caller reads it (or destroys it). */
+  body: IncomingMessage;
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+const DEFAULT_TOKEN_SECONDS = 60;
+const RETRY_AFTER_CAP_MS = 5000;
+
+/** Where a registry really lives: `docker.io` is served from `registry-1.docker.io`. */
+export function upstreamOrigin(registry: string, insecure: ReadonlySet<string>): string {
+  const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+  return `${insecure.has(registry) ? 'http' : 'https'}://${host}`;
+}
+
+/**
+ * Fetches manifests and blobs from the registries shoal mirrors, as containerd would: anonymously first,
+ * then through the registry's `WWW-Authenticate` challenge, a Bearer token (cached per registry and scope
+ * until shortly before it expires) or Basic credentials, from a docker config. Credentials go to the
+ * registry and its token realm only: never to peers, never into logs.
+ */
+export class UpstreamClient {
+  readonly #credentials: CredentialStore | undefined;
+  readonly #insecure: ReadonlySet<string>;
+  readonly #timeoutMs: number;
+  readonly #retries: number;
+  readonly #backoffMs: number;
+  readonly #tokens = new Map<string, CachedToken>();
+  /** What each registry asked for last time, so the next request can answer up front. */
+  readonly #challenges = new Map<string, Challenge>();
+  readonly #http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+  readonly #https = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+
+  constructor(deps: { credentials?: CredentialStore | undefined } = {}, init: UpstreamClientInit = {}) {
+    this.#credentials = deps.credentials;
+    this.#insecure = new Set(init.insecureRegistries ?? []);
+    this.#timeoutMs = init.timeoutMs ?? 10_000;
+    this.#retries = init.retries ?? 2;
+    this.#backoffMs = init.backoffMs ?? 200;
+  }
+
+  /** Tokens fetched so far (for tests of the cache). */
+  tokensFetched = 0;
+
+  /**
+   * Resolves at the headers of a 2xx answer. 404 becomes BlobUnknown/ManifestUnknown; 401/403 after the
+   * auth flow, UpstreamUnauthorized; 429, 5xx and failed connections are retried with backoff, then
+   * become UpstreamUnavailable with the upstream status in `detail`.
+   */
+  async request(
+    target: UpstreamTarget,
+    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal },
+  ): Promise<UpstreamResponse> {
+    const origin = upstreamOrigin(target.registry, this.#insecure);
+    const url = `${origin}/v2/${target.repository}/${target.kind}/${target.reference}`;
+    const scope = `repository:${target.repository}:pull`;
+    let lastStatus: number | undefined;
+    let lastError: unknown;
+    for (let attempt = 0; attempt <= this.#retries; attempt++) {
+      let response: UpstreamResponse;
+      try {
+        response = await this.#authorized(target.registry, url, scope, opts);
+      } catch (err) {
+        if (err instanceof UpstreamUnauthorizedError || opts.signal?.aborted === true) throw err;
+        lastError = err;
+        await this.#backoff(attempt, undefined);
+        continue;
+      }
+      const { status } = response;
+      if (status >= 200 && status < 300) return response;
+      response.body.resume();
+      if (status === 404) {
+        const name = `${target.registry}/${target.repository} ${target.reference}`;
+        throw target.kind === 'blobs'
+          ? new BlobUnknownError(`upstream has no blob ${name}`)
+          : new ManifestUnknownError(`upstream has no manifest ${name}`);
+      }
+      if (status === 401 || status === 403) {
+        throw new UpstreamUnauthorizedError(
+          `${target.registry} refused access to ${target.repository} (${status})`,
+          {
+            detail: { upstreamStatus: status },
+          },
+        );
+      }
+      lastStatus = status;
+      if (status !== 429 && status < 500) break;
+      await this.#backoff(attempt, response.headers['retry-after']);
+    }
+    const why =
+      lastStatus === undefined
+        ? String((lastError as Error)?.message ?? lastError)
+        : `answered ${lastStatus}`;
+    throw new UpstreamUnavailableError(`${target.registry} ${why}`, {
+      cause: lastError,
+      detail: lastStatus === undefined ? undefined : { upstreamStatus: lastStatus },
+    });
+  }
+
+  async #backoff(attempt: number, retryAfter: string | string[] | undefined): Promise<void> {
+    if (attempt >= this.#retries) return;
+    const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+    const ms =
+      Number.isFinite(seconds) && seconds >= 0
+        ? Math.min(seconds * 1000, RETRY_AFTER_CAP_MS)
+        : this.#backoffMs * 2 ** attempt;
+    await sleep(ms);
+  }
+
+  /** One request through the auth flow: answer a known challenge up front, or learn it from a 401. */
+  async #authorized(
+    registry: string,
+    url: string,
+    scope: string,
+    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal },
+  ): Promise<UpstreamResponse> {
+    const known = this.#challenges.get(registry);
+    const upFront = known === undefined ? undefined : await this.#answer(registry, known, scope, false);
+    const first = await this.#send(url, opts, upFront);
+    if (first.status !== 401) return first;
+    const challenge = parseChallenge(first.headers['www-authenticate'] as string | undefined);
+    if (challenge === undefined) return first;
+    first.body.resume();
+    this.#challenges.set(registry, challenge);
+    // A cached token the registry refused (expired early, revoked) is dropped and fetched anew, once.
+    const answer = await this.#answer(registry, challenge, scope, true);
+    if (answer === undefined) return first;
+    return this.#send(url, opts, answer);
+  }
+
+  /** The Authorization header for `challenge`, or undefined when there is nothing to answer with. */
+  async #answer(
+    registry: string,
+    challenge: Challenge,
+    scope: string,
+    refresh: boolean,
+  ): Promise<string | undefined> {
+    const credential = this.#credentials?.get(registry);
+    if (challenge.scheme === 'basic') {
+      return credential?.kind === 'basic' ? basicHeader(credential) : undefined;
+    }
+    if (credential?.kind === 'registry-token') return `Bearer ${credential.token}`;
+    const key = `${registry}\n${scope}`;
+    const cached = this.#tokens.get(key);
+    if (!refresh && cached !== undefined && cached.expiresAt > Date.now()) return `Bearer ${cached.token}`;
+    this.#tokens.delete(key);
+    const token = await this.#fetchToken(registry, challenge, scope);
+    this.#tokens.set(key, token);
+    return `Bearer ${token.token}`;
+  }
+
+  /** Asks the realm for a token; a refusal throws UpstreamUnauthorized and nothing is cached. */
+  async #fetchToken(
+    registry: string,
+    challenge: Extract<Challenge, { scheme: 'bearer' }>,
+    scope: string,
+  ): Promise<CachedToken> {
+    const credential = this.#credentials?.get(registry);
+    const realm = new URL(challenge.realm);
+    const form = new URLSearchParams({ scope });
+    if (challenge.service !== undefined) form.set('service', challenge.service);
+    let response: Response;
+    try {
+      if (credential?.kind === 'identity-token') {
+        // OAuth2: trade the refresh token for an access token.
+        form.set('grant_type', 'refresh_token');
+        form.set('refresh_token', credential.token);
+        form.set('client_id', 'shoal');
+        response = await fetch(realm, {
+          method: 'POST',
+          body: form,
+          signal: AbortSignal.timeout(this.#timeoutMs),
+        });
+      } else {
+        for (const [name, value] of form) realm.searchParams.set(name, value);
+        const headers: Record<string, string> = {};
+        if (credential?.kind === 'basic') headers.authorization = basicHeader(credential);
+        response = await fetch(realm, { headers, signal: AbortSignal.timeout(this.#timeoutMs) });
+      }
+    } catch (cause) {
+      throw new UpstreamUnavailableError(`token service of ${registry} did not answer`, { cause });
+    }
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel();
+      throw new UpstreamUnauthorizedError(
+        `token service of ${registry} refused the credentials (${response.status})`,
+        {
+          detail: { upstreamStatus: response.status },
+        },
+      );
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new UpstreamUnavailableError(`token service of ${registry} answered ${response.status}`, {
+        detail: { upstreamStatus: response.status },
+      });
+    }
+    const body = (await response.json()) as {
+      token?: string;
+      access_token?: string;
+      expires_in?: number;
+      issued_at?: string;
+    };
+    const token = body.token ?? body.access_token;
+    if (typeof token !== 'string' || token === '') {
+      throw new UpstreamUnavailableError(`token service of ${registry} sent no token`);
+    }
+    this.tokensFetched++;
+    const lifetime =
+      typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
+    const issued =
+      body.issued_at === undefined
+        ? Date.now()
+        : Math.min(Date.now(), Date.parse(body.issued_at) || Date.now());
+    // Renew a little early, so a token never expires between the cache and the registry.
+    return { token, expiresAt: issued + lifetime * 1000 * 0.9 };
+  }
+
+  #send(
+    url: string,
+    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal },
+    authorization: string | undefined,
+  ): Promise<UpstreamResponse> {
+    const secure = url.startsWith('https:');
+    const headers: Record<string, string> = { accept: opts.accept ?? '*/*' };
+    if (opts.range !== undefined) headers.range = opts.range;
+    if (authorization !== undefined) headers.authorization = authorization;
+    return new Promise((resolve, reject) => {
+      const send = secure ? httpsRequest : httpRequest;
+      const req = send(
+        url,
+        {
+          method: opts.method,
+          headers,
+          agent: secure ? this.#https : this.#http,
+          ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+        },
+        (res) => {
+          clearTimeout(timer);
+          res.pause();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
+        },
+      );
+      const timer = setTimeout(
+        () => req.destroy(new Error(`no headers within ${this.#timeoutMs} ms`)),
+        this.#timeoutMs,
+      );
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.end();
+    });
+  }
+}
