@@ -1,0 +1,208 @@
+import { type FileHandle, open, rm } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { ContentCorruptError, StoreUnavailableError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+import type { BlobReader } from '../store/store.js';
+import type { DigestVerifier, Verdict } from '../verify/verifier.js';
+
+export interface SpoolInit {
+  /** Longest silence from the source, or wait of a reader without progress, in ms; default 30 000. */
+  stallMs?: number;
+}
+
+export interface SpoolTarget {
+  digest: Digest;
+  size: number;
+  /** The temporary file to write; it must not exist. */
+  path: string;
+  /** The body being downloaded (an upstream response). */
+  source: Readable;
+}
+
+/**
+ * One blob being downloaded into a temporary file that any number of readers follow from byte 0 as it
+ * grows: the one download that concurrent requests for a digest share. Every byte is hashed in the digest
+ * workers as it is written. A reader's chunk that would complete its range is released only once the whole
+ * blob has matched, so no reader ever receives a complete body of unchecked bytes. A verified file is handed
+ * to `commit` (fsync is done; the caller renames it into its store); readers still following keep their
+ * open file. On any failure the temporary file is removed and every reader's next read throws.
+ */
+export class Spool {
+  readonly digest: Digest;
+  readonly size: number;
+  /** Settles once the blob is verified and committed (its verdict), or failed. */
+  readonly done: Promise<Verdict>;
+  readonly #path: string;
+  readonly #stallMs: number;
+  #written = 0;
+  #verified = false;
+  #failure: Error | undefined;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(
+    deps: { verifier: DigestVerifier },
+    target: SpoolTarget,
+    commit: (path: string) => Promise<void>,
+    init: SpoolInit = {},
+  ) {
+    this.digest = target.digest;
+    this.size = target.size;
+    this.#path = target.path;
+    this.#stallMs = init.stallMs ?? 30_000;
+    this.done = this.#download(deps.verifier, target.source, commit);
+    this.done.catch(() => undefined);
+  }
+
+  /** Bytes written so far. */
+  get written(): number {
+    return this.#written;
+  }
+
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  /** A reader of `range` that follows the file as it grows. */
+  async reader(range: ByteRange): Promise<BlobReader> {
+    if (this.#failure !== undefined) throw this.#failure;
+    return new SpoolReader(this, await open(this.#path, 'r'), range);
+  }
+
+  /**
+   * Resolves once at least `count` bytes are written, or, with `verified`, once the whole blob has matched.
+   * Throws when the spool failed, or when nothing moved for the stall limit.
+   */
+  async wait(count: number, verified: boolean): Promise<void> {
+    for (;;) {
+      if (this.#failure !== undefined) throw this.#failure;
+      if (this.#verified || (!verified && this.#written >= count)) return;
+      if (!(await this.#progress())) {
+        throw new StoreUnavailableError(`spool of ${this.digest} made no progress in ${this.#stallMs} ms`);
+      }
+    }
+  }
+
+  /** True at the next change (bytes written, verified, failed); false after the stall limit without one. */
+  #progress(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(wake);
+        resolve(false);
+      }, this.#stallMs);
+      this.#waiters.add(wake);
+    });
+  }
+
+  #changed(): void {
+    const waiting = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiting) wake();
+  }
+
+  async #download(
+    verifier: DigestVerifier,
+    source: Readable,
+    commit: (path: string) => Promise<void>,
+  ): Promise<Verdict> {
+    const session = verifier.session(this.digest, this.size);
+    let file: FileHandle | undefined;
+    try {
+      file = await open(this.#path, 'wx', 0o644);
+      for await (const chunk of stallLimited(source, this.#stallMs)) {
+        if (this.#written + chunk.length > this.size) {
+          throw new ContentCorruptError(`the source sent more than the ${this.size} bytes of ${this.digest}`);
+        }
+        session.update(chunk);
+        await file.write(chunk, 0, chunk.length, this.#written);
+        this.#written += chunk.length;
+        this.#changed();
+      }
+      const verdict = await session.finish();
+      if (!verdict.ok) {
+        throw new ContentCorruptError(
+          `${this.digest} failed its check: ${verdict.code}, got ${verdict.digest}`,
+        );
+      }
+      await file.sync();
+      await file.close();
+      file = undefined;
+      await commit(this.#path);
+      this.#verified = true;
+      this.#changed();
+      return verdict;
+    } catch (err) {
+      session.abort();
+      source.destroy();
+      this.#failure = err instanceof Error ? err : new StoreUnavailableError(String(err));
+      this.#changed();
+      await file?.close().catch(() => undefined);
+      await rm(this.#path, { force: true });
+      throw this.#failure;
+    }
+  }
+}
+
+/** The chunks of `source`, failing when it is silent for longer than `stallMs`. */
+async function* stallLimited(source: Readable, stallMs: number): AsyncGenerator<Buffer> {
+  const chunks = source[Symbol.asyncIterator]();
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreUnavailableError(`the source sent nothing for ${stallMs} ms`)),
+        stallMs,
+      );
+    });
+    try {
+      const next = await Promise.race([chunks.next(), stalled]);
+      if (next.done === true) return;
+      yield next.value as Buffer;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Reads a range of a spool's file as it grows. */
+class SpoolReader implements BlobReader {
+  readonly #spool: Spool;
+  readonly #file: FileHandle;
+  #position: number;
+  readonly #end: number;
+  #closed = false;
+
+  constructor(spool: Spool, file: FileHandle, range: ByteRange) {
+    this.#spool = spool;
+    this.#file = file;
+    this.#position = range.start;
+    this.#end = range.end;
+  }
+
+  async read(into: Buffer): Promise<number> {
+    const left = this.#end - this.#position + 1;
+    if (left <= 0) return 0;
+    await this.#spool.wait(this.#position + 1, false);
+    let wanted = Math.min(into.length, left, this.#spool.written - this.#position);
+    // The read that would complete the range waits until the whole blob has matched its digest.
+    if (wanted === left) {
+      await this.#spool.wait(this.#end + 1, true);
+      wanted = Math.min(into.length, left);
+    }
+    const { bytesRead } = await this.#file.read(into, 0, wanted, this.#position);
+    if (bytesRead === 0)
+      throw new ContentCorruptError(`spool of ${this.#spool.digest} ended at ${this.#position}`);
+    this.#position += bytesRead;
+    return bytesRead;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#file.close();
+  }
+}
