@@ -2,6 +2,7 @@
 import './polyfill.js';
 import { realpathSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type CleanupConfig,
@@ -22,6 +23,9 @@ import { createLogger, type Logger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
 import { Advertiser } from './mirror/advertiser.js';
 import { MirroringStore } from './mirror/mirroring-store.js';
+import { PullThroughStore } from './mirror/pull-through.js';
+import { UpstreamClient } from './mirror/upstream.js';
+import { CredentialStore } from './mirror/upstream-auth.js';
 import { PullHandler } from './registry/handler.js';
 import { MetricsServer } from './registry/metrics-server.js';
 import { RegistryServer } from './registry/server.js';
@@ -213,6 +217,18 @@ async function startMetrics(config: RegistryConfig, metrics: Metrics): Promise<M
   return server;
 }
 
+/** Where pull-through keeps what it fetched: the embedded store itself, or one beside containerd's. */
+async function openCache(
+  config: RegistryConfig,
+  local: ContentStore,
+  verifier: VerifyPool,
+): Promise<EmbeddedStore> {
+  if (local instanceof EmbeddedStore) return local;
+  const cache = new EmbeddedStore({ verifier }, { dataDir: join(config.dataDir, 'cache') });
+  await cache.start();
+  return cache;
+}
+
 async function runRegistry(config: RegistryConfig): Promise<number> {
   const log = createLogger(config.logLevel);
   const metrics = new Metrics({ defaultMetrics: true });
@@ -231,6 +247,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   );
   let router: Libp2pRouter | undefined;
   let store: ContentStore = local;
+  let cache: EmbeddedStore | undefined;
   let advertiser: Advertiser | undefined;
   let server: RegistryServer | undefined;
   if (config.bootstrapKind !== 'none') {
@@ -262,6 +279,19 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       },
     );
     advertiser = new Advertiser({ store: local, router, log: log.child({ component: 'advertiser' }) });
+  }
+  if (config.upstreamFallback) {
+    cache = await openCache(config, local.inner, verifier);
+    const credentials =
+      config.registryCredentials === '' ? undefined : await CredentialStore.load(config.registryCredentials);
+    const upstream = new UpstreamClient(
+      { credentials },
+      { insecureRegistries: config.insecureRegistries, timeoutMs: config.upstreamTimeout },
+    );
+    store = new PullThroughStore(
+      { inner: store, cache, upstream, verifier, log: log.child({ component: 'pull-through' }) },
+      { tagTimeoutMs: Math.min(2000, config.manifestTimeout) },
+    );
   }
   const handler = new PullHandler(
     {
@@ -319,6 +349,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   await router?.stop();
   await checker.stop();
   await local.stop();
+  if (cache !== undefined && cache !== local.inner) await cache.stop();
   await verifier.stop();
   await metricsServer.stop();
   return 0;

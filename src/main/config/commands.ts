@@ -112,6 +112,19 @@ export const registryFlags = {
     'Bytes per second this node streams to peers in all (0: unlimited); keeps peer serving off the node’s own pulls.',
   ),
   streamBuffers: integer(64, 4, 4096, 'Buffers in the streaming pool; bounds memory used by blob downloads.'),
+  upstreamFallback: bool(
+    false,
+    'Fetch from the registry itself what neither this node nor its peers hold (pull-through), and cache it.',
+  ),
+  insecureRegistries: list(
+    parseHostFlag,
+    'Registry hosts reached over plain http for pull-through (others use https).',
+  ),
+  registryCredentials: text(
+    '',
+    'A docker config.json with credentials for pull-through; never sent to peers.',
+  ),
+  upstreamTimeout: duration('10s', 'Longest wait for an upstream registry’s headers or a token.'),
   verifyWorkers: integer(0, 0, 256, 'Digest worker threads; 0: one per core less one, at least 1.'),
   verifyRemote: bool(
     true,

@@ -14,6 +14,9 @@ export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([
 const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST]);
 
 /** Manifests and indexes are buffered and sniffed; nothing larger is treated as one. */
+/** The Accept header that asks a registry for any manifest or index shoal understands. */
+export const MANIFEST_ACCEPT = [...MANIFEST_MEDIA_TYPES].join(', ');
+
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 export function isManifestMediaType(mediaType: string | undefined): mediaType is string {

@@ -13,7 +13,7 @@ import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
 import { parseRegistryHost } from '../oci/reference.js';
-import { type ContentStore, type Descriptor, readAll } from '../store/store.js';
+import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
 import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';
 
@@ -102,13 +102,14 @@ export class PullHandler {
         (message) => new ManifestUnknownError(`manifest ${name}: ${message}`),
       );
     }
+    const blobOrigin: ContentOrigin = { registry, repository: route.repository, kind: 'blobs' };
     if (head) {
       return this.#capped(
-        this.#blob(store, route.digest, request.range, head),
+        this.#blob(store, route.digest, request.range, head, blobOrigin),
         (message) => new BlobUnknownError(`blob ${route.digest}: ${message}`),
       );
     }
-    return this.#blob(store, route.digest, request.range, head);
+    return this.#blob(store, route.digest, request.range, head, blobOrigin);
   }
 
   #corruptReport(request: PullRequest): Reply {
@@ -160,10 +161,11 @@ export class PullHandler {
     route: Extract<PullRoute, { kind: 'manifest' }>,
     head: boolean,
   ): Promise<Reply> {
+    const origin: ContentOrigin = { registry, repository: route.repository, kind: 'manifests' };
     const descriptor =
       route.tag !== undefined
         ? await store.resolve(registry, route.repository, route.tag)
-        : await store.stat(route.digest);
+        : await store.stat(route.digest, origin);
     const name = route.tag ?? route.digest;
     if (descriptor === undefined || descriptor.mediaType === MEDIA_TYPE_OCTET_STREAM) {
       throw new ManifestUnknownError(`manifest ${route.repository}:${name} is not held by this node`);
@@ -179,7 +181,7 @@ export class PullHandler {
     ];
     if (head) return { kind: 'full', status: 200, headers, body: undefined };
     try {
-      return { kind: 'full', status: 200, headers, body: await readAll(store, descriptor) };
+      return { kind: 'full', status: 200, headers, body: await readAll(store, descriptor, origin) };
     } catch (err) {
       // Bytes that failed their digest are never served; a 404 sends containerd to the next host at once.
       if (!(err instanceof ContentCorruptError)) throw err;
@@ -197,8 +199,9 @@ export class PullHandler {
     digest: Descriptor['digest'],
     rangeHeader: string | undefined,
     head: boolean,
+    origin: ContentOrigin,
   ): Promise<Reply> {
-    const descriptor = await store.stat(digest);
+    const descriptor = await store.stat(digest, origin);
     if (descriptor === undefined || descriptor.mediaType !== MEDIA_TYPE_OCTET_STREAM) {
       // Manifests are served from /manifests/ only, so a client never mistakes one path for the other.
       throw new BlobUnknownError(`blob ${digest} is not held by this node`);
@@ -216,7 +219,7 @@ export class PullHandler {
     const status = range === undefined ? 200 : 206;
     if (head || length === 0)
       return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
-    const reader = await store.open(digest, range ?? whole);
+    const reader = await store.open(digest, range ?? whole, origin);
     return { kind: 'stream', status, headers, reader, length };
   }
 }

@@ -157,6 +157,34 @@ export class EmbeddedStore implements WritableStore {
     return { digest, size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
   }
 
+  /** A fresh temporary path for content being downloaded (a spool); it is removed on the next start. */
+  ingestPath(digest: Digest): string {
+    return join(this.#dataDir, 'ingest', `${digestHex(digest)}.${randomBytes(4).toString('hex')}`);
+  }
+
+  /**
+   * Takes in a file the caller has already verified and synced (a spool), under `digest`: a rename, so a
+   * crash leaves either the whole blob or nothing. Small JSON content is recorded as a manifest if it is one.
+   */
+  async adopt(path: string, digest: Digest): Promise<Descriptor> {
+    const target = this.#blobPath(digest);
+    if (target === undefined)
+      throw new DigestInvalidError(`the embedded store keeps sha256 content only, not ${digest}`);
+    const info = await stat(path);
+    let mediaType: string | undefined;
+    if (info.size > 0 && info.size <= MAX_MANIFEST_BYTES)
+      mediaType = sniffManifestMediaType(await readFile(path));
+    await rename(path, target);
+    await syncDirectory(join(this.#dataDir, 'blobs', 'sha256'));
+    if (mediaType !== undefined && this.#index.manifests[digest] !== mediaType) {
+      await this.#updateIndex((index) => {
+        index.manifests[digest] = mediaType;
+      });
+    }
+    this.#changes.notify();
+    return { digest, size: info.size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
+  }
+
   /** The file holding `digest`, for digest workers that hash it in place. */
   async localPath(digest: Digest): Promise<string | undefined> {
     return (await this.stat(digest)) === undefined ? undefined : this.#blobPath(digest);

@@ -14,6 +14,16 @@ export interface Descriptor {
 }
 
 /**
+ * Where a request came from: the registry and repository a client asked under. Stores that serve by digest
+ * ignore it; pull-through needs it to know where upstream the content lives.
+ */
+export interface ContentOrigin {
+  registry: string;
+  repository: string;
+  kind: 'manifests' | 'blobs';
+}
+
+/**
  * Pull-based reader over a byte range. The caller supplies the buffer, so memory stays in the caller's
  * fixed pool and backpressure is simply not calling `read` again.
  */
@@ -30,12 +40,12 @@ export interface ContentStore {
   /** Resolves `<registry>/<repository>:<tag>` to the manifest it names, if that manifest is held. */
   resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined>;
   /** Describes content that is fully present, or undefined. */
-  stat(digest: Digest): Promise<Descriptor | undefined>;
+  stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined>;
   /**
    * Opens an inclusive byte range of present content. Throws BlobUnknownError when absent. A reader of
    * content that turns out shorter than its size throws ContentCorruptError instead of ending early.
    */
-  open(digest: Digest, range: ByteRange): Promise<BlobReader>;
+  open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader>;
   /**
    * Routing keys of everything held: every content digest, plus `<registry>/<repo>:<tag>` for each tag
    * whose manifest is held. The advertiser announces these.
@@ -68,10 +78,14 @@ export interface WritableStore extends ContentStore {
 }
 
 /** Reads a whole piece of content into one buffer; for manifests, which are capped in size. */
-export async function readAll(store: ContentStore, descriptor: Descriptor): Promise<Buffer> {
+export async function readAll(
+  store: ContentStore,
+  descriptor: Descriptor,
+  origin?: ContentOrigin,
+): Promise<Buffer> {
   const out = Buffer.allocUnsafe(descriptor.size);
   if (descriptor.size === 0) return out;
-  const reader = await store.open(descriptor.digest, { start: 0, end: descriptor.size - 1 });
+  const reader = await store.open(descriptor.digest, { start: 0, end: descriptor.size - 1 }, origin);
   try {
     let filled = 0;
     while (filled < out.length) {

@@ -1,0 +1,204 @@
+import { BlobUnknownError, ManifestUnknownError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { type Digest, isDigest } from '../oci/digest.js';
+import { isManifestMediaType, MANIFEST_ACCEPT, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
+import type { ByteRange } from '../oci/range.js';
+import type { EmbeddedStore } from '../store/embedded.js';
+import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
+import type { DigestVerifier } from '../verify/verifier.js';
+import { Spool } from './spool.js';
+import type { UpstreamClient } from './upstream.js';
+
+export interface PullThroughInit {
+  /** Longest wait for upstream's answer to a tag before the cached and peer answers are used; default 2 s. */
+  tagTimeoutMs?: number;
+  /** Longest silence of an upstream download, or wait of a reader for new bytes, in ms; default 30 s. */
+  stallMs?: number;
+}
+
+/**
+ * With `--upstream-fallback`: what neither this node nor its peers hold is fetched from the registry
+ * itself. Concurrent requests for one digest share one download (a Spool) that they all read as it grows;
+ * the bytes are checked in the digest workers and committed to the embedded cache, which serves them from
+ * then on. Tags ask upstream first, so a moved tag is seen at once, and fall back to what the cache and the
+ * peers know when upstream does not answer.
+ */
+export class PullThroughStore implements ContentStore {
+  readonly kind: string;
+  readonly #inner: ContentStore;
+  readonly #cache: EmbeddedStore;
+  readonly #upstream: UpstreamClient;
+  readonly #verifier: DigestVerifier;
+  readonly #log: Logger | undefined;
+  readonly #tagTimeoutMs: number;
+  readonly #stallMs: number;
+  /** Downloads under way, by digest: the single flight every concurrent request joins. */
+  readonly #spools = new Map<Digest, Promise<Spool>>();
+  /** Tags upstream resolved to a manifest not cached yet: recorded once that manifest is. */
+  readonly #pendingTags = new Map<Digest, Array<[string, string, string]>>();
+
+  constructor(
+    deps: {
+      inner: ContentStore;
+      cache: EmbeddedStore;
+      upstream: UpstreamClient;
+      verifier: DigestVerifier;
+      log?: Logger;
+    },
+    init: PullThroughInit = {},
+  ) {
+    this.#inner = deps.inner;
+    this.#cache = deps.cache;
+    this.#upstream = deps.upstream;
+    this.#verifier = deps.verifier;
+    this.#log = deps.log;
+    this.kind = `${deps.inner.kind}+upstream`;
+    this.#tagTimeoutMs = init.tagTimeoutMs ?? 2000;
+    this.#stallMs = init.stallMs ?? 30_000;
+  }
+
+  start(): Promise<void> {
+    return this.#inner.start();
+  }
+  stop(): Promise<void> {
+    return this.#inner.stop();
+  }
+  listKeys(): Promise<Set<string>> {
+    return this.#inner.listKeys();
+  }
+  onChange(listener: () => void): () => void {
+    return this.#inner.onChange(listener);
+  }
+  ready(): Promise<boolean> {
+    return this.#inner.ready();
+  }
+
+  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+    const upstream = await this.#describeUpstream(
+      { registry, repository, kind: 'manifests' },
+      tag,
+      AbortSignal.timeout(this.#tagTimeoutMs),
+    ).catch((err: unknown) => {
+      this.#log?.debug(
+        { err, registry, repository, tag },
+        'upstream did not resolve the tag; using what is known',
+      );
+      return undefined;
+    });
+    if (upstream !== undefined) {
+      this.#rememberTag(registry, repository, tag, upstream.digest);
+      return upstream;
+    }
+    return (
+      (await this.#inner.resolve(registry, repository, tag)) ?? this.#cache.resolve(registry, repository, tag)
+    );
+  }
+
+  async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
+    const held = (await this.#inner.stat(digest, origin)) ?? (await this.#cache.stat(digest));
+    if (held !== undefined || origin === undefined) return held;
+    const spool = this.#spools.get(digest);
+    if (spool !== undefined && origin.kind === 'blobs') {
+      // A download under way already knows the size: no second question to upstream.
+      return { digest, size: (await spool).size, mediaType: MEDIA_TYPE_OCTET_STREAM };
+    }
+    try {
+      return await this.#describeUpstream(origin, digest, AbortSignal.timeout(this.#tagTimeoutMs));
+    } catch (err) {
+      if (err instanceof BlobUnknownError || err instanceof ManifestUnknownError) return undefined;
+      throw err;
+    }
+  }
+
+  async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
+    for (const store of [this.#inner, this.#cache]) {
+      try {
+        return await store.open(digest, range, origin);
+      } catch (err) {
+        if (!(err instanceof BlobUnknownError)) throw err;
+      }
+    }
+    if (origin === undefined) throw new BlobUnknownError(`${digest} is held nowhere and has no known origin`);
+    const spool = await this.#spool(digest, origin);
+    return spool.reader(range);
+  }
+
+  /**
+   * Records `registry/repository:tag` → `digest` in the cache's tag index, so the tag still resolves when
+   * upstream is gone. The index only names manifests it holds, so a tag whose manifest is still to come is
+   * recorded when the manifest is committed.
+   */
+  #rememberTag(registry: string, repository: string, tag: string, digest: Digest): void {
+    this.#cache.tag(registry, repository, tag, digest).catch(() => {
+      const pending = this.#pendingTags.get(digest) ?? [];
+      if (pending.length < 64) pending.push([registry, repository, tag]);
+      this.#pendingTags.set(digest, pending);
+    });
+  }
+
+  async #committed(digest: Digest): Promise<void> {
+    const pending = this.#pendingTags.get(digest);
+    this.#pendingTags.delete(digest);
+    for (const [registry, repository, tag] of pending ?? []) {
+      await this.#cache.tag(registry, repository, tag, digest).catch(() => undefined);
+    }
+  }
+
+  /** Joins the download of `digest` under way, or starts it. */
+  #spool(digest: Digest, origin: ContentOrigin): Promise<Spool> {
+    const running = this.#spools.get(digest);
+    if (running !== undefined) return running;
+    const starting = this.#startSpool(digest, origin);
+    this.#spools.set(digest, starting);
+    const forget = (): void => {
+      if (this.#spools.get(digest) === starting) this.#spools.delete(digest);
+    };
+    starting.then((spool) => spool.done.then(forget, forget), forget);
+    return starting;
+  }
+
+  async #startSpool(digest: Digest, origin: ContentOrigin): Promise<Spool> {
+    const response = await this.#upstream.request(
+      { ...origin, reference: digest },
+      { method: 'GET', accept: origin.kind === 'manifests' ? MANIFEST_ACCEPT : '*/*' },
+    );
+    const size = Number(response.headers['content-length']);
+    if (!Number.isSafeInteger(size) || size < 0) {
+      response.body.destroy();
+      throw new BlobUnknownError(`upstream sent ${digest} without a length`);
+    }
+    this.#log?.info({ digest, registry: origin.registry, size }, 'fetching from upstream');
+    return new Spool(
+      { verifier: this.#verifier },
+      { digest, size, path: this.#cache.ingestPath(digest), source: response.body },
+      async (path) => {
+        await this.#cache.adopt(path, digest);
+        await this.#committed(digest);
+      },
+      { stallMs: this.#stallMs },
+    );
+  }
+
+  /** HEADs `reference` upstream and describes what it names; the digest must be a real one. */
+  async #describeUpstream(
+    origin: ContentOrigin,
+    reference: string,
+    signal: AbortSignal,
+  ): Promise<Descriptor> {
+    const response = await this.#upstream.request(
+      { ...origin, reference },
+      { method: 'HEAD', accept: origin.kind === 'manifests' ? MANIFEST_ACCEPT : '*/*', signal },
+    );
+    response.body.resume();
+    const digest = response.headers['docker-content-digest'];
+    const size = Number(response.headers['content-length']);
+    const contentType = response.headers['content-type'];
+    const named = isDigest(reference) ? reference : digest;
+    if (typeof named !== 'string' || !isDigest(named) || !Number.isSafeInteger(size) || size < 0) {
+      throw new ManifestUnknownError(`upstream gave no usable digest and length for ${reference}`);
+    }
+    const mediaType =
+      origin.kind === 'manifests' && isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
+    return { digest: named as Digest, size, mediaType };
+  }
+}
