@@ -23,6 +23,7 @@ import { createLogger, type Logger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
 import { Advertiser } from './mirror/advertiser.js';
 import { MirroringStore } from './mirror/mirroring-store.js';
+import { OwnerElection } from './mirror/owner.js';
 import { PullThroughStore } from './mirror/pull-through.js';
 import { UpstreamClient } from './mirror/upstream.js';
 import { CredentialStore } from './mirror/upstream-auth.js';
@@ -279,6 +280,8 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       },
     );
     advertiser = new Advertiser({ store: local, router, log: log.child({ component: 'advertiser' }) });
+    const members = router;
+    metrics.watchMembers(() => members.members().length);
   }
   if (config.upstreamFallback) {
     cache = await openCache(config, local.inner, verifier);
@@ -288,8 +291,18 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       { credentials },
       { insecureRegistries: config.insecureRegistries, timeoutMs: config.upstreamTimeout },
     );
+    // With P2P on, one node per digest fetches from upstream (rendezvous hashing over the members).
+    const election = router === undefined ? undefined : await OwnerElection.create();
     store = new PullThroughStore(
-      { inner: store, cache, upstream, verifier, log: log.child({ component: 'pull-through' }) },
+      {
+        inner: store,
+        cache,
+        upstream,
+        verifier,
+        router,
+        election,
+        log: log.child({ component: 'pull-through' }),
+      },
       { tagTimeoutMs: Math.min(2000, config.manifestTimeout) },
     );
   }

@@ -81,11 +81,24 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
       assert.ok(Date.now() - started < 5000);
     });
 
+    it('knows the other members and reaches any of them by id, never itself', async () => {
+      await waitFor('every member known', async () => router(0).members().length === 3, 10_000);
+      const ids = new Set(router(0).members());
+      assert.ok(!ids.has(router(0).selfId));
+      for (const i of [1, 2, 3]) {
+        assert.ok(ids.has(router(i).selfId));
+        const provider = await router(0).provider(router(i).selfId, AbortSignal.timeout(3000));
+        assert.equal(provider?.registry, cluster.registries[i]);
+      }
+      assert.equal(await router(0).provider(router(0).selfId, AbortSignal.timeout(3000)), undefined);
+    });
+
     it('stops returning a node within seconds of it dying', async (t) => {
       const key = freshKey();
       await router(1).advertise([key]);
       await router(3).advertise([key]);
       assert.equal((await collect(router(2), key)).length, 2);
+      const dead = router(1).selfId;
       await router(1).stop();
       const started = Date.now();
       const found = await collect(router(2), key);
@@ -96,6 +109,12 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
         [cluster.registries[3]],
       );
       assert.ok(elapsed < 5000, `dead provider filtered in ${elapsed} ms`);
+      assert.equal(
+        await router(2).provider(dead, AbortSignal.timeout(3000)),
+        undefined,
+        'a dead member is unreachable',
+      );
+      assert.ok(!router(2).members().includes(dead), 'and is no longer a member');
     });
   });
 }

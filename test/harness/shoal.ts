@@ -45,7 +45,8 @@ export class ShoalProcess {
     await waitFor(
       'shoal',
       async () => (await fetch(`${this.url}/livez`)).status === 200,
-      15_000,
+      // Generous: on 2 busy cores, right after a test that wrote gigabytes, start-up can take seconds.
+      30_000,
       () => (child.running ? undefined : `exited:\n${child.output}`),
     );
   }

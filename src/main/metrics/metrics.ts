@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
 /** Incremented by the parts that see an event; the only metrics surface parts depend on. */
 export interface CounterLike<L extends string> {
@@ -50,6 +50,18 @@ export class Metrics {
       ['result'],
     );
     if (init.defaultMetrics === true) collectDefaultMetrics({ register: this.#registry });
+  }
+
+  /** Reports `count()` as `shoal_router_members` at every scrape: the other nodes this one routes through. */
+  watchMembers(count: () => number): void {
+    new Gauge({
+      name: 'shoal_router_members',
+      help: 'Other nodes in this node’s routing table (the members owners are elected among).',
+      registers: [this.#registry],
+      collect() {
+        this.set(count());
+      },
+    });
   }
 
   get contentType(): string {

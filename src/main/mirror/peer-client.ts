@@ -1,8 +1,12 @@
 import { Agent, type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
 import { ShoalError } from '../errors.js';
+import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 
 /** Marks a request as coming from a peer: the receiver serves it from its own store only, so no loops. */
 export const MIRRORED_HEADER = 'x-shoal-mirrored';
+
+/** Sent to the node elected to fetch a digest from upstream: it fetches itself and never forwards again. */
+export const OWNER_FETCH_HEADER = 'x-shoal-owner-fetch';
 
 /** POST here plus a digest: the content this node served under that digest failed its check. */
 export const CORRUPT_REPORT_PATH = '/_shoal/v1/corrupt/';
@@ -81,6 +85,48 @@ export function reportCorrupt(registry: string, digest: string, timeoutMs: numbe
     );
     req.setTimeout(timeoutMs, () => req.destroy());
     req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+/**
+ * Asks the node elected to fetch a digest from upstream for it. Resolves at its headers (200 with a length,
+ * which may come only once the owner has heard from upstream); anything else rejects.
+ */
+export function requestOwner(
+  registry: string,
+  path: string,
+  kind: 'manifests' | 'blobs',
+  timeoutMs: number,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: IncomingMessage }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {
+      [OWNER_FETCH_HEADER]: 'true',
+      accept: kind === 'manifests' ? MANIFEST_ACCEPT : '*/*',
+    };
+    const req = request(`${registry}${path}`, { method: 'GET', headers, agent }, (res) => {
+      clearTimeout(timer);
+      const status = res.statusCode ?? 0;
+      if (status !== 200 || res.headers['content-length'] === undefined) {
+        res.resume();
+        reject(new PeerRequestError(`owner ${registry} answered ${status} for ${path}`));
+        return;
+      }
+      res.pause();
+      resolve({ status, headers: res.headers, body: res });
+    });
+    const timer = setTimeout(
+      () => req.destroy(new PeerRequestError(`owner ${registry} sent no headers in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(
+        err instanceof PeerRequestError
+          ? err
+          : new PeerRequestError(`owner ${registry}: ${err.message}`, { cause: err }),
+      );
+    });
     req.end();
   });
 }

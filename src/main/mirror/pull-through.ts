@@ -3,13 +3,20 @@ import type { Logger } from '../log/logger.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MANIFEST_ACCEPT, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
+import type { Router } from '../routing/router.js';
 import type { EmbeddedStore } from '../store/embedded.js';
 import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
 import type { DigestVerifier } from '../verify/verifier.js';
+import type { OwnerElection } from './owner.js';
+import { requestOwner } from './peer-client.js';
 import { Spool } from './spool.js';
-import type { UpstreamClient } from './upstream.js';
+import type { UpstreamClient, UpstreamResponse } from './upstream.js';
 
 export interface PullThroughInit {
+  /** Longest wait for the owner's headers (it may be fetching from upstream itself), in ms; default 15 s. */
+  ownerTimeoutMs?: number;
+  /** How long an owner that failed is passed over (this node fetches itself), in ms; default 30 s. */
+  ownerRetryMs?: number;
   /** Longest wait for upstream's answer to a tag before the cached and peer answers are used; default 2 s. */
   tagTimeoutMs?: number;
   /** Longest silence of an upstream download, or wait of a reader for new bytes, in ms; default 30 s. */
@@ -30,6 +37,12 @@ export class PullThroughStore implements ContentStore {
   readonly #upstream: UpstreamClient;
   readonly #verifier: DigestVerifier;
   readonly #log: Logger | undefined;
+  readonly #router: Router | undefined;
+  readonly #election: OwnerElection | undefined;
+  readonly #ownerTimeoutMs: number;
+  readonly #ownerRetryMs: number;
+  /** Owners that failed lately, passed over until the time given. */
+  readonly #failedOwners = new Map<string, number>();
   readonly #tagTimeoutMs: number;
   readonly #stallMs: number;
   /** Downloads under way, by digest: the single flight every concurrent request joins. */
@@ -43,6 +56,9 @@ export class PullThroughStore implements ContentStore {
       cache: EmbeddedStore;
       upstream: UpstreamClient;
       verifier: DigestVerifier;
+      /** With P2P on: who else is in the cluster, to pick the one node that fetches each digest. */
+      router?: Router | undefined;
+      election?: OwnerElection | undefined;
       log?: Logger;
     },
     init: PullThroughInit = {},
@@ -52,6 +68,10 @@ export class PullThroughStore implements ContentStore {
     this.#upstream = deps.upstream;
     this.#verifier = deps.verifier;
     this.#log = deps.log;
+    this.#router = deps.router;
+    this.#election = deps.election;
+    this.#ownerTimeoutMs = init.ownerTimeoutMs ?? 15_000;
+    this.#ownerRetryMs = init.ownerRetryMs ?? 30_000;
     this.kind = `${deps.inner.kind}+upstream`;
     this.#tagTimeoutMs = init.tagTimeoutMs ?? 2000;
     this.#stallMs = init.stallMs ?? 30_000;
@@ -158,25 +178,71 @@ export class PullThroughStore implements ContentStore {
   }
 
   async #startSpool(digest: Digest, origin: ContentOrigin): Promise<Spool> {
-    const response = await this.#upstream.request(
-      { ...origin, reference: digest },
-      { method: 'GET', accept: origin.kind === 'manifests' ? MANIFEST_ACCEPT : '*/*' },
-    );
+    const fromOwner = origin.forwarded === true ? undefined : await this.#askOwner(digest, origin);
+    const response =
+      fromOwner?.response ??
+      (await this.#upstream.request(
+        { ...origin, reference: digest },
+        { method: 'GET', accept: origin.kind === 'manifests' ? MANIFEST_ACCEPT : '*/*' },
+      ));
     const size = Number(response.headers['content-length']);
     if (!Number.isSafeInteger(size) || size < 0) {
       response.body.destroy();
-      throw new BlobUnknownError(`upstream sent ${digest} without a length`);
+      throw new BlobUnknownError(`${digest} came without a length`);
     }
-    this.#log?.info({ digest, registry: origin.registry, size }, 'fetching from upstream');
-    return new Spool(
+    this.#log?.info(
+      { digest, registry: origin.registry, size, from: fromOwner?.owner ?? 'upstream' },
+      'pulling through',
+    );
+    const spool = new Spool(
       { verifier: this.#verifier },
       { digest, size, path: this.#cache.ingestPath(digest), source: response.body },
       async (path) => {
         await this.#cache.adopt(path, digest);
         await this.#committed(digest);
+        return (await this.#cache.localPath(digest)) ?? path;
       },
       { stallMs: this.#stallMs },
     );
+    // An owner that broke off or sent bad bytes is passed over for a while: the retry fetches upstream.
+    if (fromOwner !== undefined) spool.done.catch(() => this.#ownerFailed(fromOwner.owner));
+    return spool;
+  }
+
+  /**
+   * With P2P on, the node with the highest rendezvous score among the live members fetches each digest from
+   * upstream, and the others stream from it: one upstream download per digest for the whole cluster.
+   * Undefined when this node is the owner, or the owner cannot be reached: then this node fetches itself,
+   * so coalescing never becomes a single point of failure.
+   */
+  async #askOwner(
+    digest: Digest,
+    origin: ContentOrigin,
+  ): Promise<{ owner: string; response: UpstreamResponse } | undefined> {
+    const router = this.#router;
+    const election = this.#election;
+    if (router === undefined || election === undefined) return undefined;
+    const now = Date.now();
+    const members = [router.selfId, ...router.members()].filter(
+      (id) => (this.#failedOwners.get(id) ?? 0) <= now,
+    );
+    const owner = election.owner(digest, members);
+    if (owner === undefined || owner === router.selfId) return undefined;
+    try {
+      const provider = await router.provider(owner, AbortSignal.timeout(this.#ownerTimeoutMs));
+      if (provider === undefined) throw new Error('unreachable');
+      const path = `/v2/${origin.repository}/${origin.kind}/${digest}?ns=${encodeURIComponent(origin.registry)}`;
+      const response = await requestOwner(provider.registry, path, origin.kind, this.#ownerTimeoutMs);
+      return { owner, response };
+    } catch (err) {
+      this.#log?.warn({ err, digest, owner }, 'the owner of this digest failed; fetching from upstream');
+      this.#ownerFailed(owner);
+      return undefined;
+    }
+  }
+
+  #ownerFailed(owner: string): void {
+    this.#failedOwners.set(owner, Date.now() + this.#ownerRetryMs);
   }
 
   /** HEADs `reference` upstream and describes what it names; the digest must be a real one. */

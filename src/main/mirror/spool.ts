@@ -25,8 +25,8 @@ export interface SpoolTarget {
  * grows: the one download that concurrent requests for a digest share. Every byte is hashed in the digest
  * workers as it is written. A reader's chunk that would complete its range is released only once the whole
  * blob has matched, so no reader ever receives a complete body of unchecked bytes. A verified file is handed
- * to `commit` (fsync is done; the caller renames it into its store); readers still following keep their
- * open file. On any failure the temporary file is removed and every reader's next read throws.
+ * to `commit` (fsync is done; the caller renames it into its store and returns where it now is); readers
+ * still following keep their open file. On any failure the temporary file is removed and every reader's next read throws.
  */
 export class Spool {
   readonly digest: Digest;
@@ -37,19 +37,24 @@ export class Spool {
   readonly #stallMs: number;
   #written = 0;
   #verified = false;
+  /** Settles once the temporary file exists (or could not be made): readers open it only after. */
+  readonly #created = deferred();
+  /** Where the commit put the file; readers that come later open it there. */
+  #committedPath: string | undefined;
   #failure: Error | undefined;
   readonly #waiters = new Set<() => void>();
 
   constructor(
     deps: { verifier: DigestVerifier },
     target: SpoolTarget,
-    commit: (path: string) => Promise<void>,
+    commit: (path: string) => Promise<string>,
     init: SpoolInit = {},
   ) {
     this.digest = target.digest;
     this.size = target.size;
     this.#path = target.path;
     this.#stallMs = init.stallMs ?? 30_000;
+    this.#created.promise.catch(() => undefined);
     this.done = this.#download(deps.verifier, target.source, commit);
     this.done.catch(() => undefined);
   }
@@ -63,10 +68,18 @@ export class Spool {
     return this.#failure;
   }
 
-  /** A reader of `range` that follows the file as it grows. */
+  /** A reader of `range` that follows the file as it grows (or reads the committed file, once it is). */
   async reader(range: ByteRange): Promise<BlobReader> {
     if (this.#failure !== undefined) throw this.#failure;
-    return new SpoolReader(this, await open(this.#path, 'r'), range);
+    await this.#created.promise;
+    try {
+      return new SpoolReader(this, await open(this.#committedPath ?? this.#path, 'r'), range);
+    } catch (err) {
+      // Renamed away by the commit a moment ago: read it where the commit put it.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.done;
+      return new SpoolReader(this, await open(this.#committedPath ?? this.#path, 'r'), range);
+    }
   }
 
   /**
@@ -107,12 +120,13 @@ export class Spool {
   async #download(
     verifier: DigestVerifier,
     source: Readable,
-    commit: (path: string) => Promise<void>,
+    commit: (path: string) => Promise<string>,
   ): Promise<Verdict> {
     const session = verifier.session(this.digest, this.size);
     let file: FileHandle | undefined;
     try {
       file = await open(this.#path, 'wx', 0o644);
+      this.#created.resolve();
       for await (const chunk of stallLimited(source, this.#stallMs)) {
         if (this.#written + chunk.length > this.size) {
           throw new ContentCorruptError(`the source sent more than the ${this.size} bytes of ${this.digest}`);
@@ -131,7 +145,7 @@ export class Spool {
       await file.sync();
       await file.close();
       file = undefined;
-      await commit(this.#path);
+      this.#committedPath = await commit(this.#path);
       this.#verified = true;
       this.#changed();
       return verdict;
@@ -139,6 +153,7 @@ export class Spool {
       session.abort();
       source.destroy();
       this.#failure = err instanceof Error ? err : new StoreUnavailableError(String(err));
+      this.#created.reject(this.#failure);
       this.#changed();
       await file?.close().catch(() => undefined);
       await rm(this.#path, { force: true });
@@ -205,4 +220,15 @@ class SpoolReader implements BlobReader {
     this.#closed = true;
     await this.#file.close();
   }
+}
+
+/** A promise with its settle functions (Promise.withResolvers needs Node 22). */
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } {
+  let resolve: () => void = () => undefined;
+  let reject: (err: Error) => void = () => undefined;
+  const promise = new Promise<void>((onResolve, onReject) => {
+    resolve = onResolve;
+    reject = onReject;
+  });
+  return { promise, resolve, reject };
 }

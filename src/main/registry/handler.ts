@@ -27,6 +27,8 @@ export interface PullRequest {
   range: string | undefined;
   /** Sent by a peer shoal: answer from this node's own store only, so requests never loop. */
   mirrored?: boolean;
+  /** Sent by a peer shoal that elected this node to fetch the content from upstream. */
+  ownerFetch?: boolean;
 }
 
 export interface PullHandlerInit {
@@ -98,11 +100,12 @@ export class PullHandler {
     if (route.kind === 'manifest') {
       const name = route.tag ?? route.digest;
       return this.#capped(
-        this.#manifest(store, registry, route, head),
+        this.#manifest(store, registry, route, head, request.ownerFetch === true),
         (message) => new ManifestUnknownError(`manifest ${name}: ${message}`),
       );
     }
-    const blobOrigin: ContentOrigin = { registry, repository: route.repository, kind: 'blobs' };
+    const forwarded = request.ownerFetch === true;
+    const blobOrigin: ContentOrigin = { registry, repository: route.repository, kind: 'blobs', forwarded };
     if (head) {
       return this.#capped(
         this.#blob(store, route.digest, request.range, head, blobOrigin),
@@ -160,8 +163,9 @@ export class PullHandler {
     registry: string,
     route: Extract<PullRoute, { kind: 'manifest' }>,
     head: boolean,
+    forwarded: boolean,
   ): Promise<Reply> {
-    const origin: ContentOrigin = { registry, repository: route.repository, kind: 'manifests' };
+    const origin: ContentOrigin = { registry, repository: route.repository, kind: 'manifests', forwarded };
     const descriptor =
       route.tag !== undefined
         ? await store.resolve(registry, route.repository, route.tag)

@@ -1,6 +1,7 @@
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import { HeadersTooLargeError, UriTooLongError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { OWNER_FETCH_HEADER } from '../mirror/peer-client.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PullHandler, PullRequest } from './handler.js';
 import { ByteRateLimiter } from './rate-limit.js';
@@ -161,8 +162,10 @@ function capture(req: HttpRequest): CapturedRequest {
   });
   const range = req.getHeader('range');
   const mirrored = req.getHeader('x-shoal-mirrored') === 'true';
+  const ownerFetch = req.getHeader(OWNER_FETCH_HEADER) === 'true';
   return {
     mirrored,
+    ownerFetch,
     method: req.getMethod().toUpperCase(),
     path,
     query,

@@ -53,4 +53,17 @@ export class MemoryRouter implements Router {
   async withdraw(keys: readonly string[]): Promise<void> {
     for (const key of keys) this.#network.records.get(key)?.delete(this.id);
   }
+
+  get selfId(): string {
+    return this.id;
+  }
+
+  members(): string[] {
+    return [...this.#network.members.keys()].filter((id) => id !== this.id);
+  }
+
+  async provider(id: string): Promise<Provider | undefined> {
+    const member = this.#network.members.get(id);
+    return member === undefined || id === this.id ? undefined : { id, registry: member.registry };
+  }
 }

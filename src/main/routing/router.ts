@@ -24,4 +24,10 @@ export interface Router {
   advertise(keys: readonly string[]): Promise<void>;
   /** Stops announcing `keys` (content deleted). */
   withdraw(keys: readonly string[]): Promise<void>;
+  /** This node's id, as other nodes know it. */
+  readonly selfId: string;
+  /** Ids of the other nodes this node routes through now (its routing table less nodes known to be gone). */
+  members(): string[];
+  /** The registry address of node `id`, asked of the node itself (proof of life); undefined if it is gone. */
+  provider(id: string, signal: AbortSignal): Promise<Provider | undefined>;
 }

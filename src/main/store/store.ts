@@ -21,6 +21,8 @@ export interface ContentOrigin {
   registry: string;
   repository: string;
   kind: 'manifests' | 'blobs';
+  /** Another node chose this one to fetch it from upstream: fetch, never forward again. */
+  forwarded?: boolean;
 }
 
 /**

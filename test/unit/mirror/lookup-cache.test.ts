@@ -13,6 +13,9 @@ function countingRouter(providers: Provider[]): Router & { calls: number } {
     ready: () => true,
     advertise: async () => {},
     withdraw: async () => {},
+    selfId: 'self',
+    members: () => providers.map((provider) => provider.id),
+    provider: async (id: string) => providers.find((provider) => provider.id === id),
     async *lookup(_key: string, signal: AbortSignal): AsyncIterable<Provider> {
       router.calls++;
       for (const provider of providers) {

@@ -69,6 +69,7 @@ describe('Spool', () => {
       async (from) => {
         committed.push(from);
         await rename(from, `${from}.committed`);
+        return `${from}.committed`;
       },
       { stallMs },
     );
@@ -92,6 +93,8 @@ describe('Spool', () => {
     assert.equal((await spool.done).ok, true);
     assert.deepEqual(committed, [path]);
     assert.ok((await readFile(`${path}.committed`)).equals(blob), 'committed once, whole');
+    // A reader that joins after the commit reads the committed file.
+    assert.ok((await follow(spool, whole)).bytes.equals(blob));
   });
 
   it('never completes a reader’s body when the download fails its digest, and leaves no file', async () => {

@@ -5,6 +5,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
@@ -143,6 +144,38 @@ export class Libp2pRouter implements Router {
   async withdraw(keys: readonly string[]): Promise<void> {
     const node = this.#require();
     for (const key of keys) await node.contentRouting.cancelReprovide(await routingCid(key));
+  }
+
+  get selfId(): string {
+    return this.peerId;
+  }
+
+  members(): string[] {
+    const node = this.#node;
+    if (node === undefined) return [];
+    // routingTable is public on the implementation but missing from the KadDHT interface type.
+    const dht = node.services.dht as unknown as {
+      routingTable?: { kb?: { toIterable(): Iterable<{ peerId: PeerId }> } };
+    };
+    const now = Date.now();
+    const ids: string[] = [];
+    for (const contact of dht.routingTable?.kb?.toIterable() ?? []) {
+      const id = contact.peerId.toString();
+      if ((this.#quarantine.get(id) ?? 0) <= now) ids.push(id);
+    }
+    return ids;
+  }
+
+  async provider(id: string, signal: AbortSignal): Promise<Provider | undefined> {
+    if ((this.#quarantine.get(id) ?? 0) > Date.now()) return undefined;
+    let peer: PeerId;
+    try {
+      peer = peerIdFromString(id);
+    } catch {
+      return undefined;
+    }
+    const registry = await this.#registryAddress(peer, [], signal);
+    return registry === undefined ? undefined : { id, registry };
   }
 
   /** Marks a provider as gone, so lookups skip it for a while. */
