@@ -154,7 +154,7 @@ async function openStore(config: RegistryConfig, log: Logger, verifier: VerifyPo
       );
     }
   }
-  const store = new EmbeddedStore({ verifier }, { dataDir: config.dataDir });
+  const store = new EmbeddedStore({ verifier }, { dataDir: config.dataDir, maxBytes: config.cacheMaxBytes });
   await store.start();
   log.info({ dataDir: config.dataDir }, 'serving from the embedded store');
   return store;
@@ -225,7 +225,10 @@ async function openCache(
   verifier: VerifyPool,
 ): Promise<EmbeddedStore> {
   if (local instanceof EmbeddedStore) return local;
-  const cache = new EmbeddedStore({ verifier }, { dataDir: join(config.dataDir, 'cache') });
+  const cache = new EmbeddedStore(
+    { verifier },
+    { dataDir: join(config.dataDir, 'cache'), maxBytes: config.cacheMaxBytes },
+  );
   await cache.start();
   return cache;
 }

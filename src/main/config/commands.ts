@@ -124,6 +124,12 @@ export const registryFlags = {
     '',
     'A docker config.json with credentials for pull-through; never sent to peers.',
   ),
+  cacheMaxBytes: integer(
+    0,
+    0,
+    Number.MAX_SAFE_INTEGER,
+    'Most bytes the embedded store keeps, evicting least recently used content not being served (0: no bound).',
+  ),
   upstreamTimeout: duration('10s', 'Longest wait for an upstream registry’s headers or a token.'),
   verifyWorkers: integer(0, 0, 256, 'Digest worker threads; 0: one per core less one, at least 1.'),
   verifyRemote: bool(

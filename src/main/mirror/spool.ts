@@ -1,6 +1,6 @@
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { ContentCorruptError, StoreUnavailableError } from '../errors.js';
+import { BlobUnknownError, ContentCorruptError, StoreUnavailableError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobReader } from '../store/store.js';
@@ -78,7 +78,12 @@ export class Spool {
       // Renamed away by the commit a moment ago: read it where the commit put it.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       await this.done;
-      return new SpoolReader(this, await open(this.#committedPath ?? this.#path, 'r'), range);
+      try {
+        return new SpoolReader(this, await open(this.#committedPath ?? this.#path, 'r'), range);
+      } catch (cause) {
+        // Committed, then already evicted from a cache bounded below this blob's size.
+        throw new BlobUnknownError(`${this.digest} is no longer held`, { cause });
+      }
     }
   }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BlobUnknownError,
@@ -14,12 +14,15 @@ import { imageName } from '../oci/reference.js';
 import { syncDirectory, writeFileAtomic } from '../util/atomic-file.js';
 import { ChangeNotifier } from '../util/changes.js';
 import type { DigestVerifier } from '../verify/verifier.js';
+import { CacheBound } from './cache-bound.js';
 import { FileRangeReader } from './file-reader.js';
 import type { BlobReader, Descriptor, WritableStore } from './store.js';
 
 export interface EmbeddedStoreInit {
   /** Root directory; content lives in `blobs/sha256/<hex>`, the tag index in `index.json`. */
   dataDir: string;
+  /** Most bytes kept, evicting least recently used content; 0 (default) keeps everything (`--cache-max-bytes`). */
+  maxBytes?: number;
 }
 
 interface IndexFile {
@@ -43,9 +46,12 @@ export class EmbeddedStore implements WritableStore {
   /** Index writes run one after another so concurrent tags never lose an update. */
   #indexWrite: Promise<void> = Promise.resolve();
 
+  readonly #bound: CacheBound | undefined;
+
   constructor(deps: { verifier: DigestVerifier }, init: EmbeddedStoreInit) {
     this.#verifier = deps.verifier;
     this.#dataDir = init.dataDir;
+    this.#bound = (init.maxBytes ?? 0) > 0 ? new CacheBound(init.maxBytes ?? 0) : undefined;
   }
 
   async start(): Promise<void> {
@@ -55,6 +61,7 @@ export class EmbeddedStore implements WritableStore {
       await rm(join(this.#dataDir, 'ingest'), { recursive: true, force: true });
       await mkdir(join(this.#dataDir, 'ingest'));
       this.#index = await this.#loadIndex();
+      await this.#loadBound();
     } catch (cause) {
       throw new StoreUnavailableError(`embedded store at ${this.#dataDir} cannot be opened`, { cause });
     }
@@ -105,11 +112,25 @@ export class EmbeddedStore implements WritableStore {
   async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
     const path = this.#blobPath(digest);
     if (path === undefined) throw new BlobUnknownError(`blob ${digest} is not in the embedded store`);
+    let reader: BlobReader;
     try {
-      return await FileRangeReader.open(path, range);
+      reader = await FileRangeReader.open(path, range);
     } catch (cause) {
       throw new BlobUnknownError(`blob ${digest} is not in the embedded store`, { cause });
     }
+    const bound = this.#bound;
+    if (bound === undefined) return reader;
+    // Use is remembered on disk too (mtime), so the order survives a restart; never evicted while read.
+    void utimes(path, new Date(), new Date()).catch(() => undefined);
+    const release = bound.open(digest);
+    return {
+      read: (into) => reader.read(into),
+      close: async () => {
+        release();
+        await reader.close();
+        await this.#evict();
+      },
+    };
   }
 
   async ingest(
@@ -153,6 +174,8 @@ export class EmbeddedStore implements WritableStore {
         index.manifests[digest] = mediaType;
       });
     }
+    this.#bound?.add(digest, size);
+    await this.#evict();
     this.#changes.notify();
     return { digest, size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
   }
@@ -181,6 +204,8 @@ export class EmbeddedStore implements WritableStore {
         index.manifests[digest] = mediaType;
       });
     }
+    this.#bound?.add(digest, info.size);
+    await this.#evict();
     this.#changes.notify();
     return { digest, size: info.size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
   }
@@ -195,7 +220,37 @@ export class EmbeddedStore implements WritableStore {
     const path = this.#blobPath(digest);
     if (path === undefined) return;
     await rm(path, { force: true });
+    this.#bound?.remove(digest);
     this.#changes.notify();
+  }
+
+  /** Bytes of content held, when bounded. */
+  get heldBytes(): number | undefined {
+    return this.#bound?.totalBytes;
+  }
+
+  /** Deletes least recently used content until the store is back under its bound. */
+  async #evict(): Promise<void> {
+    const victims = this.#bound?.victims() ?? [];
+    for (const digest of victims) {
+      const path = this.#blobPath(digest);
+      if (path !== undefined) await rm(path, { force: true });
+      this.#bound?.remove(digest);
+    }
+    if (victims.length > 0) this.#changes.notify();
+  }
+
+  /** Counts what is on disk, with each blob's last use taken from its mtime. */
+  async #loadBound(): Promise<void> {
+    const bound = this.#bound;
+    if (bound === undefined) return;
+    const dir = join(this.#dataDir, 'blobs', 'sha256');
+    for (const hex of await readdir(dir)) {
+      if (!/^[0-9a-f]{64}$/.test(hex)) continue;
+      const info = await stat(join(dir, hex));
+      bound.add(`sha256:${hex}` as Digest, info.size, info.mtimeMs);
+    }
+    await this.#evict();
   }
 
   async tag(registry: string, repository: string, tag: string, digest: Digest): Promise<void> {

@@ -4,6 +4,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DigestInvalidError, ManifestUnknownError } from '../../../src/main/errors.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { EmbeddedStore } from '../../../src/main/store/embedded.js';
@@ -71,5 +72,58 @@ describe('EmbeddedStore writes', () => {
       digestOf(manifest),
       'concurrent tags both survive',
     );
+  });
+});
+
+describe('EmbeddedStore with a size bound', () => {
+  let dir: string;
+  let verifier: VerifyPool;
+  before(async () => {
+    verifier = await startVerifier();
+  });
+  after(() => verifier.stop());
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-bound-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  const blob = (n: number): Buffer => Buffer.alloc(1 << 20, n);
+  const held = async (store: EmbeddedStore, n: number) => (await store.stat(digestOf(blob(n)))) !== undefined;
+
+  it('evicts the least recently used content once over the bound, never content being read', async () => {
+    const store = new EmbeddedStore({ verifier }, { dataDir: dir, maxBytes: 3 << 20 });
+    await store.start();
+    for (const n of [1, 2, 3]) {
+      await store.ingest(digestOf(blob(n)), [blob(n)]);
+      await sleep(5);
+    }
+    // Blob 1 is read (most recent use now), and blob 2 is held open while blob 4 arrives.
+    await (await store.open(digestOf(blob(1)), { start: 0, end: 0 })).close();
+    const reading = await store.open(digestOf(blob(2)), { start: 0, end: 9 });
+    await store.ingest(digestOf(blob(4)), [blob(4)]);
+    assert.deepEqual(
+      await Promise.all([1, 2, 3, 4].map((n) => held(store, n))),
+      [true, true, false, true],
+      'blob 3 went: blob 2 was older but being read',
+    );
+    await reading.close();
+    assert.ok((store.heldBytes ?? 0) <= 3 << 20);
+    await store.stop();
+  });
+
+  it('keeps the order of use across a restart, and applies a smaller bound at start', async () => {
+    const store = new EmbeddedStore({ verifier }, { dataDir: dir, maxBytes: 8 << 20 });
+    await store.start();
+    for (const n of [1, 2, 3]) {
+      await store.ingest(digestOf(blob(n)), [blob(n)]);
+      await sleep(20);
+    }
+    await (await store.open(digestOf(blob(1)), { start: 0, end: 0 })).close();
+    await sleep(50); // the use is written to the file's mtime in the background
+    await store.stop();
+    const smaller = new EmbeddedStore({ verifier }, { dataDir: dir, maxBytes: 2 << 20 });
+    await smaller.start();
+    assert.deepEqual(await Promise.all([1, 2, 3].map((n) => held(smaller, n))), [true, false, true]);
+    await smaller.stop();
   });
 });
