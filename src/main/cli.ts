@@ -320,6 +320,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       defaultRegistry: config.defaultRegistry,
       mirroredRegistries: config.mirroredRegistries.map(hostDirName),
       registryFilters: config.registryFilters,
+      resolveTags: config.resolveTags,
       manifestTimeoutMs: config.manifestTimeout,
     },
   );

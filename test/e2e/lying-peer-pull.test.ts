@@ -61,18 +61,25 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
     tap = new HttpTap({ host: nodeShoal.host, port: nodeShoal.port });
     await tap.start();
     await configureMirror(containerd.hostsDir, registry.url, tap.url);
-    await waitFor(
-      'the corrupt layers found through the liar',
-      async () => {
-        const heads = corrupted().map((blob) =>
-          fetch(`${nodeShoal.url}/v2/${repository}/blobs/${blob.digest}?ns=${registry.host}`, {
-            method: 'HEAD',
-          }),
-        );
-        return (await Promise.all(heads)).every((head) => head.status === 200);
-      },
-      30_000,
-    );
+    try {
+      await waitFor(
+        'the corrupt layers found through the liar',
+        async () => {
+          const heads = corrupted().map((blob) =>
+            fetch(`${nodeShoal.url}/v2/${repository}/blobs/${blob.digest}?ns=${registry.host}`, {
+              method: 'HEAD',
+              signal: AbortSignal.timeout(5000),
+            }),
+          );
+          return (await Promise.all(heads)).every((head) => head.status === 200);
+        },
+        60_000,
+      );
+    } catch (err) {
+      // Seen once on a loaded CI run: keep what both nodes said, to tell discovery from serving.
+      const logs = shoals.map((shoal, i) => `--- node ${i}:\n${shoal.output.slice(-3000)}`).join('\n');
+      throw new Error(`${(err as Error).message}\n${logs}`);
+    }
   });
 
   after(async () => {

@@ -65,6 +65,10 @@ export const registryFlags = {
     'Content store: containerd, embedded, or auto (containerd when its socket answers, else embedded).',
   ),
   mirroredRegistries,
+  resolveTags: bool(
+    true,
+    'Serve manifests by tag; false serves digests only, and tag requests get 404 (containerd asks upstream).',
+  ),
   registryFilters: list(
     parseRegex,
     'Regular expressions on registry/repo:tag or registry/repo@digest; a match is not served (404).',

@@ -38,6 +38,8 @@ export interface PullHandlerInit {
   mirroredRegistries?: readonly string[];
   /** A match on `registry/repo:tag` or `registry/repo@digest` is not served. */
   registryFilters?: readonly RegExp[];
+  /** Serve manifests by tag; false answers tag requests 404 (`--resolve-tags`). Default true. */
+  resolveTags?: boolean;
   /** Hard cap on HEAD and manifest requests; past it the answer is 404 so containerd falls back. Default 3000 ms. */
   manifestTimeoutMs?: number;
 }
@@ -67,6 +69,7 @@ export class PullHandler {
   readonly #defaultRegistry: string;
   readonly #mirrored: ReadonlySet<string>;
   readonly #filters: readonly RegExp[];
+  readonly #resolveTags: boolean;
   readonly #manifestTimeoutMs: number;
 
   constructor(deps: PullHandlerDeps, init: PullHandlerInit = {}) {
@@ -77,6 +80,7 @@ export class PullHandler {
     this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
     this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
     this.#filters = init.registryFilters ?? [];
+    this.#resolveTags = init.resolveTags ?? true;
     this.#manifestTimeoutMs = init.manifestTimeoutMs ?? 3000;
   }
 
@@ -153,6 +157,9 @@ export class PullHandler {
       route.kind === 'manifest' && route.tag !== undefined
         ? `${registry}/${route.repository}:${route.tag}`
         : `${registry}/${route.repository}@${route.digest}`;
+    if (!this.#resolveTags && route.kind === 'manifest' && route.tag !== undefined) {
+      throw new ManifestUnknownError(`${ref}: this node does not resolve tags (--resolve-tags=false)`);
+    }
     if (this.#filters.some((filter) => filter.test(ref))) {
       throw new NameUnknownError(`${ref} is excluded by a registry filter`);
     }

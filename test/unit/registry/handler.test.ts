@@ -122,4 +122,11 @@ describe('PullHandler', () => {
     // A node built without a checker does not take reports at all.
     await assert.rejects(handler.handle(request(path, { method: 'POST' })), RouteUnknownError);
   });
+
+  it('answers tag requests 404 with --resolve-tags=false, and still serves by digest', async () => {
+    const digestsOnly = new PullHandler({ store, ready: async () => true }, { resolveTags: false });
+    await assert.rejects(digestsOnly.handle(request('/v2/library/app/manifests/v1')), ManifestUnknownError);
+    const reply = await digestsOnly.handle(request(`/v2/library/app/manifests/${digestOf(manifest)}`));
+    assert.equal(reply.status, 200);
+  });
 });
