@@ -100,8 +100,17 @@ export class LookupCache {
     return entry.replay(signal);
   }
 
-  /** Forgets a key, e.g. after every cached provider failed. */
+  /** Forgets a key, e.g. after a provider died mid-body. */
   forget(key: string): void {
     this.#entries.delete(key);
+  }
+
+  /**
+   * Forgets a key whose lookup has finished (its providers all failed), but keeps one still running: a
+   * request that gave up waiting must not throw away a slow lookup, or on a loaded node every request
+   * would start a new one and none would ever finish in time.
+   */
+  forgetFinished(key: string): void {
+    if (this.#entries.get(key)?.done === true) this.#entries.delete(key);
   }
 }

@@ -264,7 +264,7 @@ export class MirroringStore implements ContentStore {
         signal: AbortSignal.timeout(this.#peerTimeoutMs),
       });
       // Every provider failed: the cached answer is stale, so the next request asks the DHT again.
-      if (won === undefined) this.#lookups.forget(key);
+      if (won === undefined) this.#lookups.forgetFinished(key);
       return won;
     } finally {
       lookup.abort();

@@ -91,4 +91,15 @@ describe('LookupCache', () => {
     assert.deepEqual(first, ['a']);
     assert.deepEqual(await collect(cache.lookup('k', AbortSignal.timeout(5000))), ['a', 'b', 'c']);
   });
+
+  // Regression: a request that gave up on a slow lookup threw it away, so on a loaded node each request
+  // started a new lookup and none finished within a request's wait.
+  it('keeps a slow lookup running for the next request when one gives up on it', async () => {
+    const router = countingRouter([p('a')]);
+    const cache = new LookupCache({ router });
+    assert.deepEqual(await collect(cache.lookup('k', AbortSignal.timeout(5))), []);
+    cache.forgetFinished('k');
+    assert.deepEqual(await collect(cache.lookup('k', AbortSignal.timeout(5000))), ['a']);
+    assert.equal(router.calls, 1, 'the second asker joined the first lookup');
+  });
 });
