@@ -41,6 +41,7 @@ import type { Libp2pRouter } from './routing/libp2p/router.js';
 import { EmbeddedStore } from './store/embedded.js';
 import { importOciLayout } from './store/oci-layout.js';
 import type { ContentStore } from './store/store.js';
+import { UnionStore } from './store/union.js';
 import { GuardedStore } from './verify/guarded-store.js';
 import { LocalChecker } from './verify/local-checker.js';
 import { VerifyPool } from './verify/pool.js';
@@ -249,9 +250,13 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       bytesPerSecond: config.verifyLocalRate,
     },
   );
+  // Pull-through keeps what it fetched in the embedded store: the node's own, or one beside containerd.
+  const cache = config.upstreamFallback ? await openCache(config, local.inner, verifier) : undefined;
+  // What this node serves to peers and advertises: its store, plus a cache kept beside containerd.
+  const held: ContentStore =
+    cache === undefined || cache === local.inner ? local : new UnionStore([local, cache]);
   let router: Libp2pRouter | undefined;
-  let store: ContentStore = local;
-  let cache: EmbeddedStore | undefined;
+  let store: ContentStore = held;
   let advertiser: Advertiser | undefined;
   let server: RegistryServer | undefined;
   if (config.bootstrapKind !== 'none') {
@@ -269,7 +274,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     );
     store = new MirroringStore(
       {
-        local,
+        local: held,
         router,
         verifier: config.verifyRemote ? verifier : undefined,
         metrics,
@@ -282,12 +287,11 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
         chunkBytes: config.streamChunkBytes,
       },
     );
-    advertiser = new Advertiser({ store: local, router, log: log.child({ component: 'advertiser' }) });
+    advertiser = new Advertiser({ store: held, router, log: log.child({ component: 'advertiser' }) });
     const members = router;
     metrics.watchMembers(() => members.members().length);
   }
-  if (config.upstreamFallback) {
-    cache = await openCache(config, local.inner, verifier);
+  if (cache !== undefined) {
     const credentials =
       config.registryCredentials === '' ? undefined : await CredentialStore.load(config.registryCredentials);
     const upstream = new UpstreamClient(
@@ -312,7 +316,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   const handler = new PullHandler(
     {
       store,
-      localStore: local,
+      localStore: held,
       ready: () => store.ready(),
       onCorruptReport: (digest) => checker.report(digest),
     },

@@ -1,0 +1,65 @@
+import { BlobUnknownError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from './store.js';
+
+/**
+ * Several stores seen as one, first store first: containerd's content plus the pull-through cache kept
+ * beside it, so both are served to peers and advertised. A view only: start and stop belong to the stores.
+ */
+export class UnionStore implements ContentStore {
+  readonly kind: string;
+  readonly #stores: readonly ContentStore[];
+
+  constructor(stores: readonly ContentStore[]) {
+    this.#stores = stores;
+    this.kind = stores.map((store) => store.kind).join('+');
+  }
+
+  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+    for (const store of this.#stores) {
+      const found = await store.resolve(registry, repository, tag);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
+    for (const store of this.#stores) {
+      const found = await store.stat(digest, origin);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
+    for (const store of this.#stores) {
+      try {
+        return await store.open(digest, range, origin);
+      } catch (err) {
+        if (!(err instanceof BlobUnknownError)) throw err;
+      }
+    }
+    throw new BlobUnknownError(`blob ${digest} is held by none of ${this.kind}`);
+  }
+
+  async listKeys(): Promise<Set<string>> {
+    const keys = new Set<string>();
+    for (const store of this.#stores) for (const key of await store.listKeys()) keys.add(key);
+    return keys;
+  }
+
+  onChange(listener: () => void): () => void {
+    const unsubscribes = this.#stores.map((store) => store.onChange(listener));
+    return () => {
+      for (const unsubscribe of unsubscribes) unsubscribe();
+    };
+  }
+
+  async ready(): Promise<boolean> {
+    return (await Promise.all(this.#stores.map((store) => store.ready()))).every(Boolean);
+  }
+
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+}
