@@ -146,3 +146,16 @@ export function containerdStoreArgs(containerd: {
     containerd.contentPath,
   ];
 }
+
+/** Flags of a standalone pull-through node with an embedded store, whose upstream is the plain-http `upstream`. */
+export function pullThroughArgs(dataDir: string, upstream: string): string[] {
+  return [
+    '--store',
+    'embedded',
+    '--data-dir',
+    dataDir,
+    '--upstream-fallback',
+    '--insecure-registries',
+    upstream,
+  ];
+}

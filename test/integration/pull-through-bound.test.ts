@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { ShoalProcess } from '../harness/shoal.js';
+import { pullThroughArgs, ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const BOUND = 8 << 20;
@@ -34,13 +34,7 @@ describe('pull-through with a bounded cache', { timeout: 120_000 }, () => {
     await registry.start();
     await pushLayout(image.dir, image.tag, registry.host, repository);
     shoal = new ShoalProcess([
-      '--store',
-      'embedded',
-      '--data-dir',
-      join(dir, 'data'),
-      '--upstream-fallback',
-      '--insecure-registries',
-      registry.host,
+      ...pullThroughArgs(join(dir, 'data'), registry.host),
       '--cache-max-bytes',
       String(BOUND),
     ]);

@@ -8,7 +8,7 @@ import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js
 import { type OciDescriptor, pushLayout } from '../harness/images.js';
 import { waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { ShoalProcess } from '../harness/shoal.js';
+import { pullThroughArgs, ShoalProcess } from '../harness/shoal.js';
 import { ThrottledProxy } from '../harness/throttle.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
@@ -22,15 +22,7 @@ describe('pull-through: a crash while spooling', { timeout: 120_000 }, () => {
   let shoal: ShoalProcess | undefined;
   const repository = 'crash/app';
   const layer = (): OciDescriptor => image.image.layers[2] as OciDescriptor;
-  const args = () => [
-    '--store',
-    'embedded',
-    '--data-dir',
-    join(dir, 'data'),
-    '--upstream-fallback',
-    '--insecure-registries',
-    slow.host,
-  ];
+  const args = () => [...pullThroughArgs(join(dir, 'data'), slow.host)];
 
   before(async () => {
     dir = await shortTempDir('shoal-pt-crash');

@@ -8,7 +8,7 @@ import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js
 import { type OciDescriptor, pushLayout } from '../harness/images.js';
 import { run } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { ShoalProcess } from '../harness/shoal.js';
+import { pullThroughArgs, ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 function download(
@@ -58,13 +58,7 @@ describe('pull-through on one node', { timeout: 180_000 }, () => {
     await registry.start();
     await pushLayout(image.dir, image.tag, registry.host, repository);
     shoal = new ShoalProcess([
-      '--store',
-      'embedded',
-      '--data-dir',
-      join(dir, 'data'),
-      '--upstream-fallback',
-      '--insecure-registries',
-      registry.host,
+      ...pullThroughArgs(join(dir, 'data'), registry.host),
       '--default-registry',
       registry.host,
     ]);

@@ -35,38 +35,9 @@ export function requestPeer(
   path: string,
   options: { method: 'GET' | 'HEAD'; range?: string | undefined; signal: AbortSignal; timeoutMs: number },
 ): Promise<PeerResponse> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { [MIRRORED_HEADER]: 'true', accept: '*/*' };
-    if (options.range !== undefined) headers.range = options.range;
-    const req = request(
-      `${registry}${path}`,
-      { method: options.method, headers, agent, signal: options.signal },
-      (res) => {
-        clearTimeout(timer);
-        const status = res.statusCode ?? 0;
-        if (status < 200 || status >= 300) {
-          res.resume();
-          reject(new PeerRequestError(`peer ${registry} answered ${status} for ${path}`));
-          return;
-        }
-        res.pause();
-        resolve({ status, headers: res.headers, body: res });
-      },
-    );
-    const timer = setTimeout(
-      () => req.destroy(new PeerRequestError(`peer ${registry} sent no headers in ${options.timeoutMs} ms`)),
-      options.timeoutMs,
-    );
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(
-        err instanceof PeerRequestError
-          ? err
-          : new PeerRequestError(`peer ${registry}: ${err.message}`, { cause: err }),
-      );
-    });
-    req.end();
-  });
+  const headers: Record<string, string> = { [MIRRORED_HEADER]: 'true', accept: '*/*' };
+  if (options.range !== undefined) headers.range = options.range;
+  return send('peer', registry, path, { ...options, headers }, (status) => status >= 200 && status < 300);
 }
 
 /**
@@ -98,33 +69,58 @@ export function requestOwner(
   path: string,
   kind: 'manifests' | 'blobs',
   timeoutMs: number,
-): Promise<{ status: number; headers: IncomingHttpHeaders; body: IncomingMessage }> {
+): Promise<PeerResponse> {
+  const headers = { [OWNER_FETCH_HEADER]: 'true', accept: kind === 'manifests' ? MANIFEST_ACCEPT : '*/*' };
+  return send(
+    'owner',
+    registry,
+    path,
+    { method: 'GET', headers, timeoutMs },
+    (status, res) => status === 200 && res.headers['content-length'] !== undefined,
+  );
+}
+
+/** One request to another node, resolved at headers `accepted` approves; any other answer is discarded. */
+function send(
+  role: 'peer' | 'owner',
+  registry: string,
+  path: string,
+  options: {
+    method: 'GET' | 'HEAD';
+    headers: Record<string, string>;
+    signal?: AbortSignal;
+    timeoutMs: number;
+  },
+  accepted: (status: number, res: IncomingMessage) => boolean,
+): Promise<PeerResponse> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = {
-      [OWNER_FETCH_HEADER]: 'true',
-      accept: kind === 'manifests' ? MANIFEST_ACCEPT : '*/*',
-    };
-    const req = request(`${registry}${path}`, { method: 'GET', headers, agent }, (res) => {
-      clearTimeout(timer);
-      const status = res.statusCode ?? 0;
-      if (status !== 200 || res.headers['content-length'] === undefined) {
-        res.resume();
-        reject(new PeerRequestError(`owner ${registry} answered ${status} for ${path}`));
-        return;
-      }
-      res.pause();
-      resolve({ status, headers: res.headers, body: res });
-    });
+    const signal = options.signal === undefined ? {} : { signal: options.signal };
+    const req = request(
+      `${registry}${path}`,
+      { method: options.method, headers: options.headers, agent, ...signal },
+      (res) => {
+        clearTimeout(timer);
+        const status = res.statusCode ?? 0;
+        if (!accepted(status, res)) {
+          res.resume();
+          reject(new PeerRequestError(`${role} ${registry} answered ${status} for ${path}`));
+          return;
+        }
+        res.pause();
+        resolve({ status, headers: res.headers, body: res });
+      },
+    );
     const timer = setTimeout(
-      () => req.destroy(new PeerRequestError(`owner ${registry} sent no headers in ${timeoutMs} ms`)),
-      timeoutMs,
+      () =>
+        req.destroy(new PeerRequestError(`${role} ${registry} sent no headers in ${options.timeoutMs} ms`)),
+      options.timeoutMs,
     );
     req.on('error', (err) => {
       clearTimeout(timer);
       reject(
         err instanceof PeerRequestError
           ? err
-          : new PeerRequestError(`owner ${registry}: ${err.message}`, { cause: err }),
+          : new PeerRequestError(`${role} ${registry}: ${err.message}`, { cause: err }),
       );
     });
     req.end();

@@ -52,6 +52,7 @@ export class PullThroughStore implements ContentStore {
 
   constructor(
     deps: {
+      /** What the node holds and its peers: it must include `cache`, which is only written here. */
       inner: ContentStore;
       cache: EmbeddedStore;
       upstream: UpstreamClient;
@@ -109,13 +110,11 @@ export class PullThroughStore implements ContentStore {
       this.#rememberTag(registry, repository, tag, upstream.digest);
       return upstream;
     }
-    return (
-      (await this.#inner.resolve(registry, repository, tag)) ?? this.#cache.resolve(registry, repository, tag)
-    );
+    return this.#inner.resolve(registry, repository, tag);
   }
 
   async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
-    const held = (await this.#inner.stat(digest, origin)) ?? (await this.#cache.stat(digest));
+    const held = await this.#inner.stat(digest, origin);
     if (held !== undefined || origin === undefined) return held;
     const spool = this.#spools.get(digest);
     if (spool !== undefined && origin.kind === 'blobs') {
@@ -131,12 +130,10 @@ export class PullThroughStore implements ContentStore {
   }
 
   async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
-    for (const store of [this.#inner, this.#cache]) {
-      try {
-        return await store.open(digest, range, origin);
-      } catch (err) {
-        if (!(err instanceof BlobUnknownError)) throw err;
-      }
+    try {
+      return await this.#inner.open(digest, range, origin);
+    } catch (err) {
+      if (!(err instanceof BlobUnknownError)) throw err;
     }
     if (origin === undefined) throw new BlobUnknownError(`${digest} is held nowhere and has no known origin`);
     const spool = await this.#spool(digest, origin);

@@ -64,10 +64,6 @@ export class Spool {
     return this.#written;
   }
 
-  get failure(): Error | undefined {
-    return this.#failure;
-  }
-
   /** A reader of `range` that follows the file as it grows (or reads the committed file, once it is). */
   async reader(range: ByteRange): Promise<BlobReader> {
     if (this.#failure !== undefined) throw this.#failure;

@@ -101,22 +101,26 @@ export class PullHandler {
     // Filters decide what this node's own clients get; a peer asking has applied its own already.
     if (request.mirrored !== true) this.#checkServed(registry, route);
     const store = request.mirrored === true ? this.#localStore : this.#store;
+    const origin: ContentOrigin = {
+      registry,
+      repository: route.repository,
+      kind: route.kind === 'manifest' ? 'manifests' : 'blobs',
+      forwarded: request.ownerFetch === true,
+    };
     if (route.kind === 'manifest') {
       const name = route.tag ?? route.digest;
       return this.#capped(
-        this.#manifest(store, registry, route, head, request.ownerFetch === true),
+        this.#manifest(store, route, head, origin),
         (message) => new ManifestUnknownError(`manifest ${name}: ${message}`),
       );
     }
-    const forwarded = request.ownerFetch === true;
-    const blobOrigin: ContentOrigin = { registry, repository: route.repository, kind: 'blobs', forwarded };
     if (head) {
       return this.#capped(
-        this.#blob(store, route.digest, request.range, head, blobOrigin),
+        this.#blob(store, route.digest, request.range, head, origin),
         (message) => new BlobUnknownError(`blob ${route.digest}: ${message}`),
       );
     }
-    return this.#blob(store, route.digest, request.range, head, blobOrigin);
+    return this.#blob(store, route.digest, request.range, head, origin);
   }
 
   #corruptReport(request: PullRequest): Reply {
@@ -167,15 +171,13 @@ export class PullHandler {
 
   async #manifest(
     store: ContentStore,
-    registry: string,
     route: Extract<PullRoute, { kind: 'manifest' }>,
     head: boolean,
-    forwarded: boolean,
+    origin: ContentOrigin,
   ): Promise<Reply> {
-    const origin: ContentOrigin = { registry, repository: route.repository, kind: 'manifests', forwarded };
     const descriptor =
       route.tag !== undefined
-        ? await store.resolve(registry, route.repository, route.tag)
+        ? await store.resolve(origin.registry, route.repository, route.tag)
         : await store.stat(route.digest, origin);
     const name = route.tag ?? route.digest;
     if (descriptor === undefined || descriptor.mediaType === MEDIA_TYPE_OCTET_STREAM) {

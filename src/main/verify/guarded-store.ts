@@ -25,10 +25,6 @@ export class GuardedStore implements ContentStore {
     return this.#store;
   }
 
-  isCondemned(digest: Digest): boolean {
-    return this.#condemned.has(digest);
-  }
-
   /** Stops serving and advertising `digest`; deletes it when the store can. */
   async condemn(digest: Digest): Promise<void> {
     this.#condemned.add(digest);

@@ -17,7 +17,7 @@ import { type Digest, digestAlgorithm } from '../oci/digest.js';
 import { withTimeout } from '../util/timeout.js';
 import type { DigestVerifier, HashSession, Verdict } from './verifier.js';
 
-export const WORKER_FILE = fileURLToPath(new URL('../../workers/hash.js', import.meta.url));
+const WORKER_FILE = fileURLToPath(new URL('../../workers/hash.js', import.meta.url));
 
 export interface VerifyPoolInit {
   /** Worker threads; default one per core less one for the main thread, at least 1 (`--verify-workers`). */
@@ -33,7 +33,7 @@ const MIN_FILE_RATE = 20 << 20;
 const WARM_HOLD_MS = 25;
 const WARM_ROUNDS = 5;
 
-export function defaultVerifyThreads(): number {
+function defaultVerifyThreads(): number {
   return Math.max(1, availableParallelism() - 1);
 }
 
