@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import './polyfill.js';
 import { realpathSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,9 @@ import {
   cleanupFlags,
   configurationFlags,
   type ImportConfig,
+  type InvalidateConfig,
   importFlags,
+  invalidateFlags,
   type RegistryConfig,
   registryFlags,
 } from './config/commands.js';
@@ -22,14 +25,18 @@ import { ConfigError, isShoalError } from './errors.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
 import { Advertiser } from './mirror/advertiser.js';
+import { BookedStore, KnownTagsStore } from './mirror/known-tags.js';
 import { MirroringStore } from './mirror/mirroring-store.js';
 import { OwnerElection } from './mirror/owner.js';
 import { PullThroughStore } from './mirror/pull-through.js';
+import { TagBook } from './mirror/tag-book.js';
+import { TagInvalidator } from './mirror/tag-invalidator.js';
 import { UpstreamClient } from './mirror/upstream.js';
 import { CredentialStore } from './mirror/upstream-auth.js';
+import { imageName, parseImageName } from './oci/reference.js';
 import { PullHandler } from './registry/handler.js';
-import { MetricsServer } from './registry/metrics-server.js';
 import { RegistryServer } from './registry/server.js';
+import { SideServer } from './registry/side-server.js';
 import {
   type Bootstrapper,
   dnsBootstrap,
@@ -52,6 +59,8 @@ interface Command {
   summary: string;
   usage: string;
   flags: FlagSet;
+  /** Takes arguments besides flags (a layout directory, an image name). */
+  positional?: boolean;
   run(values: never, positional: string[], out: NodeJS.WritableStream): Promise<number>;
 }
 
@@ -78,7 +87,15 @@ const COMMANDS: Record<string, Command> = {
     summary: 'Copy an OCI image layout into the embedded store and tag its manifests.',
     usage: 'Usage: shoal import --repository REPO [--registry HOST] [--data-dir DIR] LAYOUT_DIR',
     flags: importFlags,
+    positional: true,
     run: (config: ImportConfig, positional, out) => runImport(config, positional, out),
+  },
+  invalidate: {
+    summary: 'Make the whole cluster drop a tag mapping (registry/repo:tag), through the local node.',
+    usage: 'Usage: shoal invalidate [--admin-addr HOST:PORT] REGISTRY/REPOSITORY:TAG',
+    flags: invalidateFlags,
+    positional: true,
+    run: (config: InvalidateConfig, positional, out) => runInvalidate(config, positional, out),
   },
 };
 
@@ -118,7 +135,7 @@ export async function main(
     return 0;
   }
   const { values, positional } = parseFlags(command.flags, rest, env);
-  if (name !== 'import' && positional.length > 0) {
+  if (command.positional !== true && positional.length > 0) {
     throw new ConfigError(`unexpected argument ${JSON.stringify(positional[0])} (flags start with --)`);
   }
   return command.run(values as never, positional, out);
@@ -203,20 +220,49 @@ async function startVerifier(
   return pool;
 }
 
-async function startMetrics(config: RegistryConfig, metrics: Metrics): Promise<MetricsServer> {
-  const server = new MetricsServer(
-    { render: () => metrics.render(), contentType: metrics.contentType },
-    { host: config.metricsAddr.host, port: config.metricsAddr.port },
-  );
+/** Starts a server, naming the flag of its address when it cannot listen (in use by another shoal?). */
+async function listenOrFail<T extends { start(): Promise<void> }>(
+  flag: string,
+  address: { host: string | undefined; port: number },
+  server: T,
+): Promise<T> {
   try {
     await server.start();
   } catch (cause) {
-    throw new ConfigError(
-      `--metrics-addr: cannot listen on ${config.metricsAddr.host ?? '*'}:${config.metricsAddr.port}`,
-      { cause },
-    );
+    throw new ConfigError(`--${flag}: cannot listen on ${address.host ?? '*'}:${address.port}`, { cause });
   }
   return server;
+}
+
+function startMetrics(config: RegistryConfig, metrics: Metrics): Promise<SideServer> {
+  const route = {
+    method: 'get' as const,
+    path: '/metrics',
+    handle: async () => ({ status: 200, contentType: metrics.contentType, body: await metrics.render() }),
+  };
+  const address = { host: config.metricsAddr.host, port: config.metricsAddr.port };
+  return listenOrFail('metrics-addr', address, new SideServer({ name: 'metrics', routes: [route] }, address));
+}
+
+/** The operator's endpoint: `shoal invalidate` POSTs here. */
+function startAdmin(config: RegistryConfig, invalidator: TagInvalidator): Promise<SideServer> {
+  const route = {
+    method: 'post' as const,
+    path: ADMIN_INVALIDATE_PATH,
+    handle: async (query: string) => {
+      let name: string;
+      try {
+        const { registry, repository, tag } = parseImageName(new URLSearchParams(query).get('name') ?? '');
+        name = imageName(registry, repository, tag);
+      } catch (err) {
+        return { status: 400, contentType: 'text/plain', body: `${(err as Error).message}\n` };
+      }
+      const result = await invalidator.invalidate(name);
+      return { status: 200, contentType: 'application/json', body: JSON.stringify(result) };
+    },
+  };
+  const address = { host: config.adminAddr.host, port: config.adminAddr.port };
+  return listenOrFail('admin-addr', address, new SideServer({ name: 'admin', routes: [route] }, address));
 }
 
 /** Where pull-through keeps what it fetched: the embedded store itself, or one beside containerd's. */
@@ -253,8 +299,16 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   // Pull-through keeps what it fetched in the embedded store: the node's own, or one beside containerd.
   const cache = config.upstreamFallback ? await openCache(config, local.inner, verifier) : undefined;
   // What this node serves to peers and advertises: its store, plus a cache kept beside containerd.
-  const held: ContentStore =
+  const owned: ContentStore =
     cache === undefined || cache === local.inner ? local : new UnionStore([local, cache]);
+  // The last-known-good tag map: what keeps tags answering when the registry is down.
+  await mkdir(config.dataDir, { recursive: true });
+  const book = new TagBook(
+    { log: log.child({ component: 'tags' }) },
+    { path: join(config.dataDir, 'tags.json'), maxAgeMs: config.tagMaxAge },
+  );
+  await book.start();
+  const held = new BookedStore({ inner: owned, book });
   let router: Libp2pRouter | undefined;
   let store: ContentStore = held;
   let advertiser: Advertiser | undefined;
@@ -313,12 +367,16 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       { tagTimeoutMs: Math.min(2000, config.manifestTimeout) },
     );
   }
+  store = new KnownTagsStore({ inner: store, book });
+  const invalidator = new TagInvalidator({ book, router, log: log.child({ component: 'tags' }) });
+  const adminServer = await startAdmin(config, invalidator);
   const handler = new PullHandler(
     {
       store,
       localStore: held,
       ready: () => store.ready(),
       onCorruptReport: (digest) => checker.report(digest),
+      onTagInvalidated: (name, at) => invalidator.received(name, at),
     },
     {
       defaultRegistry: config.defaultRegistry,
@@ -339,9 +397,9 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       timeoutMs: config.storeTimeout,
     },
   );
-  await server.start();
+  await listenOrFail('registry-addr', config.registryAddr, server);
   log.info(
-    { host: config.registryAddr.host ?? '*', port: server.port, store: store.kind },
+    { host: config.registryAddr.host ?? '*', port: server.port, store: store.kind, admin: adminServer.port },
     'registry listening',
   );
   let idServer: Server | undefined;
@@ -371,7 +429,9 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   await checker.stop();
   await local.stop();
   if (cache !== undefined && cache !== local.inner) await cache.stop();
+  await book.stop();
   await verifier.stop();
+  await adminServer.stop();
   await metricsServer.stop();
   return 0;
 }
@@ -387,6 +447,45 @@ async function runConfiguration(config: ConfigurationConfig, out: NodeJS.Writabl
   });
   for (const file of written) out.write(`wrote ${file}\n`);
   return 0;
+}
+
+/** Where `shoal invalidate` POSTs on the node's admin address. */
+const ADMIN_INVALIDATE_PATH = '/_shoal/v1/admin/invalidate';
+
+async function runInvalidate(
+  config: InvalidateConfig,
+  positional: string[],
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  const [ref, extra] = positional;
+  if (ref === undefined || extra !== undefined)
+    throw new ConfigError('invalidate: name exactly one REGISTRY/REPOSITORY:TAG');
+  let name: string;
+  try {
+    const { registry, repository, tag } = parseImageName(ref);
+    name = imageName(registry, repository, tag);
+  } catch (err) {
+    throw new ConfigError(`invalidate: ${(err as Error).message}`);
+  }
+  const host = config.adminAddr.host ?? '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${config.adminAddr.port}${ADMIN_INVALIDATE_PATH}`;
+  let response: Response;
+  try {
+    response = await fetch(`${url}?${new URLSearchParams({ name })}`, {
+      method: 'POST',
+      signal: AbortSignal.timeout(config.timeout),
+    });
+  } catch (cause) {
+    throw new ConfigError(`--admin-addr: no shoal answered at ${url} (${(cause as Error).message})`, {
+      cause,
+    });
+  }
+  const text = await response.text();
+  if (response.status !== 200)
+    throw new ConfigError(`invalidate: the node answered ${response.status}: ${text.trim()}`);
+  const result = JSON.parse(text) as { members: number; told: number };
+  out.write(`invalidated ${name}; told ${result.told} of ${result.members} peers\n`);
+  return result.told < result.members ? 3 : 0;
 }
 
 async function runImport(

@@ -83,3 +83,23 @@ export async function bigImage(): Promise<SingleImageFixture> {
   });
   return { dir, tag, image: result };
 }
+
+/**
+ * Three plain layers of 160, 64 and 32 MiB (256 MiB in all): an image big enough that a cluster-wide cold
+ * pull takes visible time, with each layer likely owned by a different node. `seed` makes images distinct.
+ */
+export async function threeLayerImage(seed: string): Promise<SingleImageFixture> {
+  const tag = 'v1';
+  const { dir, result } = await cachedLayout(`three-layer-${seed}`, async (writer) => {
+    const image = await writer.addImage({
+      layers: [
+        { size: 160 * MiB, seed: `${seed}-160m`, gzip: false },
+        { size: 64 * MiB, seed: `${seed}-64m`, gzip: false },
+        { size: 32 * MiB, seed: `${seed}-32m`, gzip: false },
+      ],
+    });
+    writer.tag(image.manifest, tag);
+    return image;
+  });
+  return { dir, tag, image: result };
+}

@@ -200,12 +200,13 @@ export async function cachedLayout<T>(
   return { dir, result };
 }
 
-/** Pushes every tag of a layout with skopeo, keeping digests (no recompression). */
+/** Pushes a tag of a layout with skopeo (as `destTag`, default the same), keeping digests. */
 export async function pushLayout(
   layoutDir: string,
   tag: string,
   registryHost: string,
   repository: string,
+  destTag = tag,
 ): Promise<void> {
   await run('skopeo', [
     '--insecure-policy',
@@ -214,6 +215,6 @@ export async function pushLayout(
     '--preserve-digests',
     '--dest-tls-verify=false',
     `oci:${layoutDir}:${tag}`,
-    `docker://${registryHost}/${repository}:${tag}`,
+    `docker://${registryHost}/${repository}:${destTag}`,
   ]);
 }

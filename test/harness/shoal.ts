@@ -11,6 +11,8 @@ export class ShoalProcess {
   port = 0;
   /** Port of the node's metrics endpoint. */
   metricsPort = 0;
+  /** Port of the node's admin endpoint (always on the node's loopback address). */
+  adminPort = 0;
   #child: Child | undefined;
 
   constructor(args: readonly string[], options: { host?: string } = {}) {
@@ -33,12 +35,15 @@ export class ShoalProcess {
   async start(): Promise<void> {
     this.port = await freePort();
     this.metricsPort = await freePort();
+    this.adminPort = await freePort();
     const env = { ...process.env, LOG_LEVEL: process.env.SHOAL_TEST_LOG_LEVEL ?? 'warn' };
     const addresses = [
       '--registry-addr',
       `${this.host}:${this.port}`,
       '--metrics-addr',
       `${this.host}:${this.metricsPort}`,
+      '--admin-addr',
+      `${this.host}:${this.adminPort}`,
     ];
     this.#child = new Child(process.execPath, [CLI, 'registry', ...addresses, ...this.args], env);
     const child = this.#child;
@@ -58,6 +63,11 @@ export class ShoalProcess {
       if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
     }
     return 0;
+  }
+
+  /** Runs `shoal invalidate` against this node's admin endpoint; resolves with what it printed. */
+  invalidate(name: string): Promise<string> {
+    return run(process.execPath, [CLI, 'invalidate', '--admin-addr', `${this.host}:${this.adminPort}`, name]);
   }
 
   /** SIGTERM, then SIGKILL after `graceMs` (0: SIGKILL at once, a crash). */

@@ -43,6 +43,12 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
     [['configuration', '--mirror-targets', 'not-a-url'], '--mirror-targets'],
     [['configuration', '--containerd-registry-config-path', '/tmp/x'], '--mirror-targets'],
     [['import', '--data-dir', '/tmp/x', '/nowhere'], '--repository'],
+    [['invalidate', 'nginx:latest'], 'invalidate: "nginx:latest" is not <registry>/<repository>:<tag>'],
+    [['invalidate'], 'invalidate: name exactly one'],
+    [
+      ['invalidate', '--admin-addr', '127.0.0.1:1', 'docker.io/library/nginx:1'],
+      '--admin-addr: no shoal answered',
+    ],
   ] as const) {
     it(`exits 2 with one line naming ${flag} for ${args.join(' ')}`, async () => {
       const result = await shoal([...args]);
@@ -73,6 +79,41 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
     ]);
     assert.equal(result.code, 2);
     assert.match(result.output, /--containerd-sock: containerd does not answer/);
+  });
+
+  // Regression: uWS sets SO_REUSEPORT, so a second shoal on a taken port used to start and split traffic.
+  it('refuses to start a second node on a port another node holds, naming the flag', async () => {
+    const running = new ShoalProcess(['--store', 'embedded', '--data-dir', join(dir, 'first')]);
+    await running.start();
+    try {
+      for (const [flag, port] of [
+        ['--registry-addr', running.port],
+        ['--admin-addr', running.adminPort],
+        ['--metrics-addr', running.metricsPort],
+      ] as const) {
+        const addresses = new Map([
+          ['--registry-addr', '127.0.0.1:0'],
+          ['--admin-addr', '127.0.0.1:0'],
+          ['--metrics-addr', '127.0.0.1:0'],
+        ]);
+        addresses.set(flag, `127.0.0.1:${port}`);
+        const result = await shoal([
+          'registry',
+          '--store',
+          'embedded',
+          '--data-dir',
+          join(dir, 'second'),
+          ...[...addresses].flat(),
+        ]);
+        assert.equal(result.code, 2, result.output);
+        assert.match(
+          result.output,
+          new RegExp(`^shoal: ${flag}: cannot listen on 127\\.0\\.0\\.1:${port}$`, 'm'),
+        );
+      }
+    } finally {
+      await running.stop();
+    }
   });
 
   it('writes containerd configuration and cleans it up again', async () => {

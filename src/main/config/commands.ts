@@ -52,6 +52,10 @@ export const registryFlags = {
   registryAddr: address(':5000', 'Address the OCI registry API listens on.'),
   routerAddr: address(':5001', 'Address the P2P router listens on (peer routing).'),
   metricsAddr: address(':9090', 'Address the metrics endpoint listens on.'),
+  adminAddr: address(
+    '127.0.0.1:5002',
+    'Address the admin endpoint listens on (shoal invalidate talks to it); keep it on loopback.',
+  ),
   containerdSock: text('/run/containerd/containerd.sock', "Path of containerd's gRPC socket."),
   containerdNamespace: text('k8s.io', 'containerd namespace whose images are served.'),
   containerdContentPath: text(
@@ -72,6 +76,10 @@ export const registryFlags = {
   registryFilters: list(
     parseRegex,
     'Regular expressions on registry/repo:tag or registry/repo@digest; a match is not served (404).',
+  ),
+  tagMaxAge: duration(
+    '0',
+    'Oldest registry confirmation a tag may be answered from when the registry does not answer (0: any age).',
   ),
   defaultRegistry: value(
     'docker.io',
@@ -168,6 +176,13 @@ export const cleanupFlags = {
   logLevel,
 } as const;
 
+/** `shoal invalidate`: makes the cluster drop a tag mapping. */
+export const invalidateFlags = {
+  adminAddr: registryFlags.adminAddr,
+  timeout: duration('10s', 'Longest wait for the node to pass the invalidation on to its peers.'),
+  logLevel,
+} as const;
+
 /** `shoal import`: copies an OCI image layout into the embedded store. */
 export const importFlags = {
   dataDir: registryFlags.dataDir,
@@ -189,3 +204,4 @@ export type RegistryConfig = FlagValues<typeof registryFlags>;
 export type ConfigurationConfig = FlagValues<typeof configurationFlags>;
 export type CleanupConfig = FlagValues<typeof cleanupFlags>;
 export type ImportConfig = FlagValues<typeof importFlags>;
+export type InvalidateConfig = FlagValues<typeof invalidateFlags>;

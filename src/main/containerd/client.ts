@@ -14,6 +14,8 @@ export interface ContainerdImage {
   name: string;
   target: ContainerdDescriptor;
   labels: Record<string, string>;
+  /** When containerd last pulled or changed this image (a protobuf Timestamp). */
+  updatedAt?: { seconds: number; nanos: number } | null;
 }
 
 export interface ContainerdContentInfo {

@@ -121,7 +121,12 @@ export class ContainerdStore implements ContentStore {
     if (image === undefined) return undefined;
     const digest = image.target.digest as Digest;
     this.#remember(digest, image.target.mediaType);
-    return this.stat(digest);
+    const descriptor = await this.stat(digest);
+    // containerd updates an image when it pulls it again: the last time a registry confirmed the tag.
+    const seconds = image.updatedAt?.seconds;
+    return descriptor === undefined || typeof seconds !== 'number' || seconds <= 0
+      ? descriptor
+      : { ...descriptor, confirmedAt: seconds * 1000 + Math.floor((image.updatedAt?.nanos ?? 0) / 1e6) };
   }
 
   async stat(digest: Digest): Promise<Descriptor | undefined> {

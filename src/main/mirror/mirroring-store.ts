@@ -12,7 +12,7 @@ import { type Attempt, hedgedRace } from './hedge.js';
 import { LatencyTracker } from './latency.js';
 import { LookupCache } from './lookup-cache.js';
 import { getPeerBody } from './peer-body.js';
-import { reportCorrupt, requestPeer } from './peer-client.js';
+import { reportCorrupt, requestPeer, TAG_CONFIRMED_HEADER } from './peer-client.js';
 import { PeerBlobReader, type PeerStream } from './peer-reader.js';
 
 export interface MirroringStoreInit {
@@ -236,7 +236,10 @@ export class MirroringStore implements ContentStore {
       return undefined;
     }
     const mediaType = isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
-    return { digest: digest as Digest, size, mediaType };
+    const confirmedAt = Number(response.headers[TAG_CONFIRMED_HEADER]);
+    return Number.isSafeInteger(confirmedAt) && confirmedAt > 0
+      ? { digest: digest as Digest, size, mediaType, confirmedAt }
+      : { digest: digest as Digest, size, mediaType };
   }
 
   /** Races providers of `key`; failed peers are quarantined, time to headers feeds the hedge delay. */

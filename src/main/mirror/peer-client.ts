@@ -11,6 +11,12 @@ export const OWNER_FETCH_HEADER = 'x-shoal-owner-fetch';
 /** POST here plus a digest: the content this node served under that digest failed its check. */
 export const CORRUPT_REPORT_PATH = '/_shoal/v1/corrupt/';
 
+/** POST here with `?name=<registry/repo:tag>&at=<ms>`: that tag mapping was invalidated at that time. */
+export const TAG_INVALIDATED_PATH = '/_shoal/v1/tags/invalidated';
+
+/** On a manifest answered by tag: when a registry last confirmed the tag names it (ms since the epoch). */
+export const TAG_CONFIRMED_HEADER = 'x-shoal-tag-confirmed';
+
 export class PeerRequestError extends ShoalError {
   override readonly code = 'PEER_REQUEST_FAILED';
   override readonly status = 502;
@@ -45,9 +51,25 @@ export function requestPeer(
  * resolves whether the peer took the report, never rejects.
  */
 export function reportCorrupt(registry: string, digest: string, timeoutMs: number): Promise<boolean> {
+  return notifyPeer(registry, `${CORRUPT_REPORT_PATH}${digest}`, timeoutMs);
+}
+
+/** Tells a peer that `name` was invalidated at `at`, so it drops its mapping and passes the news on. */
+export function tellInvalidated(
+  registry: string,
+  name: string,
+  at: number,
+  timeoutMs: number,
+): Promise<boolean> {
+  const query = new URLSearchParams({ name, at: String(at) });
+  return notifyPeer(registry, `${TAG_INVALIDATED_PATH}?${query}`, timeoutMs);
+}
+
+/** An empty POST to another node; resolves whether it answered 202 within `timeoutMs`, never rejects. */
+function notifyPeer(registry: string, path: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request(
-      `${registry}${CORRUPT_REPORT_PATH}${digest}`,
+      `${registry}${path}`,
       { method: 'POST', headers: { [MIRRORED_HEADER]: 'true', 'content-length': '0' }, agent },
       (res) => {
         res.resume();

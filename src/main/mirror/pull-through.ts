@@ -1,4 +1,4 @@
-import { BlobUnknownError, ManifestUnknownError } from '../errors.js';
+import { BlobUnknownError, ManifestUnknownError, UpstreamUnavailableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MANIFEST_ACCEPT, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
@@ -27,8 +27,8 @@ export interface PullThroughInit {
  * With `--upstream-fallback`: what neither this node nor its peers hold is fetched from the registry
  * itself. Concurrent requests for one digest share one download (a Spool) that they all read as it grows;
  * the bytes are checked in the digest workers and committed to the embedded cache, which serves them from
- * then on. Tags ask upstream first, so a moved tag is seen at once, and fall back to what the cache and the
- * peers know when upstream does not answer.
+ * then on. Tags ask upstream first, so a moved tag is seen at once, and fall back to what the node and its
+ * peers know when upstream does not answer (the tag book, above this store, remembers upstream's answers).
  */
 export class PullThroughStore implements ContentStore {
   readonly kind: string;
@@ -47,8 +47,6 @@ export class PullThroughStore implements ContentStore {
   readonly #stallMs: number;
   /** Downloads under way, by digest: the single flight every concurrent request joins. */
   readonly #spools = new Map<Digest, Promise<Spool>>();
-  /** Tags upstream resolved to a manifest not cached yet: recorded once that manifest is. */
-  readonly #pendingTags = new Map<Digest, Array<[string, string, string]>>();
 
   constructor(
     deps: {
@@ -94,23 +92,27 @@ export class PullThroughStore implements ContentStore {
     return this.#inner.ready();
   }
 
+  /**
+   * Upstream is the authority for tags: its answer (confirmed now) wins, and its "no such tag" is final.
+   * Only when it does not answer do the node's and its peers' last-known-good mappings resolve the tag.
+   */
   async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
-    const upstream = await this.#describeUpstream(
-      { registry, repository, kind: 'manifests' },
-      tag,
-      AbortSignal.timeout(this.#tagTimeoutMs),
-    ).catch((err: unknown) => {
+    let upstream: Descriptor;
+    try {
+      upstream = await this.#describeUpstream(
+        { registry, repository, kind: 'manifests' },
+        tag,
+        AbortSignal.timeout(this.#tagTimeoutMs),
+      );
+    } catch (err) {
+      if (err instanceof ManifestUnknownError) throw err;
       this.#log?.debug(
         { err, registry, repository, tag },
         'upstream did not resolve the tag; using what is known',
       );
-      return undefined;
-    });
-    if (upstream !== undefined) {
-      this.#rememberTag(registry, repository, tag, upstream.digest);
-      return upstream;
+      return this.#inner.resolve(registry, repository, tag);
     }
-    return this.#inner.resolve(registry, repository, tag);
+    return { ...upstream, confirmedAt: Date.now() };
   }
 
   async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
@@ -138,27 +140,6 @@ export class PullThroughStore implements ContentStore {
     if (origin === undefined) throw new BlobUnknownError(`${digest} is held nowhere and has no known origin`);
     const spool = await this.#spool(digest, origin);
     return spool.reader(range);
-  }
-
-  /**
-   * Records `registry/repository:tag` → `digest` in the cache's tag index, so the tag still resolves when
-   * upstream is gone. The index only names manifests it holds, so a tag whose manifest is still to come is
-   * recorded when the manifest is committed.
-   */
-  #rememberTag(registry: string, repository: string, tag: string, digest: Digest): void {
-    this.#cache.tag(registry, repository, tag, digest).catch(() => {
-      const pending = this.#pendingTags.get(digest) ?? [];
-      if (pending.length < 64) pending.push([registry, repository, tag]);
-      this.#pendingTags.set(digest, pending);
-    });
-  }
-
-  async #committed(digest: Digest): Promise<void> {
-    const pending = this.#pendingTags.get(digest);
-    this.#pendingTags.delete(digest);
-    for (const [registry, repository, tag] of pending ?? []) {
-      await this.#cache.tag(registry, repository, tag, digest).catch(() => undefined);
-    }
   }
 
   /** Joins the download of `digest` under way, or starts it. */
@@ -196,7 +177,6 @@ export class PullThroughStore implements ContentStore {
       { digest, size, path: this.#cache.ingestPath(digest), source: response.body },
       async (path) => {
         await this.#cache.adopt(path, digest);
-        await this.#committed(digest);
         return (await this.#cache.localPath(digest)) ?? path;
       },
       { stallMs: this.#stallMs },
@@ -258,7 +238,7 @@ export class PullThroughStore implements ContentStore {
     const contentType = response.headers['content-type'];
     const named = isDigest(reference) ? reference : digest;
     if (typeof named !== 'string' || !isDigest(named) || !Number.isSafeInteger(size) || size < 0) {
-      throw new ManifestUnknownError(`upstream gave no usable digest and length for ${reference}`);
+      throw new UpstreamUnavailableError(`upstream gave no usable digest and length for ${reference}`);
     }
     const mediaType =
       origin.kind === 'manifests' && isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;

@@ -44,3 +44,22 @@ export function parseRegistryHost(host: string): string {
 export function imageName(registry: string, repository: string, tag: string): string {
   return `${registry}/${repository}:${tag}`;
 }
+
+/**
+ * Parses `<registry>/<repository>:<tag>` (the form containerd names images in, and the key tags are
+ * routed and invalidated under). The registry is required: `docker.io/library/nginx:1.27`.
+ */
+export function parseImageName(text: string): { registry: string; repository: string; tag: string } {
+  const slash = text.indexOf('/');
+  const colon = text.lastIndexOf(':');
+  if (slash <= 0 || colon < slash) {
+    throw new NameInvalidError(
+      `${JSON.stringify(text.slice(0, 80))} is not <registry>/<repository>:<tag> (e.g. docker.io/library/nginx:1.27)`,
+    );
+  }
+  return {
+    registry: parseRegistryHost(text.slice(0, slash)),
+    repository: parseRepository(text.slice(slash + 1, colon)),
+    tag: parseTag(text.slice(colon + 1)),
+  };
+}

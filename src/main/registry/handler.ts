@@ -1,4 +1,5 @@
 import {
+  BadRequestError,
   BlobUnknownError,
   ContentCorruptError,
   ManifestTooLargeError,
@@ -7,12 +8,12 @@ import {
   NameUnknownError,
   RouteUnknownError,
 } from '../errors.js';
-import { CORRUPT_REPORT_PATH } from '../mirror/peer-client.js';
+import { CORRUPT_REPORT_PATH, TAG_CONFIRMED_HEADER, TAG_INVALIDATED_PATH } from '../mirror/peer-client.js';
 import { type Digest, parseDigest } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
-import { parseRegistryHost } from '../oci/reference.js';
+import { imageName, parseImageName, parseRegistryHost } from '../oci/reference.js';
 import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
 import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';
@@ -56,6 +57,11 @@ export interface PullHandlerDeps {
    * queued. Absent: reports are not taken (404).
    */
   onCorruptReport?: (digest: Digest) => boolean;
+  /**
+   * A peer passes on that a tag mapping (`registry/repo:tag`) was invalidated at `at` (ms since the epoch);
+   * resolves whether that was news. Absent: invalidations are not taken (404).
+   */
+  onTagInvalidated?: (name: string, at: number) => Promise<boolean>;
 }
 
 const PING_BODY = Buffer.from('{}');
@@ -66,6 +72,7 @@ export class PullHandler {
   readonly #localStore: ContentStore;
   readonly #ready: () => Promise<boolean>;
   readonly #onCorruptReport: ((digest: Digest) => boolean) | undefined;
+  readonly #onTagInvalidated: ((name: string, at: number) => Promise<boolean>) | undefined;
   readonly #defaultRegistry: string;
   readonly #mirrored: ReadonlySet<string>;
   readonly #filters: readonly RegExp[];
@@ -77,6 +84,7 @@ export class PullHandler {
     this.#localStore = deps.localStore ?? deps.store;
     this.#ready = deps.ready;
     this.#onCorruptReport = deps.onCorruptReport;
+    this.#onTagInvalidated = deps.onTagInvalidated;
     this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
     this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
     this.#filters = init.registryFilters ?? [];
@@ -86,6 +94,7 @@ export class PullHandler {
 
   async handle(request: PullRequest): Promise<Reply> {
     if (request.path.startsWith(CORRUPT_REPORT_PATH)) return this.#corruptReport(request);
+    if (request.path === TAG_INVALIDATED_PATH) return this.#tagInvalidated(request);
     const head = request.method === 'HEAD';
     if (!head && request.method !== 'GET') {
       throw new MethodUnsupportedError(
@@ -130,6 +139,18 @@ export class PullHandler {
       throw new RouteUnknownError('this node takes no corrupt reports');
     const queued = this.#onCorruptReport(digest);
     return { ...jsonReply(Buffer.from(JSON.stringify({ queued })), false), status: 202 };
+  }
+
+  async #tagInvalidated(request: PullRequest): Promise<Reply> {
+    if (request.method !== 'POST') throw new MethodUnsupportedError('tag invalidations are POSTed');
+    if (this.#onTagInvalidated === undefined)
+      throw new RouteUnknownError('this node takes no tag invalidations');
+    const query = new URLSearchParams(request.query);
+    const { registry, repository, tag } = parseImageName(query.get('name') ?? '');
+    const at = Number(query.get('at'));
+    if (!Number.isSafeInteger(at) || at <= 0) throw new BadRequestError('at: a time in ms since the epoch');
+    const news = await this.#onTagInvalidated(imageName(registry, repository, tag), at);
+    return { ...jsonReply(Buffer.from(JSON.stringify({ news })), false), status: 202 };
   }
 
   /**
@@ -188,10 +209,13 @@ export class PullHandler {
         `manifest ${descriptor.digest} is ${descriptor.size} bytes, over the cap`,
       );
     }
-    const headers = [
+    const headers: Array<readonly [string, string]> = [
       ...contentHeaders(descriptor, descriptor.size),
-      ['Content-Type', descriptor.mediaType] as const,
+      ['Content-Type', descriptor.mediaType],
     ];
+    // Peers hold an answer from memory to the age of the registry's confirmation (--tag-max-age).
+    if (route.tag !== undefined && descriptor.confirmedAt !== undefined)
+      headers.push([TAG_CONFIRMED_HEADER, String(descriptor.confirmedAt)]);
     if (head) return { kind: 'full', status: 200, headers, body: undefined };
     try {
       return { kind: 'full', status: 200, headers, body: await readAll(store, descriptor, origin) };

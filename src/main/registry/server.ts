@@ -4,6 +4,7 @@ import type { Logger } from '../log/logger.js';
 import { OWNER_FETCH_HEADER } from '../mirror/peer-client.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PullHandler, PullRequest } from './handler.js';
+import { listenExclusive } from './listen.js';
 import { ByteRateLimiter } from './rate-limit.js';
 import { errorReply, type FullReply, type Reply, statusLine } from './reply.js';
 import { type Connection, streamBody } from './stream.js';
@@ -66,19 +67,9 @@ export class RegistryServer {
     const app = uWS.App();
     app.any('/*', (res, req) => this.#accept(res, req));
     const { host, port } = this.#init;
-    await new Promise<void>((resolve, reject) => {
-      const done = (socket: us_listen_socket | false): void => {
-        if (socket === false) {
-          reject(new Error(`registry cannot listen on ${host ?? '*'}:${port}`));
-          return;
-        }
-        this.#listenSocket = socket;
-        this.#port = uWS.us_socket_local_port(socket);
-        resolve();
-      };
-      if (host === undefined) app.listen(port, done);
-      else app.listen(host, port, done);
-    });
+    const listening = await listenExclusive(app, 'registry', host, port);
+    this.#listenSocket = listening.socket;
+    this.#port = listening.port;
   }
 
   async stop(): Promise<void> {

@@ -11,6 +11,11 @@ export interface Descriptor {
    * blob (layers, configs). The registry uses it to keep manifests and blobs apart.
    */
   readonly mediaType: string;
+  /**
+   * For a manifest found by tag: when a registry last confirmed that the tag names it (ms since the epoch),
+   * where known. Tags answered from memory carry it so their staleness can be bounded (`--tag-max-age`).
+   */
+  readonly confirmedAt?: number;
 }
 
 /**

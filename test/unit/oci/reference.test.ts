@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NameInvalidError, TagInvalidError } from '../../../src/main/errors.js';
-import { imageName, parseRegistryHost, parseRepository, parseTag } from '../../../src/main/oci/reference.js';
+import {
+  imageName,
+  parseImageName,
+  parseRegistryHost,
+  parseRepository,
+  parseTag,
+} from '../../../src/main/oci/reference.js';
 
 describe('repository names', () => {
   for (const good of ['library/nginx', 'a', 'a/b/c', 'my-org/my_app', 'a__b', 'x.y/z-1', 'a---b']) {
@@ -49,4 +55,28 @@ describe('registry hosts', () => {
   it('names images as containerd does', () => {
     assert.equal(imageName('docker.io', 'library/nginx', 'latest'), 'docker.io/library/nginx:latest');
   });
+});
+
+describe('image names (registry/repository:tag)', () => {
+  it('parses the form containerd names images in', () => {
+    assert.deepEqual(parseImageName('127.0.0.1:5000/team/app:v1.2'), {
+      registry: '127.0.0.1:5000',
+      repository: 'team/app',
+      tag: 'v1.2',
+    });
+    assert.deepEqual(parseImageName('Docker.io/library/nginx:latest'), {
+      registry: 'docker.io',
+      repository: 'library/nginx',
+      tag: 'latest',
+    });
+  });
+  for (const bad of [
+    'nginx:latest',
+    'docker.io/library/nginx',
+    '/x:1',
+    'docker.io/UP:1',
+    'docker.io/a:b:c!',
+  ]) {
+    it(`rejects ${JSON.stringify(bad)}`, () => assert.throws(() => parseImageName(bad)));
+  }
 });

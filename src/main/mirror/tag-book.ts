@@ -1,0 +1,183 @@
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '../log/logger.js';
+import { type Digest, isDigest } from '../oci/digest.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { ChangeNotifier } from '../util/changes.js';
+
+/** What the cluster last knew a tag to name, and when a registry last confirmed it (ms since the epoch). */
+export interface TagRecord {
+  readonly digest: Digest;
+  readonly confirmedAt: number;
+}
+
+export interface TagBookInit {
+  /** JSON file the book lives in (`<data-dir>/tags.json`); undefined keeps it in memory only. */
+  path?: string | undefined;
+  /** Oldest confirmation still served, in ms; 0 (default) serves any age (`--tag-max-age`). */
+  maxAgeMs?: number;
+  /** Most mappings kept; those confirmed longest ago go first. Default 50 000. */
+  maxTags?: number;
+  /** Most invalidations remembered; the oldest go first. Default 10 000. */
+  maxInvalidations?: number;
+  /** Delay before a change is written, so a burst of pulls writes once; default 1 s. */
+  flushDelayMs?: number;
+}
+
+interface BookFile {
+  version: 1;
+  tags: Record<string, TagRecord>;
+  /** name → when it was invalidated: answers confirmed before that are never served again. */
+  invalidated: Record<string, number>;
+}
+
+/**
+ * The last-known-good tag → digest map that keeps tags working when the registry is down. Each mapping
+ * carries the time a registry last confirmed it; that time travels with it to peers, so `--tag-max-age`
+ * bounds the staleness of an answer wherever in the cluster it comes from. An invalidation is remembered
+ * as a time, so a mapping confirmed before it is refused whichever node still offers it, while a newer
+ * confirmation (the registry answered again) supersedes it.
+ */
+export class TagBook {
+  readonly #log: Logger | undefined;
+  readonly #path: string | undefined;
+  readonly #maxAgeMs: number;
+  readonly #maxTags: number;
+  readonly #maxInvalidations: number;
+  readonly #flushDelayMs: number;
+  readonly #tags = new Map<string, TagRecord>();
+  readonly #invalidated = new Map<string, number>();
+  readonly #changes = new ChangeNotifier();
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(deps: { log?: Logger | undefined }, init: TagBookInit = {}) {
+    this.#log = deps.log;
+    this.#path = init.path;
+    this.#maxAgeMs = init.maxAgeMs ?? 0;
+    this.#maxTags = init.maxTags ?? 50_000;
+    this.#maxInvalidations = init.maxInvalidations ?? 10_000;
+    this.#flushDelayMs = init.flushDelayMs ?? 1000;
+  }
+
+  async start(): Promise<void> {
+    if (this.#path === undefined) return;
+    let text: string;
+    try {
+      text = await readFile(this.#path, 'utf8');
+    } catch {
+      return;
+    }
+    try {
+      const parsed = JSON.parse(text) as Partial<BookFile>;
+      for (const [name, record] of Object.entries(parsed.tags ?? {})) {
+        if (isDigest(record?.digest) && Number.isFinite(record?.confirmedAt)) this.#tags.set(name, record);
+      }
+      for (const [name, at] of Object.entries(parsed.invalidated ?? {})) {
+        if (Number.isFinite(at)) this.#invalidated.set(name, at);
+      }
+    } catch (err) {
+      // A damaged book costs offline answers only; the registry refills it.
+      this.#log?.warn({ err, path: this.#path }, 'the tag book cannot be read; starting empty');
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#flush();
+  }
+
+  onChange(listener: () => void): () => void {
+    return this.#changes.subscribe(listener);
+  }
+
+  /** The mapping of `name` that may be served now: within the max age and not invalidated since. */
+  get(name: string, now = Date.now()): TagRecord | undefined {
+    const record = this.#tags.get(name);
+    return record !== undefined && this.admits(name, record.confirmedAt, now) ? record : undefined;
+  }
+
+  /** Every mapping held, servable or not; the advertiser picks those whose manifest is here. */
+  entries(): IterableIterator<[string, TagRecord]> {
+    return this.#tags.entries();
+  }
+
+  /**
+   * Whether an answer for `name` confirmed at `confirmedAt` may be served: not older than the max age, and
+   * not confirmed before an invalidation. An answer of unknown age passes the age bound (it has none to
+   * check) but not an invalidation.
+   */
+  admits(name: string, confirmedAt: number | undefined, now = Date.now()): boolean {
+    const invalidated = this.#invalidated.get(name);
+    if (confirmedAt === undefined) return invalidated === undefined;
+    if (invalidated !== undefined && confirmedAt <= invalidated) return false;
+    return this.#maxAgeMs <= 0 || now - confirmedAt <= this.#maxAgeMs;
+  }
+
+  /** Records that a registry named `digest` for `name` at `confirmedAt`; older news never wins. */
+  confirm(name: string, digest: Digest, confirmedAt: number): void {
+    const known = this.#tags.get(name);
+    if (known !== undefined && known.confirmedAt >= confirmedAt) return;
+    if ((this.#invalidated.get(name) ?? -1) >= confirmedAt) return;
+    this.#tags.delete(name);
+    this.#tags.set(name, { digest, confirmedAt });
+    this.#invalidated.delete(name);
+    if (this.#tags.size > this.#maxTags) this.#evictOldest();
+    this.#schedule();
+    if (known?.digest !== digest) this.#changes.notify();
+  }
+
+  /**
+   * Forgets `name` as of `at`: every answer confirmed until then is refused from now on. True when this is
+   * news (no invalidation as late was known), so the caller passes it on; written to disk before it resolves.
+   */
+  async invalidate(name: string, at: number): Promise<boolean> {
+    if ((this.#invalidated.get(name) ?? -1) >= at) return false;
+    this.#invalidated.delete(name);
+    this.#invalidated.set(name, at);
+    if (this.#invalidated.size > this.#maxInvalidations) {
+      const oldest = this.#invalidated.keys().next().value;
+      if (oldest !== undefined) this.#invalidated.delete(oldest);
+    }
+    const known = this.#tags.get(name);
+    if (known !== undefined && known.confirmedAt <= at) this.#tags.delete(name);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#flush();
+    this.#changes.notify();
+    return true;
+  }
+
+  /** Maps are kept in order of confirmation news, so the first is the one heard of longest ago. */
+  #evictOldest(): void {
+    const oldest = this.#tags.keys().next().value;
+    if (oldest !== undefined) this.#tags.delete(oldest);
+  }
+
+  #schedule(): void {
+    if (this.#path === undefined || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#flush();
+    }, this.#flushDelayMs);
+    this.#timer.unref();
+  }
+
+  /** Writes the whole book (temp, fsync, rename); writes run one after another. */
+  #flush(): Promise<void> {
+    const path = this.#path;
+    if (path === undefined) return Promise.resolve();
+    const write = this.#writing.then(async () => {
+      const file: BookFile = {
+        version: 1,
+        tags: Object.fromEntries(this.#tags),
+        invalidated: Object.fromEntries(this.#invalidated),
+      };
+      await writeFileAtomic(path, JSON.stringify(file));
+    });
+    this.#writing = write.catch((err: unknown) => {
+      this.#log?.warn({ err, path }, 'the tag book cannot be written');
+    });
+    return this.#writing;
+  }
+}

@@ -1,0 +1,82 @@
+import type { Logger } from '../log/logger.js';
+import type { Router } from '../routing/router.js';
+import { tellInvalidated } from './peer-client.js';
+import type { TagBook } from './tag-book.js';
+
+/** What an invalidation reached. */
+export interface InvalidationResult {
+  name: string;
+  /** The time every answer confirmed before is refused from (ms since the epoch). */
+  at: number;
+  /** Members this node passed it to, and how many of them took it. */
+  members: number;
+  told: number;
+}
+
+/**
+ * Makes the whole cluster drop a tag mapping (Spegel #930: a moved tag kept being served from peers). The
+ * node records the invalidation in its tag book, then tells every member it knows; a member that hears it
+ * for the first time records it and tells every member it knows in turn. So the news reaches every node
+ * connected to the one it started on within a few round trips, and the dedup by time ends the flood.
+ */
+export class TagInvalidator {
+  readonly #book: TagBook;
+  readonly #router: Router | undefined;
+  readonly #log: Logger | undefined;
+  readonly #timeoutMs: number;
+  readonly #fanOut: number;
+
+  constructor(
+    deps: { book: TagBook; router?: Router | undefined; log?: Logger | undefined },
+    init: {
+      /** Longest wait for one member's answer, in ms; default 2 s. */
+      timeoutMs?: number;
+      /** Members told at once; default 16. */
+      fanOut?: number;
+    } = {},
+  ) {
+    this.#book = deps.book;
+    this.#router = deps.router;
+    this.#log = deps.log;
+    this.#timeoutMs = init.timeoutMs ?? 2000;
+    this.#fanOut = init.fanOut ?? 16;
+  }
+
+  /** The operator's invalidation: recorded here, then passed to every member before it resolves. */
+  async invalidate(name: string, at = Date.now()): Promise<InvalidationResult> {
+    await this.#book.invalidate(name, at);
+    const { members, told } = await this.#broadcast(name, at);
+    this.#log?.info({ name, at, members, told }, 'tag invalidated');
+    return { name, at, members, told };
+  }
+
+  /** A member passed an invalidation on: recorded, and passed on in turn the first time it is heard. */
+  async received(name: string, at: number): Promise<boolean> {
+    const news = await this.#book.invalidate(name, at);
+    if (news) {
+      void this.#broadcast(name, at).then(({ members, told }) =>
+        this.#log?.info({ name, at, members, told }, 'tag invalidated by a peer; passed on'),
+      );
+    }
+    return news;
+  }
+
+  async #broadcast(name: string, at: number): Promise<{ members: number; told: number }> {
+    const router = this.#router;
+    if (router === undefined) return { members: 0, told: 0 };
+    const queue = [...router.members()];
+    const members = queue.length;
+    let told = 0;
+    const worker = async (): Promise<void> => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        const provider = await router
+          .provider(id, AbortSignal.timeout(this.#timeoutMs))
+          .catch(() => undefined);
+        if (provider !== undefined && (await tellInvalidated(provider.registry, name, at, this.#timeoutMs)))
+          told++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#fanOut, members) }, worker));
+    return { members, told };
+  }
+}
