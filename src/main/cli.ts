@@ -33,7 +33,7 @@ import { TagBook } from './mirror/tag-book.js';
 import { TagInvalidator } from './mirror/tag-invalidator.js';
 import { UpstreamClient } from './mirror/upstream.js';
 import { CredentialStore } from './mirror/upstream-auth.js';
-import { imageName, parseImageName } from './oci/reference.js';
+import { canonicalImageName } from './oci/reference.js';
 import { PullHandler } from './registry/handler.js';
 import { RegistryServer } from './registry/server.js';
 import { SideServer } from './registry/side-server.js';
@@ -49,11 +49,15 @@ import { EmbeddedStore } from './store/embedded.js';
 import { importOciLayout } from './store/oci-layout.js';
 import type { ContentStore } from './store/store.js';
 import { UnionStore } from './store/union.js';
+import { httpOrigin } from './util/url.js';
 import { GuardedStore } from './verify/guarded-store.js';
 import { LocalChecker } from './verify/local-checker.js';
 import { VerifyPool } from './verify/pool.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** Where `shoal invalidate` POSTs on the node's admin address. */
+const ADMIN_INVALIDATE_PATH = '/_shoal/v1/admin/invalidate';
 
 interface Command {
   summary: string;
@@ -252,8 +256,7 @@ function startAdmin(config: RegistryConfig, invalidator: TagInvalidator): Promis
     handle: async (query: string) => {
       let name: string;
       try {
-        const { registry, repository, tag } = parseImageName(new URLSearchParams(query).get('name') ?? '');
-        name = imageName(registry, repository, tag);
+        name = canonicalImageName(new URLSearchParams(query).get('name') ?? '');
       } catch (err) {
         return { status: 400, contentType: 'text/plain', body: `${(err as Error).message}\n` };
       }
@@ -449,9 +452,6 @@ async function runConfiguration(config: ConfigurationConfig, out: NodeJS.Writabl
   return 0;
 }
 
-/** Where `shoal invalidate` POSTs on the node's admin address. */
-const ADMIN_INVALIDATE_PATH = '/_shoal/v1/admin/invalidate';
-
 async function runInvalidate(
   config: InvalidateConfig,
   positional: string[],
@@ -462,13 +462,11 @@ async function runInvalidate(
     throw new ConfigError('invalidate: name exactly one REGISTRY/REPOSITORY:TAG');
   let name: string;
   try {
-    const { registry, repository, tag } = parseImageName(ref);
-    name = imageName(registry, repository, tag);
+    name = canonicalImageName(ref);
   } catch (err) {
     throw new ConfigError(`invalidate: ${(err as Error).message}`);
   }
-  const host = config.adminAddr.host ?? '127.0.0.1';
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${config.adminAddr.port}${ADMIN_INVALIDATE_PATH}`;
+  const url = `${httpOrigin(config.adminAddr.host ?? '127.0.0.1', config.adminAddr.port)}${ADMIN_INVALIDATE_PATH}`;
   let response: Response;
   try {
     response = await fetch(`${url}?${new URLSearchParams({ name })}`, {

@@ -169,3 +169,15 @@ export function pullThroughArgs(dataDir: string, upstream: string): string[] {
     upstream,
   ];
 }
+
+/** Waits until every node's routing table holds every other node, so all elect the same owners. */
+export async function waitForMesh(nodes: readonly ShoalProcess[], timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    'every node knows every other',
+    async () =>
+      (await Promise.all(nodes.map((node) => node.metric('shoal_router_members')))).every(
+        (members) => members === nodes.length - 1,
+      ),
+    timeoutMs,
+  );
+}

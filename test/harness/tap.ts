@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { LoopbackProxy } from './proxy.js';
 
 /** One HTTP response as it crossed the wire. */
 export interface TappedResponse {
@@ -27,36 +28,10 @@ interface Pending {
  * body is held in memory). Put it between a client (containerd) and a server (shoal) to check what was
  * really sent, including responses that were cut off.
  */
-export class HttpTap {
+export class HttpTap extends LoopbackProxy {
   readonly responses: TappedResponse[] = [];
-  readonly #target: { host: string; port: number };
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-  port = 0;
 
-  constructor(target: { host: string; port: number }) {
-    this.#target = target;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    const server = createServer((client) => this.#proxy(client));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    this.#server = server;
-    this.port = (server.address() as { port: number }).port;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
-    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
-  }
-
-  #proxy(client: Socket): void {
-    const upstream = connect(this.#target.port, this.#target.host);
-    this.#sockets.add(client).add(upstream);
+  protected wire(client: Socket, upstream: Socket): () => void {
     const requests: Pending[] = [];
     let requestHead = Buffer.alloc(0);
     client.on('data', (chunk: Buffer) => {
@@ -72,15 +47,7 @@ export class HttpTap {
     upstream.on('data', (chunk: Buffer) => parser.push(chunk));
     client.pipe(upstream);
     upstream.pipe(client);
-    const close = (): void => {
-      parser.close();
-      client.destroy();
-      upstream.destroy();
-      this.#sockets.delete(client);
-      this.#sockets.delete(upstream);
-    };
-    client.on('close', close).on('error', close);
-    upstream.on('close', close).on('error', close);
+    return () => parser.close();
   }
 }
 

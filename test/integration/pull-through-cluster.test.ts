@@ -8,7 +8,7 @@ import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js
 import { type OciDescriptor, pushLayout } from '../harness/images.js';
 import { freePort, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { ShoalProcess, staticP2pArgs, waitForMesh } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 function download(url: string): Promise<{ status: number; sha256: string }> {
@@ -80,14 +80,7 @@ describe('pull-through across a cluster: one upstream fetch per digest', { timeo
     }
     // Owners are elected among the routing table: wait until every node knows every other one, so all
     // elect the same owner.
-    await waitFor(
-      'every node knows every other',
-      async () =>
-        (await Promise.all(nodes.map((node) => node.metric('shoal_router_members')))).every(
-          (n) => n === NODES - 1,
-        ),
-      60_000,
-    );
+    await waitForMesh(nodes);
   });
 
   after(async () => {

@@ -7,7 +7,7 @@ import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { freePort, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { ShoalProcess, staticP2pArgs, waitForMesh } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const NODES = 3;
@@ -59,14 +59,7 @@ describe('tags keep working offline, and invalidate cluster-wide', { timeout: 24
       nodes.push(new ShoalProcess(args[i] as string[]));
     }
     await Promise.all(nodes.map((node) => node.start()));
-    await waitFor(
-      'every node knows every other',
-      async () =>
-        (await Promise.all(nodes.map((node) => node.metric('shoal_router_members')))).every(
-          (n) => n === NODES - 1,
-        ),
-      60_000,
-    );
+    await waitForMesh(nodes);
   });
 
   after(async () => {
@@ -130,14 +123,7 @@ describe('tags keep working offline, and invalidate cluster-wide', { timeout: 24
     nodes[0] = restarted;
     await restarted.start();
     assert.deepEqual(await resolveOn(restarted), { status: 200, digest: first.image.manifest.digest });
-    await waitFor(
-      'the restarted node rejoins',
-      async () =>
-        (await Promise.all(nodes.map((node) => node.metric('shoal_router_members')))).every(
-          (n) => n === NODES - 1,
-        ),
-      60_000,
-    );
+    await waitForMesh(nodes);
   });
 
   it('drops the mapping on every node within seconds of `shoal invalidate` on one', async (t) => {

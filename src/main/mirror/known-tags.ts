@@ -3,6 +3,7 @@ import { isManifestMediaType } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
 import { imageName } from '../oci/reference.js';
 import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
+import { subscribeAll } from '../util/changes.js';
 import type { TagBook } from './tag-book.js';
 
 /** A store seen through another: everything passes through unless a subclass says otherwise. */
@@ -29,12 +30,7 @@ abstract class StoreView implements ContentStore {
     return this.inner.listKeys();
   }
   onChange(listener: () => void): () => void {
-    const own = this.book.onChange(listener);
-    const inner = this.inner.onChange(listener);
-    return () => {
-      own();
-      inner();
-    };
+    return subscribeAll(listener, [this.book, this.inner]);
   }
   localPath(digest: Digest): Promise<string | undefined> {
     return this.inner.localPath?.(digest) ?? Promise.resolve(undefined);

@@ -108,17 +108,21 @@ export class TagBook {
    * check) but not an invalidation.
    */
   admits(name: string, confirmedAt: number | undefined, now = Date.now()): boolean {
+    if (this.#predates(name, confirmedAt)) return false;
+    return confirmedAt === undefined || this.#maxAgeMs <= 0 || now - confirmedAt <= this.#maxAgeMs;
+  }
+
+  /** An answer confirmed at `confirmedAt` (undefined: at an unknown time) may predate an invalidation. */
+  #predates(name: string, confirmedAt: number | undefined): boolean {
     const invalidated = this.#invalidated.get(name);
-    if (confirmedAt === undefined) return invalidated === undefined;
-    if (invalidated !== undefined && confirmedAt <= invalidated) return false;
-    return this.#maxAgeMs <= 0 || now - confirmedAt <= this.#maxAgeMs;
+    return invalidated !== undefined && (confirmedAt === undefined || confirmedAt <= invalidated);
   }
 
   /** Records that a registry named `digest` for `name` at `confirmedAt`; older news never wins. */
   confirm(name: string, digest: Digest, confirmedAt: number): void {
     const known = this.#tags.get(name);
     if (known !== undefined && known.confirmedAt >= confirmedAt) return;
-    if ((this.#invalidated.get(name) ?? -1) >= confirmedAt) return;
+    if (this.#predates(name, confirmedAt)) return;
     this.#tags.delete(name);
     this.#tags.set(name, { digest, confirmedAt });
     this.#invalidated.delete(name);

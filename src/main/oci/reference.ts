@@ -49,6 +49,12 @@ export function imageName(registry: string, repository: string, tag: string): st
  * Parses `<registry>/<repository>:<tag>` (the form containerd names images in, and the key tags are
  * routed and invalidated under). The registry is required: `docker.io/library/nginx:1.27`.
  */
+/** `text` as the one spelling tags are keyed under (lowercased registry); throws like parseImageName. */
+export function canonicalImageName(text: string): string {
+  const { registry, repository, tag } = parseImageName(text);
+  return imageName(registry, repository, tag);
+}
+
 export function parseImageName(text: string): { registry: string; repository: string; tag: string } {
   const slash = text.indexOf('/');
   const colon = text.lastIndexOf(':');

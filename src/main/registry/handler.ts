@@ -13,7 +13,7 @@ import { type Digest, parseDigest } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
-import { imageName, parseImageName, parseRegistryHost } from '../oci/reference.js';
+import { canonicalImageName, parseRegistryHost } from '../oci/reference.js';
 import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
 import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';
@@ -137,8 +137,7 @@ export class PullHandler {
     const digest = parseDigest(request.path.slice(CORRUPT_REPORT_PATH.length));
     if (this.#onCorruptReport === undefined)
       throw new RouteUnknownError('this node takes no corrupt reports');
-    const queued = this.#onCorruptReport(digest);
-    return { ...jsonReply(Buffer.from(JSON.stringify({ queued })), false), status: 202 };
+    return accepted({ queued: this.#onCorruptReport(digest) });
   }
 
   async #tagInvalidated(request: PullRequest): Promise<Reply> {
@@ -146,11 +145,10 @@ export class PullHandler {
     if (this.#onTagInvalidated === undefined)
       throw new RouteUnknownError('this node takes no tag invalidations');
     const query = new URLSearchParams(request.query);
-    const { registry, repository, tag } = parseImageName(query.get('name') ?? '');
+    const name = canonicalImageName(query.get('name') ?? '');
     const at = Number(query.get('at'));
     if (!Number.isSafeInteger(at) || at <= 0) throw new BadRequestError('at: a time in ms since the epoch');
-    const news = await this.#onTagInvalidated(imageName(registry, repository, tag), at);
-    return { ...jsonReply(Buffer.from(JSON.stringify({ news })), false), status: 202 };
+    return accepted({ news: await this.#onTagInvalidated(name, at) });
   }
 
   /**
@@ -259,6 +257,11 @@ export class PullHandler {
     const reader = await store.open(digest, range ?? whole, origin);
     return { kind: 'stream', status, headers, reader, length };
   }
+}
+
+/** 202 with a small JSON body: a notice from a peer was taken. */
+function accepted(body: Record<string, unknown>): Reply {
+  return { ...jsonReply(Buffer.from(JSON.stringify(body)), false), status: 202 };
 }
 
 function contentHeaders(descriptor: Descriptor, length: number): Headers {

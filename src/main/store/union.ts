@@ -1,6 +1,7 @@
 import { BlobUnknownError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
+import { subscribeAll } from '../util/changes.js';
 import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from './store.js';
 
 /**
@@ -50,10 +51,7 @@ export class UnionStore implements ContentStore {
   }
 
   onChange(listener: () => void): () => void {
-    const unsubscribes = this.#stores.map((store) => store.onChange(listener));
-    return () => {
-      for (const unsubscribe of unsubscribes) unsubscribe();
-    };
+    return subscribeAll(listener, this.#stores);
   }
 
   async ready(): Promise<boolean> {

@@ -7,6 +7,11 @@ export class ChangeNotifier {
     return () => this.#listeners.delete(listener);
   }
 
+  /** The same as `subscribe`, so a notifier is a change source like any store. */
+  onChange(listener: () => void): () => void {
+    return this.subscribe(listener);
+  }
+
   notify(): void {
     for (const listener of this.#listeners) {
       try {
@@ -16,4 +21,15 @@ export class ChangeNotifier {
       }
     }
   }
+}
+
+/** Subscribes `listener` to several change sources at once; the returned function unsubscribes from all. */
+export function subscribeAll(
+  listener: () => void,
+  sources: ReadonlyArray<{ onChange(listener: () => void): () => void }>,
+): () => void {
+  const unsubscribes = sources.map((source) => source.onChange(listener));
+  return () => {
+    for (const unsubscribe of unsubscribes) unsubscribe();
+  };
 }

@@ -2,7 +2,7 @@ import { BlobUnknownError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobReader, ContentStore, Descriptor } from '../store/store.js';
-import { ChangeNotifier } from '../util/changes.js';
+import { ChangeNotifier, subscribeAll } from '../util/changes.js';
 
 /**
  * The local store as this node serves and advertises it: content found corrupt (by a scrub, or a re-check
@@ -59,12 +59,7 @@ export class GuardedStore implements ContentStore {
   }
 
   onChange(listener: () => void): () => void {
-    const own = this.#changes.subscribe(listener);
-    const inner = this.#store.onChange(listener);
-    return () => {
-      own();
-      inner();
-    };
+    return subscribeAll(listener, [this.#changes, this.#store]);
   }
 
   async localPath(digest: Digest): Promise<string | undefined> {

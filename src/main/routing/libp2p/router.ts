@@ -12,6 +12,7 @@ import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from '../../log/logger.js';
 import { withTimeout } from '../../util/timeout.js';
+import { httpOrigin } from '../../util/url.js';
 import type { Bootstrapper } from '../bootstrap.js';
 import type { Provider, Router } from '../router.js';
 import { loadIdentity } from './identity.js';
@@ -226,7 +227,7 @@ export class Libp2pRouter implements Router {
         .find((component) => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(component.name))?.value;
       if (host === undefined || !Number.isInteger(port))
         throw new Error(`peer ${id} sent no usable registry address`);
-      return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+      return httpOrigin(host, port);
     } catch (err) {
       if (signal.aborted) return undefined;
       this.#log.debug({ peer: id, err }, 'provider unreachable; quarantined');
