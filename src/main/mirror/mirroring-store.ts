@@ -12,7 +12,7 @@ import { type Attempt, hedgedRace } from './hedge.js';
 import { LatencyTracker } from './latency.js';
 import { LookupCache } from './lookup-cache.js';
 import { getPeerBody } from './peer-body.js';
-import { reportCorrupt, requestPeer, TAG_CONFIRMED_HEADER } from './peer-client.js';
+import { PeerRequestError, reportCorrupt, requestPeer, TAG_CONFIRMED_HEADER } from './peer-client.js';
 import { PeerBlobReader, type PeerStream } from './peer-reader.js';
 
 export interface MirroringStoreInit {
@@ -255,7 +255,10 @@ export class MirroringStore implements ContentStore {
         this.#latency.record(performance.now() - started);
         return response;
       } catch (err) {
-        if (!signal.aborted) this.#setAside(provider.id, this.#quarantineMs, 'failed');
+        // A peer that answered 404 is alive and only lacks this key (a record outlived its content, or a
+        // tag it no longer serves): set aside, it would be skipped for every other key too.
+        const answered = err instanceof PeerRequestError && err.answered;
+        if (!signal.aborted && !answered) this.#setAside(provider.id, this.#quarantineMs, 'failed');
         throw err;
       }
     };

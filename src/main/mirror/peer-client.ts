@@ -1,5 +1,5 @@
 import { Agent, type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
-import { ShoalError } from '../errors.js';
+import { ShoalError, type ShoalErrorOptions } from '../errors.js';
 import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 
 /** Marks a request as coming from a peer: the receiver serves it from its own store only, so no loops. */
@@ -21,6 +21,18 @@ export class PeerRequestError extends ShoalError {
   override readonly code = 'PEER_REQUEST_FAILED';
   override readonly status = 502;
   override readonly ociCode = 'UNAVAILABLE';
+  /** The HTTP status the peer answered with; undefined when it did not answer at all. */
+  readonly peerStatus: number | undefined;
+
+  constructor(message: string, options: ShoalErrorOptions & { peerStatus?: number } = {}) {
+    super(message, options);
+    this.peerStatus = options.peerStatus;
+  }
+
+  /** The peer is up and answered, only not with the content: no reason to stop asking it other things. */
+  get answered(): boolean {
+    return this.peerStatus !== undefined && this.peerStatus < 500;
+  }
 }
 
 export interface PeerResponse {
@@ -125,7 +137,11 @@ function send(
         const status = res.statusCode ?? 0;
         if (!accepted(status, res)) {
           res.resume();
-          reject(new PeerRequestError(`${role} ${registry} answered ${status} for ${path}`));
+          reject(
+            new PeerRequestError(`${role} ${registry} answered ${status} for ${path}`, {
+              peerStatus: status,
+            }),
+          );
           return;
         }
         res.pause();
