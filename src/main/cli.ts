@@ -327,6 +327,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
         dataDir: config.dataDir,
         registryPort: () => server?.port ?? config.registryAddr.port,
         bootstrap: bootstrapperFor(config),
+        refreshIntervalMs: config.routerRefreshInterval,
       },
     );
     store = new MirroringStore(

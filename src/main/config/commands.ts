@@ -109,6 +109,10 @@ export const registryFlags = {
     'Serve this node’s multiaddrs at GET /id on this address, for other nodes’ http bootstrap.',
   ),
   httpBootstrapUrl: text('', 'With --bootstrap-kind http: URL of a peer’s /id endpoint to join through.'),
+  routerRefreshInterval: duration(
+    '30s',
+    'How often a node looks itself up in the DHT to meet the nodes near it (kad-dht’s default is 5m).',
+  ),
   mirrorResolveTimeout: duration('20ms', 'Longest wait for a first peer that holds wanted content.'),
   mirrorResolveRetries: integer(3, 0, 100, 'Most peers tried for one request.'),
   manifestTimeout: duration(

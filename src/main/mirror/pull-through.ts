@@ -124,10 +124,12 @@ export class PullThroughStore implements ContentStore {
       return { digest, size: (await spool).size, mediaType: MEDIA_TYPE_OCTET_STREAM };
     }
     try {
-      return await this.#describeUpstream(origin, digest, AbortSignal.timeout(this.#tagTimeoutMs));
+      // Bounded by --upstream-timeout, not the 2 s tag budget: on a loaded node a slow HEAD for a digest
+      // is still worth waiting for, where failing it sends containerd to the registry on its own.
+      return await this.#describeUpstream(origin, digest);
     } catch (err) {
       if (err instanceof BlobUnknownError || err instanceof ManifestUnknownError) return undefined;
-      throw err;
+      return this.#secondChance(err, () => this.#inner.stat(digest, origin));
     }
   }
 
@@ -138,8 +140,32 @@ export class PullThroughStore implements ContentStore {
       if (!(err instanceof BlobUnknownError)) throw err;
     }
     if (origin === undefined) throw new BlobUnknownError(`${digest} is held nowhere and has no known origin`);
-    const spool = await this.#spool(digest, origin);
+    // The download may have finished while the peers were asked. A spool is forgotten only after it is
+    // committed, so with no spool under way the cache is looked at once more: without this, a small blob
+    // (a config) was fetched from upstream a second time by a request that arrived during its download.
+    if (!this.#spools.has(digest) && (await this.#cache.stat(digest)) !== undefined) {
+      return this.#cache.open(digest, range);
+    }
+    let spool: Spool;
+    try {
+      spool = await this.#spool(digest, origin);
+    } catch (err) {
+      return this.#secondChance(err, () => this.#inner.open(digest, range, origin));
+    }
     return spool.reader(range);
+  }
+
+  /**
+   * Upstream is down: the peers get a second chance. A first peer lookup that found nothing within the
+   * resolve timeout goes on in the background while upstream is tried (and retried), so a node that has
+   * just joined, or whose DHT is slow, still finds the peers that hold the content instead of failing.
+   */
+  async #secondChance<T>(err: unknown, again: () => Promise<T | undefined>): Promise<T> {
+    if (!(err instanceof UpstreamUnavailableError)) throw err;
+    const found = await again().catch(() => undefined);
+    if (found === undefined) throw err;
+    this.#log?.info({ reason: err.message }, 'upstream is down; served from a peer found on a second look');
+    return found;
   }
 
   /** Joins the download of `digest` under way, or starts it. */
@@ -182,7 +208,13 @@ export class PullThroughStore implements ContentStore {
       { stallMs: this.#stallMs },
     );
     // An owner that broke off or sent bad bytes is passed over for a while: the retry fetches upstream.
-    if (fromOwner !== undefined) spool.done.catch(() => this.#ownerFailed(fromOwner.owner));
+    spool.done.catch((err: unknown) => {
+      this.#log?.warn(
+        { err, digest, from: fromOwner?.owner ?? 'upstream' },
+        'a pull-through download failed; the next request starts another',
+      );
+      if (fromOwner !== undefined) this.#ownerFailed(fromOwner.owner);
+    });
     return spool;
   }
 
@@ -204,6 +236,7 @@ export class PullThroughStore implements ContentStore {
       (id) => (this.#failedOwners.get(id) ?? 0) <= now,
     );
     const owner = election.owner(digest, members);
+    this.#log?.debug({ digest, owner, self: router.selfId, members: members.length }, 'owner elected');
     if (owner === undefined || owner === router.selfId) return undefined;
     try {
       const provider = await router.provider(owner, AbortSignal.timeout(this.#ownerTimeoutMs));
@@ -226,7 +259,7 @@ export class PullThroughStore implements ContentStore {
   async #describeUpstream(
     origin: ContentOrigin,
     reference: string,
-    signal: AbortSignal,
+    signal?: AbortSignal,
   ): Promise<Descriptor> {
     const response = await this.#upstream.request(
       { ...origin, reference },

@@ -14,6 +14,9 @@ import {
 } from '../errors.js';
 import { basicHeader, type Challenge, type CredentialStore, parseChallenge } from './upstream-auth.js';
 
+/** Sent with every upstream request. */
+export const USER_AGENT = 'shoal-pull-through';
+
 export interface UpstreamClientInit {
   /** Registry hosts reached over plain http; every other one over https (`--insecure-registries`). */
   insecureRegistries?: readonly string[];
@@ -92,7 +95,7 @@ export class UpstreamClient {
    */
   async request(
     target: UpstreamTarget,
-    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal },
+    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
   ): Promise<UpstreamResponse> {
     const origin = upstreamOrigin(target.registry, this.#insecure);
     const url = `${origin}/v2/${target.repository}/${target.kind}/${target.reference}`;
@@ -104,7 +107,12 @@ export class UpstreamClient {
       try {
         response = await this.#authorized(target.registry, url, scope, opts);
       } catch (err) {
-        if (err instanceof UpstreamUnauthorizedError || opts.signal?.aborted === true) throw err;
+        if (err instanceof UpstreamUnauthorizedError) throw err;
+        // The caller's deadline passed: a coded error like any other unavailability, never a raw abort
+        // (which the registry would answer 500, sending containerd to upstream on its own).
+        if (opts.signal?.aborted === true) {
+          throw new UpstreamUnavailableError(`${target.registry} did not answer in time`, { cause: err });
+        }
         lastError = err;
         await this.#backoff(attempt, undefined);
         continue;
@@ -155,7 +163,7 @@ export class UpstreamClient {
     registry: string,
     url: string,
     scope: string,
-    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal },
+    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
   ): Promise<UpstreamResponse> {
     const known = this.#challenges.get(registry);
     const upFront = known === undefined ? undefined : await this.#answer(registry, known, scope, false);
@@ -261,11 +269,12 @@ export class UpstreamClient {
 
   #send(
     url: string,
-    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal },
+    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
     authorization: string | undefined,
   ): Promise<UpstreamResponse> {
     const secure = url.startsWith('https:');
-    const headers: Record<string, string> = { accept: opts.accept ?? '*/*' };
+    // Named, so a registry's access log tells shoal's fetches from containerd's own fallbacks.
+    const headers: Record<string, string> = { accept: opts.accept ?? '*/*', 'user-agent': USER_AGENT };
     if (opts.range !== undefined) headers.range = opts.range;
     if (authorization !== undefined) headers.authorization = authorization;
     return new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@ import { tcp } from '@libp2p/tcp';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from '../../log/logger.js';
-import { withTimeout } from '../../util/timeout.js';
+import { TimeoutError, withTimeout } from '../../util/timeout.js';
 import { httpOrigin } from '../../util/url.js';
 import type { Bootstrapper } from '../bootstrap.js';
 import type { Provider, Router } from '../router.js';
@@ -37,9 +37,18 @@ export interface Libp2pRouterInit {
   quarantineMs?: number;
   /** How often an empty routing table bootstraps again (doubling up to 8×); default 1000 ms. */
   rebootstrapMs?: number;
+  /**
+   * How often the node looks itself up in the DHT, meeting the nodes nearest to it; default 30 s
+   * (`--router-refresh-interval`). kad-dht's own default is 5 min, which left nodes that joined at about
+   * the same time unaware of each other for minutes, so their owner elections disagreed.
+   */
+  refreshIntervalMs?: number;
 }
 
 type Node = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
+
+/** Longest wait for an elected owner's registry address; the caller's own deadline is usually shorter. */
+const MEMBER_TIMEOUT_MS = 30_000;
 
 /** Reads one newline-terminated message of at most 1 KiB. */
 async function readLine(stream: Stream): Promise<string> {
@@ -59,6 +68,8 @@ export class Libp2pRouter implements Router {
   readonly #log: Logger;
   #node: Node | undefined;
   readonly #quarantine = new Map<string, number>();
+  /** Members whose connection failed (not merely slow): out of the member list for a while. */
+  readonly #gone = new Map<string, number>();
   #rebootstrap: NodeJS.Timeout | undefined;
   #backoff = 1;
 
@@ -97,6 +108,7 @@ export class Libp2pRouter implements Router {
           // kad-dht re-provides every record a day before its 48 h expiry. A provide costs ~12 ms of CPU
           // (npm run bench -- p2p), so two at a time keeps a node with thousands of keys from spiking.
           reprovide: { concurrency: 2 },
+          querySelfInterval: this.#init.refreshIntervalMs ?? 30_000,
         }),
       },
     })) as unknown as Node;
@@ -162,26 +174,34 @@ export class Libp2pRouter implements Router {
     const ids: string[] = [];
     for (const contact of dht.routingTable?.kb?.toIterable() ?? []) {
       const id = contact.peerId.toString();
-      if ((this.#quarantine.get(id) ?? 0) <= now) ids.push(id);
+      if ((this.#gone.get(id) ?? 0) <= now) ids.push(id);
     }
     return ids;
   }
 
+  /**
+   * A member's registry address. Asked of a node elected to fetch from upstream, which may be too busy to
+   * answer within the lookup's 1 s (eight nodes starting one cold pull at once): the caller's signal bounds
+   * the wait instead. Always asked, never cached: a restarted member may listen somewhere else.
+   */
   async provider(id: string, signal: AbortSignal): Promise<Provider | undefined> {
-    if ((this.#quarantine.get(id) ?? 0) > Date.now()) return undefined;
+    // Only a member known gone is refused; one that was merely slow for a lookup is asked (patiently).
+    if ((this.#gone.get(id) ?? 0) > Date.now()) return undefined;
     let peer: PeerId;
     try {
       peer = peerIdFromString(id);
     } catch {
       return undefined;
     }
-    const registry = await this.#registryAddress(peer, [], signal);
+    const registry = await this.#registryAddress(peer, [], signal, MEMBER_TIMEOUT_MS);
     return registry === undefined ? undefined : { id, registry };
   }
 
-  /** Marks a provider as gone, so lookups skip it for a while. */
-  #quarantinePeer(id: string): void {
-    this.#quarantine.set(id, Date.now() + (this.#init.quarantineMs ?? 3000));
+  /** Marks a provider as unreachable, so lookups skip it for a while; `gone` also drops it from members. */
+  #quarantinePeer(id: string, gone: boolean): void {
+    const until = Date.now() + (this.#init.quarantineMs ?? 3000);
+    this.#quarantine.set(id, until);
+    if (gone) this.#gone.set(id, until);
   }
 
   #require(): Node {
@@ -207,18 +227,15 @@ export class Libp2pRouter implements Router {
     peer: PeerId,
     addresses: Multiaddr[],
     signal: AbortSignal,
+    capMs = this.#init.peerTimeoutMs ?? 1000,
   ): Promise<string | undefined> {
     const id = peer.toString();
     const node = this.#require();
-    const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.#init.peerTimeoutMs ?? 1000)]);
+    const timeout = AbortSignal.any([signal, AbortSignal.timeout(capMs)]);
     try {
       if (addresses.length > 0) await node.peerStore.merge(peer, { multiaddrs: addresses });
       const stream = await node.dialProtocol(peer, REGISTRY_PROTOCOL, { signal: timeout });
-      const text = await withTimeout(
-        readLine(stream),
-        this.#init.peerTimeoutMs ?? 1000,
-        `registry address of ${id}`,
-      );
+      const text = await withTimeout(readLine(stream), capMs, `registry address of ${id}`);
       stream.abort(new Error('done'));
       const { port } = JSON.parse(text) as { port: number };
       const remote = node.getConnections(peer)[0]?.remoteAddr;
@@ -230,8 +247,11 @@ export class Libp2pRouter implements Router {
       return httpOrigin(host, port);
     } catch (err) {
       if (signal.aborted) return undefined;
-      this.#log.debug({ peer: id, err }, 'provider unreachable; quarantined');
-      this.#quarantinePeer(id);
+      // A member too busy to answer in time is skipped by lookups for a while, but stays a member: taking
+      // it out would change the owner this node elects while the others still elect it.
+      const slow = timeout.aborted || err instanceof TimeoutError;
+      this.#log.debug({ peer: id, err, slow }, 'provider unreachable; quarantined');
+      this.#quarantinePeer(id, !slow);
       return undefined;
     }
   }
