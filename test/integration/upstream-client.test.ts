@@ -11,7 +11,7 @@ import {
   UpstreamUnauthorizedError,
   UpstreamUnavailableError,
 } from '../../src/main/errors.js';
-import { UpstreamClient, type UpstreamTarget } from '../../src/main/mirror/upstream.js';
+import { UpstreamClient, type UpstreamTarget, USER_AGENT } from '../../src/main/mirror/upstream.js';
 import { CredentialStore } from '../../src/main/mirror/upstream-auth.js';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
@@ -213,11 +213,15 @@ describe('UpstreamClient retries', () => {
   let port: number;
   const answers: number[] = [];
   let requests = 0;
+  let userAgent: string | undefined;
+  const HOLD = -1;
 
   before(async () => {
-    server = createServer((_req, res) => {
+    server = createServer((req, res) => {
       requests++;
+      userAgent = req.headers['user-agent'];
       const status = answers.shift() ?? 200;
+      if (status === HOLD) return; // never answers: a registry that hangs
       res.writeHead(status, status === 429 ? { 'retry-after': '0' } : {}).end();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -253,6 +257,22 @@ describe('UpstreamClient retries', () => {
       return true;
     });
     assert.equal(requests, 3);
+  });
+
+  // Regression: a passed deadline surfaced as a raw AbortError, which the registry answered 500, so
+  // containerd went to the registry on its own and the blob was fetched twice.
+  it('treats a registry that does not answer by the deadline as unavailable', async () => {
+    answers.push(HOLD);
+    await assert.rejects(
+      client().request(target(), { method: 'HEAD', signal: AbortSignal.timeout(200) }),
+      UpstreamUnavailableError,
+    );
+  });
+
+  it('names itself, so a registry log tells shoal from containerd', async () => {
+    const response = await client().request(target(), { method: 'HEAD' });
+    response.body.resume();
+    assert.equal(userAgent, USER_AGENT);
   });
 
   it('treats an unreachable registry as unavailable', async () => {
