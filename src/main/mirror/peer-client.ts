@@ -144,7 +144,11 @@ function send(
           );
           return;
         }
-        res.pause();
+        // A HEAD answer has no body, but its socket goes back to the agent only once the (empty) body has
+        // been read: left paused, every HEAD kept a keep-alive socket, and after 64 of them requests to
+        // that peer queued until its idle timeout closed some (seconds of stall, then 404s).
+        if (options.method === 'HEAD') res.resume();
+        else res.pause();
         resolve({ status, headers: res.headers, body: res });
       },
     );
