@@ -340,6 +340,8 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       },
       {
         resolveTimeoutMs: config.mirrorResolveTimeout,
+        resolveTimeoutMaxMs: config.mirrorResolveTimeoutMax,
+        lookupRefreshMs: config.mirrorLookupRefresh,
         maxAttempts: config.mirrorResolveRetries,
         corruptQuarantineMs: config.peerCorruptQuarantine,
         chunkBytes: config.streamChunkBytes,
@@ -378,7 +380,8 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     {
       store,
       localStore: held,
-      ready: () => store.ready(),
+      // Ready once the node can find what peers hold and peers can find what it holds.
+      ready: async () => (await store.ready()) && (advertiser?.announced() ?? true),
       onCorruptReport: (digest) => checker.report(digest),
       onTagInvalidated: (name, at) => invalidator.received(name, at),
     },

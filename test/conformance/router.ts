@@ -110,6 +110,13 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
       );
       assert.ok(elapsed < 5000, `dead provider filtered in ${elapsed} ms`);
       assert.equal(
+        router(2).current({ id: dead, registry: cluster.registries[1] as string }),
+        undefined,
+        'a provider remembered from before is known gone',
+      );
+      const live = { id: router(3).selfId, registry: cluster.registries[3] as string };
+      assert.deepEqual(router(2).current(live), live);
+      assert.equal(
         await router(2).provider(dead, AbortSignal.timeout(3000)),
         undefined,
         'a dead member is unreachable',

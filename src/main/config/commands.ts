@@ -113,7 +113,18 @@ export const registryFlags = {
     '30s',
     'How often a node looks itself up in the DHT to meet the nodes near it (kad-dht’s default is 5m).',
   ),
-  mirrorResolveTimeout: duration('20ms', 'Longest wait for a first peer that holds wanted content.'),
+  mirrorResolveTimeout: duration(
+    '20ms',
+    'Shortest wait for a first peer that holds wanted content; the wait is 3× the p99 of recent lookups, at least this.',
+  ),
+  mirrorResolveTimeoutMax: duration(
+    '500ms',
+    'Longest wait for a first peer, and the wait until 8 lookups were seen (a key asked for again waits for none).',
+  ),
+  mirrorLookupRefresh: duration(
+    '5s',
+    'Age after which a key’s providers are looked up again in the background; the old ones are served meanwhile.',
+  ),
   mirrorResolveRetries: integer(3, 0, 100, 'Most peers tried for one request.'),
   manifestTimeout: duration(
     '3s',

@@ -25,6 +25,8 @@ export class Metrics {
   readonly localCorrupt: CounterLike<'trigger'>;
   /** Peers' reports that this node served bad bytes, by what the re-check was. */
   readonly corruptReports: CounterLike<'result'>;
+  /** DHT lookups this node started (a request's cold lookup or a background refresh), by whether they found a provider. */
+  readonly routerLookups: CounterLike<'result'>;
 
   constructor(init: { defaultMetrics?: boolean } = {}) {
     const counter = <L extends string>(name: string, help: string, labelNames: L[]): Counter<L> =>
@@ -49,7 +51,24 @@ export class Metrics {
       'Reports from peers that this node served bad bytes, by re-check result.',
       ['result'],
     );
+    this.routerLookups = counter(
+      'shoal_router_lookups_total',
+      'DHT lookups started, cold or as a background refresh, by whether one found a provider.',
+      ['result'],
+    );
     if (init.defaultMetrics === true) collectDefaultMetrics({ register: this.#registry });
+  }
+
+  /** Reports the wait for a lookup's first provider (seconds) as `shoal_mirror_resolve_timeout_seconds`. */
+  watchResolveTimeout(seconds: () => number): void {
+    new Gauge({
+      name: 'shoal_mirror_resolve_timeout_seconds',
+      help: 'How long a request now waits for a first peer that holds what it wants (set from observed lookups).',
+      registers: [this.#registry],
+      collect() {
+        this.set(seconds());
+      },
+    });
   }
 
   /** Reports `count()` as `shoal_router_members` at every scrape: the other nodes this one routes through. */

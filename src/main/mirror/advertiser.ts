@@ -11,6 +11,12 @@ export interface AdvertiserInit {
   concurrency?: number;
   /** Retry delay while the routing table is empty (providing then would hang); default 1000 ms. */
   notReadyRetryMs?: number;
+  /**
+   * Longest the first sync holds back `announced()`; default 10 s. A node turns ready once peers can find
+   * what it holds, but one with thousands of keys must not stay unready for minutes: its records from
+   * before a restart stay in the DHT meanwhile.
+   */
+  readyWaitMs?: number;
 }
 
 export interface SyncResult {
@@ -32,6 +38,9 @@ export class Advertiser {
   readonly #resyncMs: number;
   readonly #concurrency: number;
   readonly #notReadyRetryMs: number;
+  readonly #readyWaitMs: number;
+  /** When the first sync began announcing (the router was ready). */
+  #firstSyncAt: number | undefined;
   readonly #advertised = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #periodic: NodeJS.Timeout | undefined;
@@ -50,6 +59,13 @@ export class Advertiser {
     this.#resyncMs = init.resyncMs ?? 300_000;
     this.#concurrency = init.concurrency ?? 4;
     this.#notReadyRetryMs = init.notReadyRetryMs ?? 1000;
+    this.#readyWaitMs = init.readyWaitMs ?? 10_000;
+  }
+
+  /** True once what the store held at start is announced, or the first sync has run for `readyWaitMs`. */
+  announced(): boolean {
+    if (this.lastSync !== undefined) return true;
+    return this.#firstSyncAt !== undefined && Date.now() - this.#firstSyncAt >= this.#readyWaitMs;
   }
 
   start(): void {
@@ -112,6 +128,7 @@ export class Advertiser {
       this.schedule(this.#notReadyRetryMs);
       return;
     }
+    this.#firstSyncAt ??= Date.now();
     const started = performance.now();
     const keys = await this.#store.listKeys();
     const added = [...keys].filter((key) => !this.#advertised.has(key));

@@ -1,38 +1,60 @@
 import type { Provider, Router } from '../routing/router.js';
 
 export interface LookupCacheInit {
-  /** How long a finished lookup that found providers is reused; default 5000 ms. */
-  ttlMs?: number;
+  /**
+   * Age after which a key's providers are looked up again, in the background: until the new lookup ends,
+   * the last providers found are still handed out, so a request never waits on a refresh. Default 5000 ms
+   * (`--mirror-lookup-refresh`).
+   */
+  refreshMs?: number;
   /** How long a lookup that found nobody is reused, so repeated misses do not flood the DHT; default 1000 ms. */
   negativeTtlMs?: number;
   /** Longest a shared lookup runs; default 5000 ms. */
   lookupTimeoutMs?: number;
-  /** Most keys remembered; default 10,000. */
+  /** Most keys remembered (least recently asked for goes first); default 10,000. */
   maxEntries?: number;
+}
+
+export interface LookupCacheDeps {
+  router: Router;
+  /** Told of every DHT lookup this cache starts, when it ends: ms to its first provider (undefined: none). */
+  onLookup?: (firstProviderMs: number | undefined) => void;
 }
 
 /** One DHT lookup, shared by every concurrent asker: providers are kept as found and replayed to each. */
 class SharedLookup {
   readonly providers: Provider[] = [];
   done = false;
-  finishedAt = 0;
+  /** Ended on its own (not by the time bound): finding nobody then means nobody advertises the key. */
+  exhausted = false;
+  /** Milliseconds from the start to the first provider found. */
+  firstMs: number | undefined;
   #wake: Array<() => void> = [];
 
-  constructor(router: Router, key: string, timeoutMs: number) {
-    void this.#run(router, key, timeoutMs);
+  constructor(router: Router, key: string, timeoutMs: number, onEnd: (lookup: SharedLookup) => void) {
+    void this.#run(router, key, timeoutMs, onEnd);
   }
 
-  async #run(router: Router, key: string, timeoutMs: number): Promise<void> {
+  async #run(
+    router: Router,
+    key: string,
+    timeoutMs: number,
+    onEnd: (lookup: SharedLookup) => void,
+  ): Promise<void> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const started = performance.now();
     try {
-      for await (const provider of router.lookup(key, AbortSignal.timeout(timeoutMs))) {
+      for await (const provider of router.lookup(key, signal)) {
+        this.firstMs ??= performance.now() - started;
         this.providers.push(provider);
         this.#notify();
       }
+      this.exhausted = !signal.aborted;
     } catch {
       // A timed-out or failed lookup ends with what it found.
     } finally {
       this.done = true;
-      this.finishedAt = Date.now();
+      onEnd(this);
       this.#notify();
     }
   }
@@ -43,74 +65,145 @@ class SharedLookup {
     for (const resolve of wake) resolve();
   }
 
-  async *replay(signal: AbortSignal): AsyncIterable<Provider> {
-    for (let i = 0; !signal.aborted; ) {
-      if (i < this.providers.length) {
-        yield this.providers[i++] as Provider;
-        continue;
-      }
-      if (this.done) return;
-      await new Promise<void>((resolve) => {
-        const onAbort = (): void => resolve();
-        this.#wake.push(() => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        });
-        signal.addEventListener('abort', onAbort, { once: true });
+  /** Resolves when a provider is found or the lookup ends, or when `signal` aborts. */
+  changed(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const onAbort = (): void => resolve();
+      this.#wake.push(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
       });
-    }
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 }
 
+/** What is known of one key. */
+interface Entry {
+  /** The providers the last lookup that found any handed out, less those that failed since. */
+  providers: Provider[];
+  /** When a lookup for the key last ended (refreshes are due `refreshMs` after it). */
+  checkedAt: number;
+  /** Whether that lookup ended having found nobody, the search exhausted. */
+  missed: boolean;
+  running: SharedLookup | undefined;
+  /** Rotates which cached provider is offered first, spreading a hot key's load over its holders. */
+  turn: number;
+}
+
 /**
- * Single-flight lookups with a short cache per key, in front of a Router: a burst of requests for one
- * layer (every containerd on a node pulling it) costs one DHT query.
+ * Single-flight lookups with a per-key memory in front of a Router. A burst of requests for one layer costs
+ * one DHT query; a key asked for again is answered from the providers found last time at once, while a
+ * lookup refreshes them in the background once they are `refreshMs` old (stale-while-revalidate). A lookup
+ * that outlives the request that started it still fills the entry for the next one.
  */
 export class LookupCache {
   readonly #router: Router;
-  readonly #entries = new Map<string, SharedLookup>();
-  readonly #ttlMs: number;
+  readonly #onLookup: ((firstProviderMs: number | undefined) => void) | undefined;
+  readonly #entries = new Map<string, Entry>();
+  readonly #refreshMs: number;
   readonly #negativeTtlMs: number;
   readonly #lookupTimeoutMs: number;
   readonly #maxEntries: number;
+  /** DHT lookups started, for metrics and the benchmark's cost of staying warm. */
+  lookups = 0;
 
-  constructor(deps: { router: Router }, init: LookupCacheInit = {}) {
+  constructor(deps: LookupCacheDeps, init: LookupCacheInit = {}) {
     this.#router = deps.router;
-    this.#ttlMs = init.ttlMs ?? 5000;
+    this.#onLookup = deps.onLookup;
+    this.#refreshMs = init.refreshMs ?? 5000;
     this.#negativeTtlMs = init.negativeTtlMs ?? 1000;
     this.#lookupTimeoutMs = init.lookupTimeoutMs ?? 5000;
     this.#maxEntries = init.maxEntries ?? 10_000;
   }
 
   lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
-    let entry = this.#entries.get(key);
-    if (entry?.done) {
-      const ttl = entry.providers.length > 0 ? this.#ttlMs : this.#negativeTtlMs;
-      if (Date.now() - entry.finishedAt > ttl) entry = undefined;
+    const entry = this.#entry(key);
+    const age = Date.now() - entry.checkedAt;
+    if (entry.running === undefined) {
+      const due =
+        entry.providers.length > 0 ? age >= this.#refreshMs : !entry.missed || age >= this.#negativeTtlMs;
+      if (due) this.#start(key, entry);
     }
-    if (entry === undefined) {
+    const first = entry.turn++ % Math.max(1, entry.providers.length);
+    const cached = [...entry.providers.slice(first), ...entry.providers.slice(0, first)];
+    return this.#replay(cached, entry.running, signal);
+  }
+
+  /** `provider` failed for `key` (gone, or answered without it): it is not handed out for the key again. */
+  failed(key: string, providerId: string): void {
+    const entry = this.#entries.get(key);
+    if (entry !== undefined) entry.providers = entry.providers.filter((each) => each.id !== providerId);
+  }
+
+  /** Forgets a key's providers (a provider died mid-body); a lookup still running is kept. */
+  forget(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    entry.providers = [];
+    entry.missed = false;
+  }
+
+  #entry(key: string): Entry {
+    let entry = this.#entries.get(key);
+    if (entry !== undefined) {
+      // Least recently asked for goes first: move the key to the end.
+      this.#entries.delete(key);
+    } else {
       if (this.#entries.size >= this.#maxEntries) {
         const oldest = this.#entries.keys().next().value;
         if (oldest !== undefined) this.#entries.delete(oldest);
       }
-      entry = new SharedLookup(this.#router, key, this.#lookupTimeoutMs);
-      this.#entries.delete(key);
-      this.#entries.set(key, entry);
+      entry = { providers: [], checkedAt: 0, missed: false, running: undefined, turn: 0 };
     }
-    return entry.replay(signal);
+    this.#entries.set(key, entry);
+    return entry;
   }
 
-  /** Forgets a key, e.g. after a provider died mid-body. */
-  forget(key: string): void {
-    this.#entries.delete(key);
+  #start(key: string, entry: Entry): void {
+    this.lookups++;
+    entry.running = new SharedLookup(this.#router, key, this.#lookupTimeoutMs, (ended) => {
+      entry.running = undefined;
+      entry.checkedAt = Date.now();
+      if (ended.providers.length > 0) {
+        entry.providers = [...ended.providers];
+        entry.missed = false;
+      } else if (ended.exhausted) {
+        // Nobody advertises the key any more: the old providers withdrew it.
+        entry.providers = [];
+        entry.missed = true;
+      }
+      this.#onLookup?.(ended.firstMs);
+    });
   }
 
-  /**
-   * Forgets a key whose lookup has finished (its providers all failed), but keeps one still running: a
-   * request that gave up waiting must not throw away a slow lookup, or on a loaded node every request
-   * would start a new one and none would ever finish in time.
-   */
-  forgetFinished(key: string): void {
-    if (this.#entries.get(key)?.done === true) this.#entries.delete(key);
+  async *#replay(
+    cached: Provider[],
+    running: SharedLookup | undefined,
+    signal: AbortSignal,
+  ): AsyncIterable<Provider> {
+    const given = new Set<string>();
+    for (const remembered of cached) {
+      if (signal.aborted) return;
+      // Re-checked against what the router knows now: a provider gone since is skipped, and one that
+      // restarted is reached where it serves now, not where the lookup found it.
+      const provider = this.#router.current(remembered);
+      if (provider === undefined) continue;
+      given.add(provider.id);
+      yield provider;
+    }
+    if (running === undefined) return;
+    for (let i = 0; !signal.aborted; ) {
+      const provider = running.providers[i];
+      if (provider !== undefined) {
+        i++;
+        if (given.has(provider.id)) continue;
+        given.add(provider.id);
+        yield provider;
+        continue;
+      }
+      if (running.done) return;
+      await running.changed(signal);
+    }
   }
 }

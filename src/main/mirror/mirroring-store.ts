@@ -14,10 +14,15 @@ import { LookupCache } from './lookup-cache.js';
 import { getPeerBody } from './peer-body.js';
 import { PeerRequestError, reportCorrupt, requestPeer, TAG_CONFIRMED_HEADER } from './peer-client.js';
 import { PeerBlobReader, type PeerStream } from './peer-reader.js';
+import { ResolveWait } from './resolve-wait.js';
 
 export interface MirroringStoreInit {
-  /** Longest wait for a first provider; default 20 ms (`--mirror-resolve-timeout`). */
+  /** Shortest wait for a first provider; default 20 ms (`--mirror-resolve-timeout`). */
   resolveTimeoutMs?: number;
+  /** Longest wait for a first provider, also used until enough lookups were seen; default 500 ms (`--mirror-resolve-timeout-max`). */
+  resolveTimeoutMaxMs?: number;
+  /** Age after which a key's providers are looked up again in the background; default 5000 ms (`--mirror-lookup-refresh`). */
+  lookupRefreshMs?: number;
   /** Most peers tried per request; default 3 (`--mirror-resolve-retries`). */
   maxAttempts?: number;
   /** Hard cap on a peer's headers, and on HEAD and manifest requests; default 3000 ms. */
@@ -68,7 +73,7 @@ export class MirroringStore implements ContentStore {
    * a digest and then opens it, and the open must not ask the peers the same question again.
    */
   readonly #remote = new Map<Digest, Descriptor>();
-  readonly #resolveTimeoutMs: number;
+  readonly #resolveWait: ResolveWait;
   readonly #maxAttempts: number;
   readonly #peerTimeoutMs: number;
   readonly #readTimeoutMs: number;
@@ -85,9 +90,23 @@ export class MirroringStore implements ContentStore {
     this.#verifier = deps.verifier;
     this.#metrics = deps.metrics ?? new Metrics();
     this.#log = deps.log;
-    this.#lookups = new LookupCache({ router: deps.router });
+    this.#resolveWait = new ResolveWait(
+      { log: deps.log },
+      { floorMs: init.resolveTimeoutMs ?? 20, capMs: init.resolveTimeoutMaxMs ?? 500 },
+    );
+    const lookups = this.#metrics.routerLookups;
+    this.#lookups = new LookupCache(
+      {
+        router: deps.router,
+        onLookup: (firstMs) => {
+          lookups.inc({ result: firstMs === undefined ? 'none' : 'found' });
+          this.#resolveWait.record(firstMs);
+        },
+      },
+      { refreshMs: init.lookupRefreshMs ?? 5000 },
+    );
+    this.#metrics.watchResolveTimeout(() => this.#resolveWait.ms / 1000);
     this.kind = `${deps.local.kind}+peers`;
-    this.#resolveTimeoutMs = init.resolveTimeoutMs ?? 20;
     this.#maxAttempts = init.maxAttempts ?? 3;
     this.#peerTimeoutMs = init.peerTimeoutMs ?? 3000;
     this.#readTimeoutMs = init.readTimeoutMs ?? 5000;
@@ -258,7 +277,10 @@ export class MirroringStore implements ContentStore {
         // A peer that answered 404 is alive and only lacks this key (a record outlived its content, or a
         // tag it no longer serves): set aside, it would be skipped for every other key too.
         const answered = err instanceof PeerRequestError && err.answered;
+        if (!signal.aborted) this.#log?.debug({ key, peer: provider.id, err }, 'peer attempt failed');
         if (!signal.aborted && !answered) this.#setAside(provider.id, this.#quarantineMs, 'failed');
+        // Either way it is not handed out for this key again; the lookup cache refreshes the key.
+        if (!signal.aborted) this.#lookups.failed(key, provider.id);
         throw err;
       }
     };
@@ -266,11 +288,9 @@ export class MirroringStore implements ContentStore {
       const won = await hedgedRace(this.#live(this.#lookups.lookup(key, lookup.signal)), timed, {
         maxAttempts: this.#maxAttempts,
         hedgeDelayMs: Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, this.#latency.quantile(0.9, 100))),
-        firstProviderTimeoutMs: this.#resolveTimeoutMs,
+        firstProviderTimeoutMs: this.#resolveWait.ms,
         signal: AbortSignal.timeout(this.#peerTimeoutMs),
       });
-      // Every provider failed: the cached answer is stale, so the next request asks the DHT again.
-      if (won === undefined) this.#lookups.forgetFinished(key);
       return won;
     } finally {
       lookup.abort();

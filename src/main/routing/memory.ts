@@ -62,6 +62,11 @@ export class MemoryRouter implements Router {
     return [...this.#network.members.keys()].filter((id) => id !== this.id);
   }
 
+  current(provider: Provider): Provider | undefined {
+    const member = this.#network.members.get(provider.id);
+    return member === undefined ? undefined : { id: provider.id, registry: member.registry };
+  }
+
   async provider(id: string): Promise<Provider | undefined> {
     const member = this.#network.members.get(id);
     return member === undefined || id === this.id ? undefined : { id, registry: member.registry };

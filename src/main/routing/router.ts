@@ -24,9 +24,18 @@ export interface Router {
   advertise(keys: readonly string[]): Promise<void>;
   /** Stops announcing `keys` (content deleted). */
   withdraw(keys: readonly string[]): Promise<void>;
+  /**
+   * `provider` as this node knows it now: undefined once it is known gone, with the registry address of its
+   * latest announcement when it has announced again (restarted elsewhere), else as it was. Synchronous, so
+   * providers remembered from an earlier lookup can be re-checked before each use.
+   */
+  current(provider: Provider): Provider | undefined;
   /** This node's id, as other nodes know it. */
   readonly selfId: string;
-  /** Ids of the other nodes this node routes through now (its routing table less nodes known to be gone). */
+  /**
+   * Ids of the other live nodes this node knows: its routing table, and every node that has identified
+   * itself to this one, less nodes known to be gone. Every owner election starts from this list.
+   */
   members(): string[];
   /** The registry address of node `id`, asked of the node itself (proof of life); undefined if it is gone. */
   provider(id: string, signal: AbortSignal): Promise<Provider | undefined>;

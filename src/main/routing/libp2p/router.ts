@@ -11,14 +11,15 @@ import { tcp } from '@libp2p/tcp';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from '../../log/logger.js';
-import { TimeoutError, withTimeout } from '../../util/timeout.js';
-import { httpOrigin } from '../../util/url.js';
 import type { Bootstrapper } from '../bootstrap.js';
 import type { Provider, Router } from '../router.js';
 import { loadIdentity } from './identity.js';
 import { routingCid } from './keys.js';
+import { Liveness } from './liveness.js';
+import { isRegistryAddress, registryAddresses, registryOrigin, remoteHost } from './registry-address.js';
 
 export const DHT_PROTOCOL = '/shoal/kad/1.0.0';
+/** Served for nodes of the previous version, which ask every provider for its registry port. */
 export const REGISTRY_PROTOCOL = '/shoal/registry/1.0.0';
 
 export interface Libp2pRouterInit {
@@ -27,15 +28,13 @@ export interface Libp2pRouterInit {
   port: number;
   /** Holds the node identity. */
   dataDir: string;
-  /** Port of this node's registry API, told to peers that ask (a function when known only after listen). */
+  /** Port of this node's registry API, announced to peers (a function when known only after listen). */
   registryPort: number | (() => number);
-  /** Multiaddrs to join through (peer id optional), asked for at start and when the table empties. */
+  /** Multiaddrs to join through (peer id optional), asked for at start and when the node is cut off. */
   bootstrap?: Bootstrapper;
-  /** Longest wait to reach a provider before it counts as gone; default 1000 ms. */
+  /** Longest wait to dial a peer (bootstrap, liveness probe); default 1000 ms. */
   peerTimeoutMs?: number;
-  /** How long a provider that could not be reached is skipped; default 3 s (a busy peer must not be lost long). */
-  quarantineMs?: number;
-  /** How often an empty routing table bootstraps again (doubling up to 8×); default 1000 ms. */
+  /** How often a cut-off node bootstraps again (doubling up to 8×); default 1000 ms. */
   rebootstrapMs?: number;
   /**
    * How often the node looks itself up in the DHT, meeting the nodes nearest to it; default 30 s
@@ -43,35 +42,34 @@ export interface Libp2pRouterInit {
    * the same time unaware of each other for minutes, so their owner elections disagreed.
    */
   refreshIntervalMs?: number;
+  /** Longest a joining node waits for its first self-lookup before it reports ready anyway; default 10 s. */
+  joinTimeoutMs?: number;
 }
 
 type Node = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
 
-/** Longest wait for an elected owner's registry address; the caller's own deadline is usually shorter. */
-const MEMBER_TIMEOUT_MS = 30_000;
+/** Peers whose identify answer is remembered (the least recently identified is forgotten first). */
+const MAX_ANNOUNCED = 10_000;
 
-/** Reads one newline-terminated message of at most 1 KiB. */
-async function readLine(stream: Stream): Promise<string> {
-  let text = '';
-  for await (const chunk of stream) {
-    text += new TextDecoder().decode(chunk.subarray());
-    const end = text.indexOf('\n');
-    if (end !== -1) return text.slice(0, end);
-    if (text.length > 1024) break;
-  }
-  throw new Error('peer sent no registry address');
-}
+/** Longest wait to reach an elected owner that is not connected; the caller's own deadline is usually shorter. */
+const MEMBER_TIMEOUT_MS = 30_000;
 
 /** Kademlia routing over libp2p on shoal's own protocol prefix. The only module that imports libp2p. */
 export class Libp2pRouter implements Router {
   readonly #init: Libp2pRouterInit;
   readonly #log: Logger;
   #node: Node | undefined;
-  readonly #quarantine = new Map<string, number>();
-  /** Members whose connection failed (not merely slow): out of the member list for a while. */
-  readonly #gone = new Map<string, number>();
+  #liveness: Liveness | undefined;
   #rebootstrap: NodeJS.Timeout | undefined;
   #backoff = 1;
+  /** Set once the first self-lookup has met the nodes nearest to this one (or the join wait ran out). */
+  #joined = false;
+  #joinTimer: NodeJS.Timeout | undefined;
+  /**
+   * The registry addresses each peer announced in its latest identify answer. The peer store also merges
+   * addresses from other nodes' provider records, which can still name a port from before a restart.
+   */
+  readonly #announced = new Map<string, Multiaddr[]>();
 
   constructor(deps: { log: Logger }, init: Libp2pRouterInit) {
     this.#log = deps.log;
@@ -82,18 +80,25 @@ export class Libp2pRouter implements Router {
     return this.#require().peerId.toString();
   }
 
-  /** Addresses peers can dial, with this node's peer id. */
+  /** Addresses peers can dial, with this node's peer id (the announced registry addresses left out). */
   get addresses(): string[] {
     return this.#require()
       .getMultiaddrs()
+      .filter((address) => !isRegistryAddress(address))
       .map((address) => address.toString());
   }
 
   async start(): Promise<void> {
     const privateKey = await loadIdentity(this.#init.dataDir);
+    const registryPort = (): number =>
+      typeof this.#init.registryPort === 'function' ? this.#init.registryPort() : this.#init.registryPort;
     const node = (await createLibp2p({
       privateKey,
-      addresses: { listen: [`/ip4/${this.#init.host}/tcp/${this.#init.port}`] },
+      addresses: {
+        listen: [`/ip4/${this.#init.host}/tcp/${this.#init.port}`],
+        // The registry's address travels with this node's addresses: in identify and in provider records.
+        announceFilter: (addresses) => [...addresses, ...registryAddresses(addresses, registryPort())],
+      },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
@@ -109,43 +114,92 @@ export class Libp2pRouter implements Router {
           // (npm run bench -- p2p), so two at a time keeps a node with thousands of keys from spiking.
           reprovide: { concurrency: 2 },
           querySelfInterval: this.#init.refreshIntervalMs ?? 30_000,
+          // Every query waits for the first self-lookup, which kad-dht starts 1 s after start by default:
+          // a node that had just joined answered its first requests with misses. Start it at once.
+          initialQuerySelfInterval: 0,
         }),
       },
     })) as unknown as Node;
-    await node.handle(REGISTRY_PROTOCOL, (stream) => this.#tellRegistry(stream));
+    const liveness = new Liveness(
+      {
+        log: this.#log,
+        connected: (id) => node.getConnections(peerIdFromString(id)).length > 0,
+        dial: async (id, signal) => {
+          await node.dial(peerIdFromString(id), { signal });
+        },
+      },
+      { probeTimeoutMs: this.#init.peerTimeoutMs ?? 1000 },
+    );
+    node.addEventListener('peer:connect', (event) => {
+      liveness.connected(event.detail.toString());
+      this.#armJoinTimer();
+    });
+    node.addEventListener('peer:disconnect', (event) => liveness.disconnected(event.detail.toString()));
+    node.addEventListener('peer:identify', (event) =>
+      this.#remember(event.detail.peerId.toString(), event.detail.listenAddrs),
+    );
+    // kad-dht announces each finished self-lookup on the node's event bus.
+    (node as unknown as EventTarget).addEventListener('kad-dht:query:self', () => this.#join());
+    await node.handle(REGISTRY_PROTOCOL, (stream) => this.#tellRegistry(stream, registryPort()));
+    // kad-dht answers GET_PROVIDERS with each provider's addresses from the peer store, and drops providers
+    // without any; libp2p keeps none for the node itself, so a holder asked directly left itself out, and a
+    // node that had just joined found nothing when the holder was the one it asked.
+    const recordSelf = (): void => {
+      void node.peerStore.patch(node.peerId, { multiaddrs: node.getMultiaddrs() }).catch((err: unknown) => {
+        this.#log.warn({ err }, 'could not record this node’s own addresses');
+      });
+    };
+    node.addEventListener('self:peer:update', recordSelf);
+    recordSelf();
     this.#node = node;
+    this.#liveness = liveness;
+    liveness.start();
     await this.#bootstrap();
     this.#scheduleRebootstrap();
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.#rebootstrap);
+    clearTimeout(this.#joinTimer);
+    this.#liveness?.stop();
     await this.#node?.stop();
     this.#node = undefined;
   }
 
   /**
-   * Non-empty routing table and at least one live connection. kad-dht keeps dead peers in its table for a
-   * long time, so the table alone would keep a cut-off node "ready" (and stop it from bootstrapping again).
+   * Joined (the first self-lookup has met the nearest nodes, which learnt of this one as it asked them),
+   * with a non-empty routing table and at least one live connection. Before the self-lookup every kad-dht
+   * query waits for it, so a node ready earlier would miss content the cluster holds. kad-dht keeps dead
+   * peers in its table for a long time, so the table alone would keep a cut-off node "ready".
    */
   ready(): boolean {
     const node = this.#node;
-    if (node === undefined) return false;
-    // routingTable is public on the implementation but missing from the KadDHT interface type.
-    const dht = node.services.dht as unknown as { routingTable?: { size: number } };
-    return (dht.routingTable?.size ?? 0) > 0 && node.getConnections().length > 0;
+    return node !== undefined && this.#joined && this.#connected(node);
   }
 
+  /**
+   * Providers as kad-dht finds them: first from the records this node keeps itself (every node among the
+   * k nearest to a key keeps all of them, which in a cluster of up to 20 nodes is every node), then from
+   * the network. Each answer lists every provider its sender knows, so the lookup ends at the first answer
+   * that names a live one instead of walking the whole DHT.
+   */
   async *lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
     const node = this.#require();
+    const self = node.peerId.toString();
     const seen = new Set<string>();
-    for await (const found of node.contentRouting.findProviders(await routingCid(key), { signal })) {
-      const id = found.id.toString();
-      if (id === node.peerId.toString() || seen.has(id) || (this.#quarantine.get(id) ?? 0) > Date.now())
-        continue;
-      seen.add(id);
-      const registry = await this.#registryAddress(found.id, found.multiaddrs, signal);
-      if (registry !== undefined) yield { id, registry };
+    for await (const event of node.services.dht.findProviders(await routingCid(key), { signal })) {
+      if (event.name !== 'PROVIDER') continue;
+      let live = false;
+      for (const found of event.providers) {
+        const id = found.id.toString();
+        if (id === self || seen.has(id)) continue;
+        seen.add(id);
+        const provider = await this.#provider(found.id, found.multiaddrs);
+        if (provider === undefined) continue;
+        live = true;
+        yield provider;
+      }
+      if (live) return;
     }
   }
 
@@ -170,38 +224,48 @@ export class Libp2pRouter implements Router {
     const dht = node.services.dht as unknown as {
       routingTable?: { kb?: { toIterable(): Iterable<{ peerId: PeerId }> } };
     };
-    const now = Date.now();
-    const ids: string[] = [];
-    for (const contact of dht.routingTable?.kb?.toIterable() ?? []) {
-      const id = contact.peerId.toString();
-      if ((this.#gone.get(id) ?? 0) <= now) ids.push(id);
-    }
-    return ids;
+    // kad-dht admits a node that connects only after pinging it, and a failed ping is not retried until a
+    // query meets it again: the nodes that identified themselves are members from their first connection.
+    const ids = new Set(this.#announced.keys());
+    for (const contact of dht.routingTable?.kb?.toIterable() ?? []) ids.add(contact.peerId.toString());
+    ids.delete(node.peerId.toString());
+    return [...ids].filter((id) => this.#liveness?.isGone(id) !== true);
+  }
+
+  current(provider: Provider): Provider | undefined {
+    const node = this.#node;
+    if (node === undefined || this.#liveness?.isGone(provider.id) === true) return undefined;
+    const announced = this.#announced.get(provider.id);
+    if (announced === undefined) return provider;
+    const via = remoteHost(node.getConnections(peerIdFromString(provider.id))[0]?.remoteAddr);
+    const registry = registryOrigin(announced, via);
+    return registry === undefined || registry === provider.registry
+      ? provider
+      : { id: provider.id, registry };
   }
 
   /**
-   * A member's registry address. Asked of a node elected to fetch from upstream, which may be too busy to
-   * answer within the lookup's 1 s (eight nodes starting one cold pull at once): the caller's signal bounds
-   * the wait instead. Always asked, never cached: a restarted member may listen somewhere else.
+   * A member's registry address, from what it announced. A member this node holds no connection to is
+   * dialled first (proof of life, bounded by the caller's signal); a member known gone is refused.
    */
   async provider(id: string, signal: AbortSignal): Promise<Provider | undefined> {
-    // Only a member known gone is refused; one that was merely slow for a lookup is asked (patiently).
-    if ((this.#gone.get(id) ?? 0) > Date.now()) return undefined;
+    const node = this.#require();
     let peer: PeerId;
     try {
       peer = peerIdFromString(id);
     } catch {
       return undefined;
     }
-    const registry = await this.#registryAddress(peer, [], signal, MEMBER_TIMEOUT_MS);
-    return registry === undefined ? undefined : { id, registry };
-  }
-
-  /** Marks a provider as unreachable, so lookups skip it for a while; `gone` also drops it from members. */
-  #quarantinePeer(id: string, gone: boolean): void {
-    const until = Date.now() + (this.#init.quarantineMs ?? 3000);
-    this.#quarantine.set(id, until);
-    if (gone) this.#gone.set(id, until);
+    if (id === node.peerId.toString() || this.#liveness?.isGone(id) === true) return undefined;
+    if (node.getConnections(peer).length === 0) {
+      try {
+        await node.dial(peer, { signal: AbortSignal.any([signal, AbortSignal.timeout(MEMBER_TIMEOUT_MS)]) });
+      } catch (err) {
+        this.#log.debug({ peer: id, err }, 'member unreachable');
+        return undefined;
+      }
+    }
+    return this.#provider(peer, []);
   }
 
   #require(): Node {
@@ -209,51 +273,65 @@ export class Libp2pRouter implements Router {
     return this.#node;
   }
 
-  #tellRegistry(stream: Stream): void {
-    // One JSON line; the asker stops at the newline (stream end is not signalled promptly by every muxer).
-    const port =
-      typeof this.#init.registryPort === 'function' ? this.#init.registryPort() : this.#init.registryPort;
-    stream.send(new TextEncoder().encode(`${JSON.stringify({ port })}\n`));
-    void stream.close().catch(() => undefined);
+  #connected(node: Node): boolean {
+    // routingTable is public on the implementation but missing from the KadDHT interface type.
+    const dht = node.services.dht as unknown as { routingTable?: { size: number } };
+    return (dht.routingTable?.size ?? 0) > 0 && node.getConnections().length > 0;
+  }
+
+  /** A self-lookup that fails sends no event: from the first connection, the join wait bounds unreadiness. */
+  #armJoinTimer(): void {
+    if (this.#joined || this.#joinTimer !== undefined) return;
+    this.#joinTimer = setTimeout(() => this.#join(), this.#init.joinTimeoutMs ?? 10_000);
+    this.#joinTimer.unref();
+  }
+
+  #join(): void {
+    if (!this.#joined) this.#log.info({ members: this.members().length }, 'joined the cluster');
+    this.#joined = true;
+    clearTimeout(this.#joinTimer);
   }
 
   /**
-   * Asks the provider itself for its registry port (nodes may share an IP), and pairs it with the IP this
-   * node reaches it on. Asked on every lookup (one round trip on an open connection), so the answer is
-   * also proof of life: a provider that cannot answer in time is quarantined, which is how records of a
-   * dead node stop being used within seconds instead of when they expire.
+   * `peer` as a provider, or undefined when it is gone or announced no registry address (a node of the
+   * previous version: it is skipped until it is upgraded). Connected, its own latest identify answer says
+   * where it serves and the connection's IP is the one that reaches it; otherwise the record's addresses
+   * are used, and the request to the registry proves it alive.
    */
-  async #registryAddress(
-    peer: PeerId,
-    addresses: Multiaddr[],
-    signal: AbortSignal,
-    capMs = this.#init.peerTimeoutMs ?? 1000,
-  ): Promise<string | undefined> {
-    const id = peer.toString();
+  async #provider(peer: PeerId, recorded: Multiaddr[]): Promise<Provider | undefined> {
     const node = this.#require();
-    const timeout = AbortSignal.any([signal, AbortSignal.timeout(capMs)]);
-    try {
-      if (addresses.length > 0) await node.peerStore.merge(peer, { multiaddrs: addresses });
-      const stream = await node.dialProtocol(peer, REGISTRY_PROTOCOL, { signal: timeout });
-      const text = await withTimeout(readLine(stream), capMs, `registry address of ${id}`);
-      stream.abort(new Error('done'));
-      const { port } = JSON.parse(text) as { port: number };
-      const remote = node.getConnections(peer)[0]?.remoteAddr;
-      const host = remote
-        ?.getComponents()
-        .find((component) => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(component.name))?.value;
-      if (host === undefined || !Number.isInteger(port))
-        throw new Error(`peer ${id} sent no usable registry address`);
-      return httpOrigin(host, port);
-    } catch (err) {
-      if (signal.aborted) return undefined;
-      // A member too busy to answer in time is skipped by lookups for a while, but stays a member: taking
-      // it out would change the owner this node elects while the others still elect it.
-      const slow = timeout.aborted || err instanceof TimeoutError;
-      this.#log.debug({ peer: id, err, slow }, 'provider unreachable; quarantined');
-      this.#quarantinePeer(id, !slow);
-      return undefined;
+    const id = peer.toString();
+    if (this.#liveness?.isGone(id) === true) return undefined;
+    const via = remoteHost(node.getConnections(peer)[0]?.remoteAddr);
+    let registry = registryOrigin(this.#announced.get(id) ?? recorded, via) ?? registryOrigin(recorded, via);
+    if (registry === undefined) {
+      try {
+        registry = registryOrigin(
+          (await node.peerStore.get(peer)).addresses.map((address) => address.multiaddr),
+          via,
+        );
+      } catch {
+        // Not in the peer store either: nothing says where it serves.
+      }
     }
+    return registry === undefined ? undefined : { id, registry };
+  }
+
+  #remember(id: string, addresses: Multiaddr[]): void {
+    const registry = addresses.filter(isRegistryAddress);
+    if (registry.length === 0) return;
+    this.#announced.delete(id);
+    if (this.#announced.size >= MAX_ANNOUNCED) {
+      const oldest = this.#announced.keys().next().value;
+      if (oldest !== undefined) this.#announced.delete(oldest);
+    }
+    this.#announced.set(id, registry);
+  }
+
+  #tellRegistry(stream: Stream, port: number): void {
+    // One JSON line; the asker stops at the newline (stream end is not signalled promptly by every muxer).
+    stream.send(new TextEncoder().encode(`${JSON.stringify({ port })}\n`));
+    void stream.close().catch(() => undefined);
   }
 
   async #bootstrap(): Promise<void> {
@@ -279,12 +357,13 @@ export class Libp2pRouter implements Router {
     }
   }
 
-  /** An empty routing table means this node is cut off: join again, backing off while that fails. */
+  /** A node with no live connection (or an empty table) is cut off: join again, backing off while that fails. */
   #scheduleRebootstrap(): void {
     const base = this.#init.rebootstrapMs ?? 1000;
     this.#rebootstrap = setTimeout(async () => {
-      if (this.#node === undefined) return;
-      if (this.ready()) this.#backoff = 1;
+      const node = this.#node;
+      if (node === undefined) return;
+      if (this.#connected(node)) this.#backoff = 1;
       else {
         await this.#bootstrap();
         this.#backoff = Math.min(this.#backoff * 2, 8);
