@@ -52,7 +52,6 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
         dataDir: join(dir, name),
         routerPort: routerPorts[i] as number,
         bootstrapPort: routerPorts[0] as number,
-        resolveTimeout: '500ms',
       });
     shoals.push(new ShoalProcess(['--store', 'embedded', ...p2p('liar', 0)]));
     shoals.push(new ShoalProcess([...containerdStoreArgs(containerd), ...p2p('node-shoal', 1)]));

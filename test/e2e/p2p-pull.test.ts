@@ -45,7 +45,6 @@ describe('e2e: three containerd nodes pull from each other through shoal', { tim
             dataDir: join(dir, `s${i + 1}`),
             routerPort: routerPorts[i] as number,
             bootstrapPort: routerPorts[0] as number,
-            resolveTimeout: '500ms',
           }),
           // 64 MiB/s to peers: a 256 MiB layer takes seconds, so a node can be killed in the middle of it.
           '--peer-upload-rate',

@@ -12,13 +12,15 @@ export class FaultyStore extends MemoryStore {
   fault: 'none' | 'short' | 'hang' | 'flip' | 'fail' = 'none';
   shortAfter = 2 << 20;
   flipAt = 0;
+  /** When set, only readers opened from byte 0 misbehave; a resume (a range from later on) is served whole. */
+  faultFromStartOnly = false;
   /** Ranges opened, for asserting who served what. */
   readonly opened: ByteRange[] = [];
 
   override async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
     const inner = await super.open(digest, range);
     this.opened.push(range);
-    const fault = this.fault;
+    const fault = this.faultFromStartOnly && range.start > 0 ? 'none' : this.fault;
     const limit = this.shortAfter;
     let served = 0;
     return {

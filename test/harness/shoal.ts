@@ -56,6 +56,11 @@ export class ShoalProcess {
     );
   }
 
+  /** Waits until `/readyz` answers 200: what a kubelet waits for before it counts the node in. */
+  async waitReady(timeoutMs = 60_000): Promise<void> {
+    await waitFor('shoal ready', async () => (await fetch(`${this.url}/readyz`)).status === 200, timeoutMs);
+  }
+
   /** The value of one metric sample (`name{labels}` exactly as exposed), 0 when absent. */
   async metric(sample: string): Promise<number> {
     const text = await (await fetch(`http://${this.host}:${this.metricsPort}/metrics`)).text();
@@ -79,13 +84,13 @@ export class ShoalProcess {
 
 /**
  * Flags of a P2P node on 127.0.0.1 that joins by static bootstrap through the router on `bootstrapPort`.
- * Every node gets the same list, the bootstrap node included: it must skip itself.
+ * Every node gets the same list, the bootstrap node included: it must skip itself. Every timing flag is
+ * left at its default: that is what users run.
  */
 export function staticP2pArgs(opts: {
   dataDir: string;
   routerPort: number;
   bootstrapPort: number;
-  resolveTimeout?: string;
 }): string[] {
   return [
     '--data-dir',
@@ -96,8 +101,6 @@ export function staticP2pArgs(opts: {
     'static',
     '--static-bootstrap-peers',
     `/ip4/127.0.0.1/tcp/${opts.bootstrapPort}`,
-    '--mirror-resolve-timeout',
-    opts.resolveTimeout ?? '2s',
   ];
 }
 

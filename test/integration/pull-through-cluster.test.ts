@@ -62,7 +62,6 @@ describe('pull-through across a cluster: one upstream fetch per digest', { timeo
             dataDir: join(dir, `n${i}`),
             routerPort: routerPorts[i] as number,
             bootstrapPort: routerPorts[0] as number,
-            resolveTimeout: '300ms',
           }),
           '--http-bootstrap-addr',
           `127.0.0.1:${idPorts[i]}`,

@@ -48,7 +48,6 @@ describe('tags keep working offline, and invalidate cluster-wide', { timeout: 24
           dataDir: join(dir, `n${i}`),
           routerPort: routerPorts[i] as number,
           bootstrapPort: routerPorts[0] as number,
-          resolveTimeout: '500ms',
         }),
         '--upstream-fallback',
         '--insecure-registries',

@@ -42,7 +42,7 @@ describe('hashing runs off the main thread', { timeout: 300_000 }, () => {
     await router.start();
     verifier = await startVerifier({ threads: 1 }, metrics);
     const local = new MemoryStore();
-    const store = new MirroringStore({ local, router, verifier, metrics }, { resolveTimeoutMs: 500 });
+    const store = new MirroringStore({ local, router, verifier, metrics });
     node = await startRegistry(store, {}, {}, local);
   });
 
