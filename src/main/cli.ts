@@ -328,6 +328,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
         registryPort: () => server?.port ?? config.registryAddr.port,
         bootstrap: bootstrapperFor(config),
         refreshIntervalMs: config.routerRefreshInterval,
+        joinTimeoutMs: config.routerJoinTimeout,
       },
     );
     store = new MirroringStore(
@@ -347,7 +348,10 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
         chunkBytes: config.streamChunkBytes,
       },
     );
-    advertiser = new Advertiser({ store: held, router, log: log.child({ component: 'advertiser' }) });
+    advertiser = new Advertiser(
+      { store: held, router, log: log.child({ component: 'advertiser' }) },
+      { readyWaitMs: config.routerJoinTimeout },
+    );
     const members = router;
     metrics.watchMembers(() => members.members().length);
   }

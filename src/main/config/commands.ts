@@ -113,6 +113,10 @@ export const registryFlags = {
     '30s',
     'How often a node looks itself up in the DHT to meet the nodes near it (kad-dht’s default is 5m).',
   ),
+  routerJoinTimeout: duration(
+    '10s',
+    'Longest /readyz waits for the first self-lookup (meeting the nearest nodes), then for the first advertise.',
+  ),
   mirrorResolveTimeout: duration(
     '20ms',
     'Shortest wait for a first peer that holds wanted content; the wait is 3× the p99 of recent lookups, at least this.',

@@ -61,24 +61,30 @@ export class Metrics {
 
   /** Reports the wait for a lookup's first provider (seconds) as `shoal_mirror_resolve_timeout_seconds`. */
   watchResolveTimeout(seconds: () => number): void {
-    new Gauge({
-      name: 'shoal_mirror_resolve_timeout_seconds',
-      help: 'How long a request now waits for a first peer that holds what it wants (set from observed lookups).',
-      registers: [this.#registry],
-      collect() {
-        this.set(seconds());
-      },
-    });
+    this.#watch(
+      'shoal_mirror_resolve_timeout_seconds',
+      'How long a request now waits for a first peer that holds what it wants (set from observed lookups).',
+      seconds,
+    );
   }
 
-  /** Reports `count()` as `shoal_router_members` at every scrape: the other nodes this one routes through. */
+  /** Reports `count()` as `shoal_router_members` at every scrape: the other live nodes this one knows. */
   watchMembers(count: () => number): void {
+    this.#watch(
+      'shoal_router_members',
+      'Other live nodes this node knows (the members owners are elected among).',
+      count,
+    );
+  }
+
+  /** A gauge read from `value()` at every scrape. */
+  #watch(name: string, help: string, value: () => number): void {
     new Gauge({
-      name: 'shoal_router_members',
-      help: 'Other nodes in this node’s routing table (the members owners are elected among).',
+      name,
+      help,
       registers: [this.#registry],
       collect() {
-        this.set(count());
+        this.set(value());
       },
     });
   }
