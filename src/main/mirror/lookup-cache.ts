@@ -105,8 +105,6 @@ export class LookupCache {
   readonly #negativeTtlMs: number;
   readonly #lookupTimeoutMs: number;
   readonly #maxEntries: number;
-  /** DHT lookups started, for metrics and the benchmark's cost of staying warm. */
-  lookups = 0;
 
   constructor(deps: LookupCacheDeps, init: LookupCacheInit = {}) {
     this.#router = deps.router;
@@ -161,7 +159,6 @@ export class LookupCache {
   }
 
   #start(key: string, entry: Entry): void {
-    this.lookups++;
     entry.running = new SharedLookup(this.#router, key, this.#lookupTimeoutMs, (ended) => {
       entry.running = undefined;
       entry.checkedAt = Date.now();

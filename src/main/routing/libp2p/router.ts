@@ -48,6 +48,13 @@ export interface Libp2pRouterInit {
 
 type Node = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
 
+/** kad-dht's routing table: public on the implementation but missing from the KadDHT interface type. */
+function table(
+  node: Node,
+): { size: number; kb?: { toIterable(): Iterable<{ peerId: PeerId }> } } | undefined {
+  return (node.services.dht as unknown as { routingTable?: ReturnType<typeof table> }).routingTable;
+}
+
 /** Peers whose identify answer is remembered (the least recently identified is forgotten first). */
 const MAX_ANNOUNCED = 10_000;
 
@@ -66,10 +73,11 @@ export class Libp2pRouter implements Router {
   #joined = false;
   #joinTimer: NodeJS.Timeout | undefined;
   /**
-   * The registry addresses each peer announced in its latest identify answer. The peer store also merges
-   * addresses from other nodes' provider records, which can still name a port from before a restart.
+   * Where each peer's registry serves, from its latest identify answer and the connection that carried it
+   * (worked out once there, not on every request). The peer store also merges addresses from other nodes'
+   * provider records, which can still name a port from before a restart.
    */
-  readonly #announced = new Map<string, Multiaddr[]>();
+  readonly #announced = new Map<string, string>();
 
   constructor(deps: { log: Logger }, init: Libp2pRouterInit) {
     this.#log = deps.log;
@@ -135,8 +143,11 @@ export class Libp2pRouter implements Router {
       this.#armJoinTimer();
     });
     node.addEventListener('peer:disconnect', (event) => liveness.disconnected(event.detail.toString()));
-    node.addEventListener('peer:identify', (event) =>
-      this.#remember(event.detail.peerId.toString(), event.detail.listenAddrs),
+    node.addEventListener('peer:identify', ({ detail }) =>
+      this.#remember(
+        detail.peerId.toString(),
+        registryOrigin(detail.listenAddrs, remoteHost(detail.connection.remoteAddr)),
+      ),
     );
     // kad-dht announces each finished self-lookup on the node's event bus.
     (node as unknown as EventTarget).addEventListener('kad-dht:query:self', () => this.#join());
@@ -194,7 +205,7 @@ export class Libp2pRouter implements Router {
         const id = found.id.toString();
         if (id === self || seen.has(id)) continue;
         seen.add(id);
-        const provider = await this.#provider(found.id, found.multiaddrs);
+        const provider = this.#provider(id, found.multiaddrs, found.id);
         if (provider === undefined) continue;
         live = true;
         yield provider;
@@ -220,25 +231,17 @@ export class Libp2pRouter implements Router {
   members(): string[] {
     const node = this.#node;
     if (node === undefined) return [];
-    // routingTable is public on the implementation but missing from the KadDHT interface type.
-    const dht = node.services.dht as unknown as {
-      routingTable?: { kb?: { toIterable(): Iterable<{ peerId: PeerId }> } };
-    };
     // kad-dht admits a node that connects only after pinging it, and a failed ping is not retried until a
     // query meets it again: the nodes that identified themselves are members from their first connection.
     const ids = new Set(this.#announced.keys());
-    for (const contact of dht.routingTable?.kb?.toIterable() ?? []) ids.add(contact.peerId.toString());
+    for (const contact of table(node)?.kb?.toIterable() ?? []) ids.add(contact.peerId.toString());
     ids.delete(node.peerId.toString());
     return [...ids].filter((id) => this.#liveness?.isGone(id) !== true);
   }
 
   current(provider: Provider): Provider | undefined {
-    const node = this.#node;
-    if (node === undefined || this.#liveness?.isGone(provider.id) === true) return undefined;
-    const announced = this.#announced.get(provider.id);
-    if (announced === undefined) return provider;
-    const via = remoteHost(node.getConnections(peerIdFromString(provider.id))[0]?.remoteAddr);
-    const registry = registryOrigin(announced, via);
+    if (this.#node === undefined || this.#liveness?.isGone(provider.id) === true) return undefined;
+    const registry = this.#announced.get(provider.id);
     return registry === undefined || registry === provider.registry
       ? provider
       : { id: provider.id, registry };
@@ -265,7 +268,9 @@ export class Libp2pRouter implements Router {
         return undefined;
       }
     }
-    return this.#provider(peer, []);
+    // Just dialled, its identify answer may still be on the way: what the peer store holds stands in.
+    const stored = await node.peerStore.get(peer).catch(() => undefined);
+    return this.#provider(id, stored?.addresses.map((address) => address.multiaddr) ?? [], peer);
   }
 
   #require(): Node {
@@ -274,9 +279,7 @@ export class Libp2pRouter implements Router {
   }
 
   #connected(node: Node): boolean {
-    // routingTable is public on the implementation but missing from the KadDHT interface type.
-    const dht = node.services.dht as unknown as { routingTable?: { size: number } };
-    return (dht.routingTable?.size ?? 0) > 0 && node.getConnections().length > 0;
+    return (table(node)?.size ?? 0) > 0 && node.getConnections().length > 0;
   }
 
   /** A self-lookup that fails sends no event: from the first connection, the join wait bounds unreadiness. */
@@ -293,33 +296,21 @@ export class Libp2pRouter implements Router {
   }
 
   /**
-   * `peer` as a provider, or undefined when it is gone or announced no registry address (a node of the
-   * previous version: it is skipped until it is upgraded). Connected, its own latest identify answer says
-   * where it serves and the connection's IP is the one that reaches it; otherwise the record's addresses
-   * are used, and the request to the registry proves it alive.
+   * Peer `id` as a provider, or undefined when it is gone or announced no registry address (a node of the
+   * previous version: it is skipped until it is upgraded). Its own latest identify answer says where it
+   * serves; a peer never identified to this node is taken at the `recorded` addresses, and the request to
+   * its registry proves it alive.
    */
-  async #provider(peer: PeerId, recorded: Multiaddr[]): Promise<Provider | undefined> {
-    const node = this.#require();
-    const id = peer.toString();
+  #provider(id: string, recorded: Multiaddr[], peer: PeerId): Provider | undefined {
     if (this.#liveness?.isGone(id) === true) return undefined;
-    const via = remoteHost(node.getConnections(peer)[0]?.remoteAddr);
-    let registry = registryOrigin(this.#announced.get(id) ?? recorded, via) ?? registryOrigin(recorded, via);
-    if (registry === undefined) {
-      try {
-        registry = registryOrigin(
-          (await node.peerStore.get(peer)).addresses.map((address) => address.multiaddr),
-          via,
-        );
-      } catch {
-        // Not in the peer store either: nothing says where it serves.
-      }
-    }
+    const registry =
+      this.#announced.get(id) ??
+      registryOrigin(recorded, remoteHost(this.#require().getConnections(peer)[0]?.remoteAddr));
     return registry === undefined ? undefined : { id, registry };
   }
 
-  #remember(id: string, addresses: Multiaddr[]): void {
-    const registry = addresses.filter(isRegistryAddress);
-    if (registry.length === 0) return;
+  #remember(id: string, registry: string | undefined): void {
+    if (registry === undefined) return;
     this.#announced.delete(id);
     if (this.#announced.size >= MAX_ANNOUNCED) {
       const oldest = this.#announced.keys().next().value;
