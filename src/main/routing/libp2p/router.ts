@@ -78,6 +78,11 @@ export class Libp2pRouter implements Router {
    * provider records, which can still name a port from before a restart.
    */
   readonly #announced = new Map<string, string>();
+  /**
+   * Peers connected but not identified since: what they announced before may name a port from before a
+   * restart, so they are skipped until identify answers (milliseconds).
+   */
+  readonly #identifying = new Set<string>();
 
   constructor(deps: { log: Logger }, init: Libp2pRouterInit) {
     this.#log = deps.log;
@@ -139,16 +144,23 @@ export class Libp2pRouter implements Router {
       { probeTimeoutMs: this.#init.peerTimeoutMs ?? 1000 },
     );
     node.addEventListener('peer:connect', (event) => {
-      liveness.connected(event.detail.toString());
+      const id = event.detail.toString();
+      if (!this.#announced.has(id)) this.#identifying.add(id);
+      liveness.connected(id);
       this.#armJoinTimer();
     });
-    node.addEventListener('peer:disconnect', (event) => liveness.disconnected(event.detail.toString()));
-    node.addEventListener('peer:identify', ({ detail }) =>
-      this.#remember(
-        detail.peerId.toString(),
-        registryOrigin(detail.listenAddrs, remoteHost(detail.connection.remoteAddr)),
-      ),
-    );
+    node.addEventListener('peer:disconnect', (event) => {
+      const id = event.detail.toString();
+      // An identify answer belongs to the connection that carried it.
+      this.#announced.delete(id);
+      this.#identifying.delete(id);
+      liveness.disconnected(id);
+    });
+    node.addEventListener('peer:identify', ({ detail }) => {
+      const id = detail.peerId.toString();
+      this.#identifying.delete(id);
+      this.#remember(id, registryOrigin(detail.listenAddrs, remoteHost(detail.connection.remoteAddr)));
+    });
     // kad-dht announces each finished self-lookup on the node's event bus.
     (node as unknown as EventTarget).addEventListener('kad-dht:query:self', () => this.#join());
     await node.handle(REGISTRY_PROTOCOL, (stream) => this.#tellRegistry(stream, registryPort()));
@@ -236,11 +248,11 @@ export class Libp2pRouter implements Router {
     const ids = new Set(this.#announced.keys());
     for (const contact of table(node)?.kb?.toIterable() ?? []) ids.add(contact.peerId.toString());
     ids.delete(node.peerId.toString());
-    return [...ids].filter((id) => this.#liveness?.isGone(id) !== true);
+    return [...ids].filter((id) => this.#usable(id));
   }
 
   current(provider: Provider): Provider | undefined {
-    if (this.#node === undefined || this.#liveness?.isGone(provider.id) === true) return undefined;
+    if (this.#node === undefined || !this.#usable(provider.id)) return undefined;
     const registry = this.#announced.get(provider.id);
     return registry === undefined || registry === provider.registry
       ? provider
@@ -302,11 +314,16 @@ export class Libp2pRouter implements Router {
    * its registry proves it alive.
    */
   #provider(id: string, recorded: Multiaddr[], peer: PeerId): Provider | undefined {
-    if (this.#liveness?.isGone(id) === true) return undefined;
+    if (!this.#usable(id)) return undefined;
     const registry =
       this.#announced.get(id) ??
       registryOrigin(recorded, remoteHost(this.#require().getConnections(peer)[0]?.remoteAddr));
     return registry === undefined ? undefined : { id, registry };
+  }
+
+  /** Neither gone nor reconnected with its identify answer still on the way. */
+  #usable(id: string): boolean {
+    return this.#liveness?.isGone(id) !== true && !this.#identifying.has(id);
   }
 
   #remember(id: string, registry: string | undefined): void {
