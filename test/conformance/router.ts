@@ -62,11 +62,18 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
       const key = 'registry.example:5000/team/app:v1';
       await router(0).advertise([key]);
       await router(1).advertise([key]);
-      const found = await collect(router(2), key);
-      assert.deepEqual(
-        found.map((provider) => provider.registry).sort(),
-        [cluster.registries[0], cluster.registries[1]].sort(),
-      );
+      // A record reaches the other nodes a moment after advertise() returns; a lookup may end before.
+      const expected = [cluster.registries[0], cluster.registries[1]].sort();
+      let found: string[] = [];
+      await waitFor(
+        'both providers found',
+        async () => {
+          found = (await collect(router(2), key)).map((provider) => provider.registry).sort();
+          return found.length === 2;
+        },
+        5000,
+      ).catch(() => undefined);
+      assert.deepEqual(found, expected);
     });
 
     it('never returns the asking node itself', async () => {
@@ -97,7 +104,8 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
       const key = freshKey();
       await router(1).advertise([key]);
       await router(3).advertise([key]);
-      assert.equal((await collect(router(2), key)).length, 2);
+      // A record reaches the other nodes a moment after advertise() returns; a lookup may end before.
+      await waitFor('both providers found', async () => (await collect(router(2), key)).length === 2, 5000);
       const dead = router(1).selfId;
       await router(1).stop();
       const started = Date.now();

@@ -17,7 +17,9 @@ export interface Router {
   ready(): boolean;
   /**
    * Yields other live nodes that advertised `key`, as they are found (never this node, never a node
-   * known to be gone). Ends when the search is exhausted or `signal` aborts.
+   * known to be gone). Ends when the search is exhausted, when `signal` aborts, or after the first answer
+   * that named a live provider: each answer lists every provider its sender knows, and a request needs one.
+   * A node that advertised a moment ago may be missing from such an answer until its record has arrived.
    */
   lookup(key: string, signal: AbortSignal): AsyncIterable<Provider>;
   /** Announces that this node holds `keys`, and keeps announcing them until withdrawn. */
