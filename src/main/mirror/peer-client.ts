@@ -115,23 +115,46 @@ export function requestOwner(
 }
 
 /** One request to another node, resolved at headers `accepted` approves; any other answer is discarded. */
-function send(
+async function send(
   role: 'peer' | 'owner',
   registry: string,
   path: string,
-  options: {
-    method: 'GET' | 'HEAD';
-    headers: Record<string, string>;
-    signal?: AbortSignal;
-    timeoutMs: number;
-  },
+  options: SendOptions,
   accepted: (status: number, res: IncomingMessage) => boolean,
+): Promise<PeerResponse> {
+  try {
+    return await sendOnce(role, registry, path, options, accepted, agent);
+  } catch (err) {
+    // A pooled connection the peer closed as this request went out (its idle timeout) fails before any
+    // answer. Every peer request is a GET or HEAD, so it is asked once more on a connection of its own.
+    if (!(err instanceof StaleConnectionError) || options.signal?.aborted === true) throw err;
+    return sendOnce(role, registry, path, options, accepted, false);
+  }
+}
+
+interface SendOptions {
+  method: 'GET' | 'HEAD';
+  headers: Record<string, string>;
+  signal?: AbortSignal;
+  timeoutMs: number;
+}
+
+/** A request on a reused keep-alive connection that the peer had closed; nothing was answered. */
+class StaleConnectionError extends PeerRequestError {}
+
+function sendOnce(
+  role: 'peer' | 'owner',
+  registry: string,
+  path: string,
+  options: SendOptions,
+  accepted: (status: number, res: IncomingMessage) => boolean,
+  via: Agent | false,
 ): Promise<PeerResponse> {
   return new Promise((resolve, reject) => {
     const signal = options.signal === undefined ? {} : { signal: options.signal };
     const req = request(
       `${registry}${path}`,
-      { method: options.method, headers: options.headers, agent, ...signal },
+      { method: options.method, headers: options.headers, agent: via, ...signal },
       (res) => {
         clearTimeout(timer);
         const status = res.statusCode ?? 0;
@@ -157,12 +180,15 @@ function send(
         req.destroy(new PeerRequestError(`${role} ${registry} sent no headers in ${options.timeoutMs} ms`)),
       options.timeoutMs,
     );
-    req.on('error', (err) => {
+    req.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      if (err instanceof PeerRequestError) return reject(err);
+      const message = `${role} ${registry}: ${err.message}`;
+      const stale = req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
       reject(
-        err instanceof PeerRequestError
-          ? err
-          : new PeerRequestError(`${role} ${registry}: ${err.message}`, { cause: err }),
+        stale
+          ? new StaleConnectionError(message, { cause: err })
+          : new PeerRequestError(message, { cause: err }),
       );
     });
     req.end();
