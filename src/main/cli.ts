@@ -28,11 +28,13 @@ import { Advertiser } from './mirror/advertiser.js';
 import { BookedStore, KnownTagsStore } from './mirror/known-tags.js';
 import { MirroringStore } from './mirror/mirroring-store.js';
 import { OwnerElection } from './mirror/owner.js';
+import { PeerAuth } from './mirror/peer-auth.js';
 import { PullThroughStore } from './mirror/pull-through.js';
 import { TagBook } from './mirror/tag-book.js';
 import { TagInvalidator } from './mirror/tag-invalidator.js';
 import { UpstreamClient } from './mirror/upstream.js';
 import { CredentialStore } from './mirror/upstream-auth.js';
+import type { Digest } from './oci/digest.js';
 import { canonicalImageName } from './oci/reference.js';
 import { PullHandler } from './registry/handler.js';
 import { RegistryServer } from './registry/server.js';
@@ -45,6 +47,8 @@ import {
   staticBootstrap,
 } from './routing/bootstrap.js';
 import type { Libp2pRouter } from './routing/libp2p/router.js';
+import type { PeerMessage } from './routing/messages.js';
+import { loadPsk } from './routing/psk.js';
 import { EmbeddedStore } from './store/embedded.js';
 import { importOciLayout } from './store/oci-layout.js';
 import type { ContentStore } from './store/store.js';
@@ -283,8 +287,19 @@ async function openCache(
   return cache;
 }
 
+/** Settings that contradict each other, found before anything starts. */
+function checkRegistryConfig(config: RegistryConfig): void {
+  if (config.upstreamFallback && config.mirroredRegistries.length === 0) {
+    throw new ConfigError(
+      '--mirrored-registries: required with --upstream-fallback (pull-through reaches only the registries named there)',
+    );
+  }
+}
+
 async function runRegistry(config: RegistryConfig): Promise<number> {
+  checkRegistryConfig(config);
   const log = createLogger(config.logLevel);
+  const psk = config.p2pPskFile === '' ? undefined : await loadPsk(config.p2pPskFile);
   const metrics = new Metrics({ defaultMetrics: true });
   const metricsServer = await startMetrics(config, metrics);
   const verifier = await startVerifier(config, log, metrics);
@@ -313,6 +328,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   await book.start();
   const held = new BookedStore({ inner: owned, book });
   let router: Libp2pRouter | undefined;
+  let auth: PeerAuth | undefined;
   let store: ContentStore = held;
   let advertiser: Advertiser | undefined;
   let server: RegistryServer | undefined;
@@ -329,12 +345,21 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
         bootstrap: bootstrapperFor(config),
         refreshIntervalMs: config.routerRefreshInterval,
         joinTimeoutMs: config.routerJoinTimeout,
+        psk,
       },
     );
+    if (psk === undefined) {
+      log.warn(
+        { flag: '--p2p-psk-file' },
+        'no private network key: any process that reaches the router port can join this cluster',
+      );
+    }
+    auth = new PeerAuth({ router });
     store = new MirroringStore(
       {
         local: held,
         router,
+        auth,
         verifier: config.verifyRemote ? verifier : undefined,
         metrics,
         log: log.child({ component: 'mirror' }),
@@ -360,7 +385,12 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       config.registryCredentials === '' ? undefined : await CredentialStore.load(config.registryCredentials);
     const upstream = new UpstreamClient(
       { credentials },
-      { insecureRegistries: config.insecureRegistries, timeoutMs: config.upstreamTimeout },
+      {
+        mirroredRegistries: config.mirroredRegistries.map(hostDirName),
+        privateHosts: config.upstreamPrivateHosts,
+        insecureRegistries: config.insecureRegistries,
+        timeoutMs: config.upstreamTimeout,
+      },
     );
     // With P2P on, one node per digest fetches from upstream (rendezvous hashing over the members).
     const election = router === undefined ? undefined : await OwnerElection.create();
@@ -372,6 +402,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
         verifier,
         router,
         election,
+        auth,
         log: log.child({ component: 'pull-through' }),
       },
       { tagTimeoutMs: Math.min(2000, config.manifestTimeout) },
@@ -380,14 +411,22 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   store = new KnownTagsStore({ inner: store, book });
   const invalidator = new TagInvalidator({ book, router, log: log.child({ component: 'tags' }) });
   const adminServer = await startAdmin(config, invalidator);
+  // Notices from members arrive over the router, never on the registry port.
+  router?.onMessage(async (_from, message: PeerMessage) =>
+    message.kind === 'corrupt'
+      ? checker.report(message.digest as Digest)
+      : invalidator.received(message.name, message.at),
+  );
+  const peerAuth = auth;
   const handler = new PullHandler(
     {
       store,
       localStore: held,
       // Ready once the node can find what peers hold and peers can find what it holds.
       ready: async () => (await store.ready()) && (advertiser?.announced() ?? true),
-      onCorruptReport: (digest) => checker.report(digest),
-      onTagInvalidated: (name, at) => invalidator.received(name, at),
+      ...(peerAuth === undefined
+        ? {}
+        : { authenticate: (claim, request) => peerAuth.verify(claim, request) }),
     },
     {
       defaultRegistry: config.defaultRegistry,

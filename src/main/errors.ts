@@ -27,6 +27,11 @@ export class ShoalError extends Error {
   readonly status: number = 500;
   readonly ociCode: OciErrorCode = 'UNKNOWN';
   readonly detail: unknown;
+  /**
+   * What a client is told instead of `message` and `detail`, for errors whose particulars would inform an
+   * attacker (which hosts and ports answer); undefined tells the message.
+   */
+  readonly publicMessage: string | undefined = undefined;
 
   constructor(message: string, options: ShoalErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -146,9 +151,27 @@ export class ContentCorruptError extends ShoalError {
  * upstream status when there was one.
  */
 export class UpstreamUnavailableError extends ShoalError {
-  override readonly code = 'UPSTREAM_UNAVAILABLE';
+  override readonly code: string = 'UPSTREAM_UNAVAILABLE';
   override readonly status = 503;
   override readonly ociCode = 'UNAVAILABLE';
+  // Whether a host was refused, closed, silent or unresolvable stays in the log: told to the caller, the
+  // differences would make the registry port a port scanner.
+  override readonly publicMessage = 'upstream unavailable';
+}
+
+/**
+ * A request claimed peer treatment (`X-Shoal-Mirrored`, an owner fetch) without proving it comes from a
+ * member of the cluster.
+ */
+export class PeerUnauthorizedError extends ShoalError {
+  override readonly code = 'PEER_UNAUTHORIZED';
+  override readonly status = 401;
+  override readonly ociCode = 'UNAUTHORIZED';
+}
+
+/** A pull-through target the operator did not name, or one that resolves to a refused address. */
+export class UpstreamRefusedError extends UpstreamUnavailableError {
+  override readonly code = 'UPSTREAM_REFUSED';
 }
 
 /**

@@ -60,6 +60,8 @@ describe('e2e: a cold pull on 8 containerd nodes at once reaches upstream once p
       '--upstream-fallback',
       '--insecure-registries',
       registry.host,
+      '--mirrored-registries',
+      `http://${registry.host}`,
     ]);
     await shoal.start();
     await configureMirror(containerd.hostsDir, registry.url, shoal.url);

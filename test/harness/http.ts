@@ -1,7 +1,10 @@
 import { connect } from 'node:net';
 import { silentLogger } from '../../src/main/log/logger.js';
+import { PeerAuth } from '../../src/main/mirror/peer-auth.js';
 import { PullHandler, type PullHandlerInit } from '../../src/main/registry/handler.js';
 import { RegistryServer, type RegistryServerInit } from '../../src/main/registry/server.js';
+import { MemoryNetwork, MemoryRouter } from '../../src/main/routing/memory.js';
+import type { Router } from '../../src/main/routing/router.js';
 import type { ContentStore } from '../../src/main/store/store.js';
 
 export interface RawResponse {
@@ -78,12 +81,44 @@ export async function startRegistry(
   handlerInit: PullHandlerInit = {},
   serverInit: Partial<RegistryServerInit> = {},
   localStore: ContentStore = store,
+  /** The node's router: peer requests must be signed by another member of its network. Absent: refused. */
+  router?: Router,
 ): Promise<{ server: RegistryServer; url: string; port: number; stop: () => Promise<void> }> {
-  const handler = new PullHandler({ store, localStore, ready: () => store.ready() }, handlerInit);
+  const auth = router === undefined ? undefined : new PeerAuth({ router });
+  const handler = new PullHandler(
+    {
+      store,
+      localStore,
+      ready: () => store.ready(),
+      ...(auth === undefined ? {} : { authenticate: (claim, request) => auth.verify(claim, request) }),
+    },
+    handlerInit,
+  );
   const server = new RegistryServer(
     { handler, log: silentLogger() },
     { host: '127.0.0.1', port: 0, ...serverInit },
   );
   await server.start();
   return { server, url: `http://127.0.0.1:${server.port}`, port: server.port, stop: () => server.stop() };
+}
+
+/** Two started members of one in-memory network: `server` is a registry's router, `client` signs for a peer. */
+export async function memberPair(): Promise<{
+  server: MemoryRouter;
+  /** Headers of a mirrored peer request from `client` to `server`, signed. */
+  headers(method: 'GET' | 'HEAD', target: string, range?: string): Promise<Record<string, string>>;
+}> {
+  const network = new MemoryNetwork();
+  const server = new MemoryRouter({ network }, { id: 'server', registry: 'http://127.0.0.1:1' });
+  const client = new MemoryRouter({ network }, { id: 'client', registry: 'http://127.0.0.1:1' });
+  await server.start();
+  await client.start();
+  const auth = new PeerAuth({ router: client });
+  return {
+    server,
+    headers: async (method, target, range) => ({
+      ...(await auth.headers('server', { method, target, range, mirrored: true, ownerFetch: false })),
+      'x-shoal-mirrored': 'true',
+    }),
+  };
 }

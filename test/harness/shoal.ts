@@ -168,6 +168,8 @@ export function pullThroughArgs(dataDir: string, upstream: string): string[] {
     '--data-dir',
     dataDir,
     '--upstream-fallback',
+    '--mirrored-registries',
+    `http://${upstream}`,
     '--insecure-registries',
     upstream,
   ];

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { MirroringStore } from '../../src/main/mirror/mirroring-store.js';
+import { PeerAuth } from '../../src/main/mirror/peer-auth.js';
 import { parseDigest } from '../../src/main/oci/digest.js';
 import { MEDIA_TYPE_OCI_MANIFEST } from '../../src/main/oci/media-types.js';
 import { MemoryNetwork, MemoryRouter } from '../../src/main/routing/memory.js';
@@ -31,7 +32,7 @@ async function startNode(network: MemoryNetwork, id: string): Promise<Node> {
   await router.start();
   // A 1 s read timeout (default 5 s) keeps the stalled-peer cases short.
   const store = new MirroringStore({ local, router }, { readTimeoutMs: 1000 });
-  const server = await startRegistry(store, {}, { port }, local);
+  const server = await startRegistry(store, {}, { port }, local, router);
   return {
     local,
     router,
@@ -106,10 +107,19 @@ describe('mirror path: a node serves what only its peers hold', { timeout: 120_0
   });
 
   it('answers a peer request from its own store only, so requests never loop', async () => {
-    const response = await fetch(`${b.url}/v2/app/manifests/${image.tag}?ns=${NS}`, {
-      headers: { 'X-Shoal-Mirrored': 'true' },
+    const target = `/v2/app/manifests/${image.tag}?ns=${NS}`;
+    const signed = await new PeerAuth({ router: a.router }).headers('b', {
+      method: 'GET',
+      target,
+      range: undefined,
+      mirrored: true,
+      ownerFetch: false,
     });
+    const response = await fetch(`${b.url}${target}`, { headers: { ...signed, 'X-Shoal-Mirrored': 'true' } });
     assert.equal(response.status, 404);
+    // The same claim without a member's signature is refused outright.
+    const unsigned = await fetch(`${b.url}${target}`, { headers: { 'X-Shoal-Mirrored': 'true' } });
+    assert.equal(unsigned.status, 401);
   });
 
   it('answers 404 fast when no peer holds the content', async () => {

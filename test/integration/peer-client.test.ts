@@ -5,17 +5,20 @@ import { after, before, describe, it } from 'node:test';
 import { requestPeer } from '../../src/main/mirror/peer-client.js';
 import { parseDigest } from '../../src/main/oci/digest.js';
 import { MemoryStore } from '../../src/main/store/memory.js';
-import { startRegistry } from '../harness/http.js';
+import { memberPair, startRegistry } from '../harness/http.js';
 
 describe('peer client against a real registry server', () => {
   const bytes = Buffer.alloc(4096, 7);
   const digest = parseDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
   let registry: Awaited<ReturnType<typeof startRegistry>>;
+  let members: Awaited<ReturnType<typeof memberPair>>;
+  const path = `/v2/shoal/peer/blobs/${digest}`;
 
   before(async () => {
     const store = new MemoryStore();
     await store.ingest(digest, [bytes]);
-    registry = await startRegistry(store);
+    members = await memberPair();
+    registry = await startRegistry(store, {}, {}, store, members.server);
   });
   after(() => registry?.stop());
 
@@ -23,17 +26,19 @@ describe('peer client against a real registry server', () => {
   // agent; after 64 HEADs every request to that peer queued until the server's idle timeout freed one.
   it('answers 200 HEADs in a row, each within a second, and GETs after them', async () => {
     for (let i = 0; i < 200; i++) {
-      const response = await requestPeer(registry.url, `/v2/shoal/peer/blobs/${digest}`, {
+      const response = await requestPeer(registry.url, path, {
         method: 'HEAD',
         signal: AbortSignal.timeout(5000),
         timeoutMs: 1000,
+        auth: await members.headers('HEAD', path),
       });
       assert.equal(response.headers['content-length'], String(bytes.length));
     }
-    const response = await requestPeer(registry.url, `/v2/shoal/peer/blobs/${digest}`, {
+    const response = await requestPeer(registry.url, path, {
       method: 'GET',
       signal: AbortSignal.timeout(5000),
       timeoutMs: 1000,
+      auth: await members.headers('GET', path),
     });
     const chunks: Buffer[] = [];
     for await (const chunk of response.body) chunks.push(chunk as Buffer);
@@ -77,6 +82,7 @@ describe('peer client and a connection the peer closes as it is reused', () => {
         method: 'HEAD',
         signal: AbortSignal.timeout(5000),
         timeoutMs: 1000,
+        auth: {},
       });
       assert.equal(response.status, 200);
     }

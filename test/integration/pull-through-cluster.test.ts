@@ -68,6 +68,8 @@ describe('pull-through across a cluster: one upstream fetch per digest', { timeo
           '--upstream-fallback',
           '--insecure-registries',
           registry.host,
+          '--mirrored-registries',
+          `http://${registry.host}`,
         ]),
       );
     }

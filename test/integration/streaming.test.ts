@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Digest } from '../../src/main/oci/digest.js';
 import { FaultyStore } from '../harness/faulty-store.js';
-import { get, rawRequest, startRegistry } from '../harness/http.js';
+import { get, memberPair, rawRequest, startRegistry } from '../harness/http.js';
 import { seededBytes } from '../harness/images.js';
 
 const MiB = 1 << 20;
@@ -155,16 +155,22 @@ describe('blob streaming under stress', { timeout: 120_000 }, () => {
     };
     process.on('unhandledRejection', record);
     // Peer requests are limited to 256 KiB/s: the second chunk waits about a second before it is written.
+    const members = await memberPair();
     const limited = await startRegistry(
       store,
       {},
       { chunkBytes: 256 << 10, buffers: 4, timeoutMs: 1500, peerUploadRate: 256 << 10 },
+      store,
+      members.server,
     );
     store.fault = 'fail';
     store.shortAfter = 512 << 10;
     try {
       await assert.rejects(
-        rawRequest(limited.port, get(`/v2/app/blobs/${big.digest}`, { 'x-shoal-mirrored': 'true' })),
+        rawRequest(
+          limited.port,
+          get(`/v2/app/blobs/${big.digest}`, await members.headers('GET', `/v2/app/blobs/${big.digest}`)),
+        ),
         /connection closed without a complete response/,
       );
       assert.deepEqual(unhandled, [], 'a failed read-ahead is always handled');

@@ -52,6 +52,8 @@ describe('tags keep working offline, and invalidate cluster-wide', { timeout: 24
         '--upstream-fallback',
         '--insecure-registries',
         registry.host,
+        '--mirrored-registries',
+        `http://${registry.host}`,
         // Node 2 serves no answer the registry confirmed more than 4 s ago.
         ...(i === 2 ? ['--tag-max-age', '4s'] : []),
       ]);

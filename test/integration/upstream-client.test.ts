@@ -46,7 +46,10 @@ describe('UpstreamClient against distribution', { timeout: 120_000 }, () => {
   let tokens: TokenServer;
   const repository = 'upstream/app';
   const client = (registry: DistributionRegistry, credentials?: CredentialStore) =>
-    new UpstreamClient({ credentials }, { insecureRegistries: [registry.host], backoffMs: 10 });
+    new UpstreamClient(
+      { credentials },
+      { mirroredRegistries: [registry.host], insecureRegistries: [registry.host], backoffMs: 10 },
+    );
   const manifest = (registry: DistributionRegistry, repo = repository): UpstreamTarget => ({
     registry: registry.host,
     repository: repo,
@@ -236,7 +239,15 @@ describe('UpstreamClient retries', () => {
     reference: `sha256:${'1'.repeat(64)}`,
   });
   const client = () =>
-    new UpstreamClient({}, { insecureRegistries: [`127.0.0.1:${port}`], retries: 2, backoffMs: 5 });
+    new UpstreamClient(
+      {},
+      {
+        mirroredRegistries: [`127.0.0.1:${port}`],
+        insecureRegistries: [`127.0.0.1:${port}`],
+        retries: 2,
+        backoffMs: 5,
+      },
+    );
 
   it('retries 429 and 5xx before the first byte, then succeeds', async () => {
     answers.push(503, 429);
@@ -278,7 +289,7 @@ describe('UpstreamClient retries', () => {
   it('treats an unreachable registry as unavailable', async () => {
     const upstream = new UpstreamClient(
       {},
-      { insecureRegistries: ['127.0.0.1:1'], retries: 1, backoffMs: 5 },
+      { mirroredRegistries: ['127.0.0.1:1'], insecureRegistries: ['127.0.0.1:1'], retries: 1, backoffMs: 5 },
     );
     await assert.rejects(
       upstream.request({ ...target(), registry: '127.0.0.1:1' }, { method: 'HEAD' }),

@@ -2,14 +2,16 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../../src/main/log/logger.js';
 import { Metrics } from '../../src/main/metrics/metrics.js';
 import { MirroringStore } from '../../src/main/mirror/mirroring-store.js';
 import type { Digest } from '../../src/main/oci/digest.js';
-import { MemoryNetwork, MemoryRouter } from '../../src/main/routing/memory.js';
+import { staticBootstrap } from '../../src/main/routing/bootstrap.js';
+import { Libp2pRouter } from '../../src/main/routing/libp2p/router.js';
 import { MemoryStore } from '../../src/main/store/memory.js';
 import type { VerifyPool } from '../../src/main/verify/pool.js';
 import { startRegistry } from '../harness/http.js';
-import { run } from '../harness/process.js';
+import { freePort, run } from '../harness/process.js';
 import { seededEmbeddedBlob } from '../harness/seeded-store.js';
 import { ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
@@ -26,28 +28,53 @@ describe('hashing runs off the main thread', { timeout: 300_000 }, () => {
   let peer: ShoalProcess;
   let digest: Digest;
   let verifier: VerifyPool;
+  let router: Libp2pRouter;
   const metrics = new Metrics();
   let node: Awaited<ReturnType<typeof startRegistry>>;
 
   before(async () => {
     dir = await shortTempDir('shoal-elu');
     digest = await seededEmbeddedBlob(join(dir, 'peer'), 'off-main-thread', GiB);
-    peer = new ShoalProcess(['--store', 'embedded', '--data-dir', join(dir, 'peer')]);
-    await peer.start();
-    const network = new MemoryNetwork();
-    const holder = new MemoryRouter({ network }, { id: 'peer', registry: peer.url });
-    await holder.start();
-    await holder.advertise([digest]);
-    const router = new MemoryRouter({ network }, { id: 'self', registry: 'http://127.0.0.1:1' });
+    // A real P2P pair: the peer must prove this node a member, and only a libp2p router can.
+    const [routerPort, peerRouterPort, registryPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+    router = new Libp2pRouter(
+      { log: silentLogger() },
+      {
+        host: '127.0.0.1',
+        port: routerPort,
+        dataDir: join(dir, 'self'),
+        registryPort,
+        bootstrap: staticBootstrap([`/ip4/127.0.0.1/tcp/${peerRouterPort}`]),
+      },
+    );
     await router.start();
+    peer = new ShoalProcess([
+      '--store',
+      'embedded',
+      '--data-dir',
+      join(dir, 'peer'),
+      '--router-addr',
+      `127.0.0.1:${peerRouterPort}`,
+      '--bootstrap-kind',
+      'static',
+      '--static-bootstrap-peers',
+      `/ip4/127.0.0.1/tcp/${routerPort}`,
+    ]);
+    await peer.start();
+    await peer.waitReady();
     verifier = await startVerifier({ threads: 1 }, metrics);
     const local = new MemoryStore();
     const store = new MirroringStore({ local, router, verifier, metrics });
-    node = await startRegistry(store, {}, {}, local);
+    node = await startRegistry(store, {}, { port: registryPort }, local, router);
   });
 
   after(async () => {
     await node?.stop();
+    await router?.stop();
     await verifier?.stop();
     await peer?.stop();
     await removeDir(dir);

@@ -109,6 +109,10 @@ export const registryFlags = {
     'Serve this node’s multiaddrs at GET /id on this address, for other nodes’ http bootstrap.',
   ),
   httpBootstrapUrl: text('', 'With --bootstrap-kind http: URL of a peer’s /id endpoint to join through.'),
+  p2pPskFile: text(
+    '',
+    'File holding the private network’s pre-shared key (/key/swarm/psk/1.0.0/ format); nodes without it cannot connect.',
+  ),
   routerRefreshInterval: duration(
     '30s',
     'How often a node looks itself up in the DHT to meet the nodes near it (kad-dht’s default is 5m).',
@@ -140,16 +144,20 @@ export const registryFlags = {
     0,
     0,
     Number.MAX_SAFE_INTEGER,
-    'Bytes per second this node streams to peers in all (0: unlimited); keeps peer serving off the node’s own pulls.',
+    'Bytes per second this node streams to each member (0: unlimited); keeps peer serving off the node’s own pulls.',
   ),
   streamBuffers: integer(64, 4, 4096, 'Buffers in the streaming pool; bounds memory used by blob downloads.'),
   upstreamFallback: bool(
     false,
-    'Fetch from the registry itself what neither this node nor its peers hold (pull-through), and cache it.',
+    'Fetch from the registry itself what neither this node nor its peers hold (pull-through), and cache it; needs --mirrored-registries.',
   ),
   insecureRegistries: list(
     parseHostFlag,
     'Registry hosts reached over plain http for pull-through (others use https).',
+  ),
+  upstreamPrivateHosts: list(
+    parseHostFlag,
+    'Mirrored registry hosts pull-through may reach at loopback, link-local or private addresses (others: public only).',
   ),
   registryCredentials: text(
     '',

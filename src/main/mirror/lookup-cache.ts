@@ -1,5 +1,8 @@
 import type { Provider, Router } from '../routing/router.js';
 
+/** What a lookup cache asks of the router. */
+type Lookups = Pick<Router, 'lookup' | 'current'>;
+
 export interface LookupCacheInit {
   /**
    * Age after which a key's providers are looked up again, in the background: until the new lookup ends,
@@ -16,7 +19,7 @@ export interface LookupCacheInit {
 }
 
 export interface LookupCacheDeps {
-  router: Router;
+  router: Lookups;
   /** Told of every DHT lookup this cache starts, when it ends: ms to its first provider (undefined: none). */
   onLookup?: (firstProviderMs: number | undefined) => void;
 }
@@ -31,12 +34,12 @@ class SharedLookup {
   firstMs: number | undefined;
   #wake: Array<() => void> = [];
 
-  constructor(router: Router, key: string, timeoutMs: number, onEnd: (lookup: SharedLookup) => void) {
+  constructor(router: Lookups, key: string, timeoutMs: number, onEnd: (lookup: SharedLookup) => void) {
     void this.#run(router, key, timeoutMs, onEnd);
   }
 
   async #run(
-    router: Router,
+    router: Lookups,
     key: string,
     timeoutMs: number,
     onEnd: (lookup: SharedLookup) => void,
@@ -98,7 +101,7 @@ interface Entry {
  * that outlives the request that started it still fills the entry for the next one.
  */
 export class LookupCache {
-  readonly #router: Router;
+  readonly #router: Lookups;
   readonly #onLookup: ((firstProviderMs: number | undefined) => void) | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #refreshMs: number;

@@ -11,8 +11,9 @@ import { VerifyingReader } from '../verify/verifying-reader.js';
 import { type Attempt, hedgedRace } from './hedge.js';
 import { LatencyTracker } from './latency.js';
 import { LookupCache } from './lookup-cache.js';
+import { PeerAuth, type SignedRequest } from './peer-auth.js';
 import { getPeerBody } from './peer-body.js';
-import { PeerRequestError, reportCorrupt, requestPeer, TAG_CONFIRMED_HEADER } from './peer-client.js';
+import { PeerRequestError, requestPeer, TAG_CONFIRMED_HEADER } from './peer-client.js';
 import { PeerBlobReader, type PeerStream } from './peer-reader.js';
 import { ResolveWait } from './resolve-wait.js';
 
@@ -42,6 +43,8 @@ export interface MirroringStoreDeps {
   router: Router;
   /** Checks every peer byte; undefined trusts peers as they are (`--verify-remote=false`). */
   verifier?: DigestVerifier | undefined;
+  /** Signs this node's requests to peers; default: signed with the router's identity. */
+  auth?: PeerAuth;
   metrics?: Metrics;
   log?: Logger;
 }
@@ -65,6 +68,7 @@ export class MirroringStore implements ContentStore {
   readonly kind: string;
   readonly #local: ContentStore;
   readonly #router: Router;
+  readonly #auth: PeerAuth;
   readonly #lookups: LookupCache;
   readonly #latency = new LatencyTracker();
   readonly #quarantine = new Map<string, number>();
@@ -87,6 +91,7 @@ export class MirroringStore implements ContentStore {
   constructor(deps: MirroringStoreDeps, init: MirroringStoreInit = {}) {
     this.#local = deps.local;
     this.#router = deps.router;
+    this.#auth = deps.auth ?? new PeerAuth({ router: deps.router });
     this.#verifier = deps.verifier;
     this.#metrics = deps.metrics ?? new Metrics();
     this.#log = deps.log;
@@ -172,11 +177,14 @@ export class MirroringStore implements ContentStore {
         // The cached providers may hold only the peer that just died: resume from a fresh lookup.
         this.#lookups.forget(digest);
       }
-      const won = await this.#race(digest, (provider, signal) =>
+      const range =
+        offset === 0 && fetched.end === kind.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`;
+      const won = await this.#race(digest, async (provider, signal) =>
         getPeerBody(provider.registry, path, {
-          range: offset === 0 && fetched.end === kind.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`,
+          range,
           signal,
           timeoutMs: this.#peerTimeoutMs,
+          auth: await this.#auth.headers(provider.id, peerGet('GET', path, range)),
         }),
       );
       return won === undefined
@@ -205,9 +213,10 @@ export class MirroringStore implements ContentStore {
       { digest: descriptor.digest, peers: [...peers.keys()], verdict },
       'peer content failed its digest check; cutting the response and setting the peers aside',
     );
-    for (const [peer, registry] of peers) {
+    for (const peer of peers.keys()) {
       this.#setAside(peer, this.#corruptQuarantineMs, 'corrupt');
-      void reportCorrupt(registry, descriptor.digest, this.#peerTimeoutMs);
+      const report = { kind: 'corrupt', digest: descriptor.digest } as const;
+      void this.#router.tell(peer, report, AbortSignal.timeout(this.#peerTimeoutMs));
     }
     this.#lookups.forget(descriptor.digest);
     this.#remote.delete(descriptor.digest);
@@ -239,6 +248,7 @@ export class MirroringStore implements ContentStore {
             method: 'HEAD',
             signal,
             timeoutMs: this.#peerTimeoutMs,
+            auth: await this.#auth.headers(provider.id, peerGet('HEAD', path, undefined)),
           });
         } catch (err) {
           lastError = err;
@@ -302,4 +312,9 @@ export class MirroringStore implements ContentStore {
       if ((this.#quarantine.get(provider.id) ?? 0) <= Date.now()) yield provider;
     }
   }
+}
+
+/** A mirrored request to a peer, as its signature covers it. */
+function peerGet(method: 'GET' | 'HEAD', target: string, range: string | undefined): SignedRequest {
+  return { method, target, range, mirrored: true, ownerFetch: false };
 }

@@ -38,7 +38,13 @@ export interface PeerBody {
 export function getPeerBody(
   registry: string,
   path: string,
-  options: { range?: string | undefined; signal: AbortSignal; timeoutMs: number },
+  options: {
+    range?: string | undefined;
+    signal: AbortSignal;
+    timeoutMs: number;
+    /** Proof that this node is a member (PeerAuth.headers). */
+    auth: Record<string, string>;
+  },
 ): Promise<PeerBodyResponse> {
   return new Promise((resolve, reject) => {
     const url = new URL(registry);
@@ -51,6 +57,7 @@ export function getPeerBody(
       'Connection: close',
     ];
     if (options.range !== undefined) lines.push(`Range: ${options.range}`);
+    for (const [name, value] of Object.entries(options.auth)) lines.push(`${name}: ${value}`);
     connection.start(`${lines.join('\r\n')}\r\n\r\n`, options.signal, options.timeoutMs);
   });
 }

@@ -2,17 +2,14 @@ import { Agent, type IncomingHttpHeaders, type IncomingMessage, request } from '
 import { ShoalError, type ShoalErrorOptions } from '../errors.js';
 import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 
-/** Marks a request as coming from a peer: the receiver serves it from its own store only, so no loops. */
+/**
+ * Marks a request as coming from a peer: the receiver serves it from its own store only, so requests never
+ * loop. It grants nothing else, and only a request signed by a member may carry it (see PeerAuth).
+ */
 export const MIRRORED_HEADER = 'x-shoal-mirrored';
 
 /** Sent to the node elected to fetch a digest from upstream: it fetches itself and never forwards again. */
 export const OWNER_FETCH_HEADER = 'x-shoal-owner-fetch';
-
-/** POST here plus a digest: the content this node served under that digest failed its check. */
-export const CORRUPT_REPORT_PATH = '/_shoal/v1/corrupt/';
-
-/** POST here with `?name=<registry/repo:tag>&at=<ms>`: that tag mapping was invalidated at that time. */
-export const TAG_INVALIDATED_PATH = '/_shoal/v1/tags/invalidated';
 
 /** On a manifest answered by tag: when a registry last confirmed the tag names it (ms since the epoch). */
 export const TAG_CONFIRMED_HEADER = 'x-shoal-tag-confirmed';
@@ -51,47 +48,18 @@ const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 export function requestPeer(
   registry: string,
   path: string,
-  options: { method: 'GET' | 'HEAD'; range?: string | undefined; signal: AbortSignal; timeoutMs: number },
+  options: {
+    method: 'GET' | 'HEAD';
+    range?: string | undefined;
+    signal: AbortSignal;
+    timeoutMs: number;
+    /** Proof that this node is a member (PeerAuth.headers). */
+    auth: Record<string, string>;
+  },
 ): Promise<PeerResponse> {
-  const headers: Record<string, string> = { [MIRRORED_HEADER]: 'true', accept: '*/*' };
+  const headers: Record<string, string> = { ...options.auth, [MIRRORED_HEADER]: 'true', accept: '*/*' };
   if (options.range !== undefined) headers.range = options.range;
   return send('peer', registry, path, { ...options, headers }, (status) => status >= 200 && status < 300);
-}
-
-/**
- * Tells a peer that content it served did not match its digest, so it re-checks its copy. Best effort:
- * resolves whether the peer took the report, never rejects.
- */
-export function reportCorrupt(registry: string, digest: string, timeoutMs: number): Promise<boolean> {
-  return notifyPeer(registry, `${CORRUPT_REPORT_PATH}${digest}`, timeoutMs);
-}
-
-/** Tells a peer that `name` was invalidated at `at`, so it drops its mapping and passes the news on. */
-export function tellInvalidated(
-  registry: string,
-  name: string,
-  at: number,
-  timeoutMs: number,
-): Promise<boolean> {
-  const query = new URLSearchParams({ name, at: String(at) });
-  return notifyPeer(registry, `${TAG_INVALIDATED_PATH}?${query}`, timeoutMs);
-}
-
-/** An empty POST to another node; resolves whether it answered 202 within `timeoutMs`, never rejects. */
-function notifyPeer(registry: string, path: string, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request(
-      `${registry}${path}`,
-      { method: 'POST', headers: { [MIRRORED_HEADER]: 'true', 'content-length': '0' }, agent },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 202);
-      },
-    );
-    req.setTimeout(timeoutMs, () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
 }
 
 /**
@@ -103,8 +71,13 @@ export function requestOwner(
   path: string,
   kind: 'manifests' | 'blobs',
   timeoutMs: number,
+  auth: Record<string, string>,
 ): Promise<PeerResponse> {
-  const headers = { [OWNER_FETCH_HEADER]: 'true', accept: kind === 'manifests' ? MANIFEST_ACCEPT : '*/*' };
+  const headers = {
+    ...auth,
+    [OWNER_FETCH_HEADER]: 'true',
+    accept: kind === 'manifests' ? MANIFEST_ACCEPT : '*/*',
+  };
   return send(
     'owner',
     registry,

@@ -8,9 +8,16 @@ import type { EmbeddedStore } from '../store/embedded.js';
 import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
 import type { DigestVerifier } from '../verify/verifier.js';
 import type { OwnerElection } from './owner.js';
+import { PeerAuth } from './peer-auth.js';
 import { requestOwner } from './peer-client.js';
 import { Spool } from './spool.js';
 import type { UpstreamClient, UpstreamResponse } from './upstream.js';
+
+/** A download under way, with the media type its source gave it. */
+interface Download {
+  spool: Spool;
+  mediaType: string;
+}
 
 export interface PullThroughInit {
   /** Longest wait for the owner's headers (it may be fetching from upstream itself), in ms; default 15 s. */
@@ -39,6 +46,7 @@ export class PullThroughStore implements ContentStore {
   readonly #log: Logger | undefined;
   readonly #router: Router | undefined;
   readonly #election: OwnerElection | undefined;
+  readonly #auth: PeerAuth | undefined;
   readonly #ownerTimeoutMs: number;
   readonly #ownerRetryMs: number;
   /** Owners that failed lately, passed over until the time given. */
@@ -46,7 +54,7 @@ export class PullThroughStore implements ContentStore {
   readonly #tagTimeoutMs: number;
   readonly #stallMs: number;
   /** Downloads under way, by digest: the single flight every concurrent request joins. */
-  readonly #spools = new Map<Digest, Promise<Spool>>();
+  readonly #spools = new Map<Digest, Promise<Download>>();
 
   constructor(
     deps: {
@@ -58,6 +66,8 @@ export class PullThroughStore implements ContentStore {
       /** With P2P on: who else is in the cluster, to pick the one node that fetches each digest. */
       router?: Router | undefined;
       election?: OwnerElection | undefined;
+      /** Signs requests to owners; default: signed with the router's identity. */
+      auth?: PeerAuth | undefined;
       log?: Logger;
     },
     init: PullThroughInit = {},
@@ -69,6 +79,7 @@ export class PullThroughStore implements ContentStore {
     this.#log = deps.log;
     this.#router = deps.router;
     this.#election = deps.election;
+    this.#auth = deps.auth ?? (deps.router === undefined ? undefined : new PeerAuth({ router: deps.router }));
     this.#ownerTimeoutMs = init.ownerTimeoutMs ?? 15_000;
     this.#ownerRetryMs = init.ownerRetryMs ?? 30_000;
     this.kind = `${deps.inner.kind}+upstream`;
@@ -97,13 +108,10 @@ export class PullThroughStore implements ContentStore {
    * Only when it does not answer do the node's and its peers' last-known-good mappings resolve the tag.
    */
   async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
-    let upstream: Descriptor;
+    const origin: ContentOrigin = { registry, repository, kind: 'manifests' };
+    let named: { digest: Digest; mediaType: string };
     try {
-      upstream = await this.#describeUpstream(
-        { registry, repository, kind: 'manifests' },
-        tag,
-        AbortSignal.timeout(this.#tagTimeoutMs),
-      );
+      named = await this.#describeUpstream(origin, tag, AbortSignal.timeout(this.#tagTimeoutMs));
     } catch (err) {
       if (err instanceof ManifestUnknownError) throw err;
       this.#log?.debug(
@@ -112,21 +120,24 @@ export class PullThroughStore implements ContentStore {
       );
       return this.#inner.resolve(registry, repository, tag);
     }
-    return { ...upstream, confirmedAt: Date.now() };
+    // The HEAD names the digest; the size comes from bytes that are checked (held, or being fetched).
+    const held = await this.stat(named.digest, origin);
+    if (held === undefined) return undefined;
+    const mediaType = isManifestMediaType(held.mediaType) ? held.mediaType : named.mediaType;
+    return { digest: named.digest, size: held.size, mediaType, confirmedAt: Date.now() };
   }
 
+  /**
+   * What is held, else what upstream holds, described by the download that fetches it: its size is the one
+   * the body is held to, byte for byte and by digest, never an unchecked HEAD's (an upstream that answered
+   * HEAD with a smaller size got clients a complete-looking response of the wrong bytes).
+   */
   async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
     const held = await this.#inner.stat(digest, origin);
     if (held !== undefined || origin === undefined) return held;
-    const spool = this.#spools.get(digest);
-    if (spool !== undefined && origin.kind === 'blobs') {
-      // A download under way already knows the size: no second question to upstream.
-      return { digest, size: (await spool).size, mediaType: MEDIA_TYPE_OCTET_STREAM };
-    }
     try {
-      // Bounded by --upstream-timeout, not the 2 s tag budget: on a loaded node a slow HEAD for a digest
-      // is still worth waiting for, where failing it sends containerd to the registry on its own.
-      return await this.#describeUpstream(origin, digest);
+      const download = await this.#spool(digest, origin);
+      return { digest, size: download.spool.size, mediaType: download.mediaType };
     } catch (err) {
       if (err instanceof BlobUnknownError || err instanceof ManifestUnknownError) return undefined;
       return this.#secondChance(err, () => this.#inner.stat(digest, origin));
@@ -146,13 +157,13 @@ export class PullThroughStore implements ContentStore {
     if (!this.#spools.has(digest) && (await this.#cache.stat(digest)) !== undefined) {
       return this.#cache.open(digest, range);
     }
-    let spool: Spool;
+    let download: Download;
     try {
-      spool = await this.#spool(digest, origin);
+      download = await this.#spool(digest, origin);
     } catch (err) {
       return this.#secondChance(err, () => this.#inner.open(digest, range, origin));
     }
-    return spool.reader(range);
+    return download.spool.reader(range);
   }
 
   /**
@@ -169,7 +180,7 @@ export class PullThroughStore implements ContentStore {
   }
 
   /** Joins the download of `digest` under way, or starts it. */
-  #spool(digest: Digest, origin: ContentOrigin): Promise<Spool> {
+  #spool(digest: Digest, origin: ContentOrigin): Promise<Download> {
     const running = this.#spools.get(digest);
     if (running !== undefined) return running;
     const starting = this.#startSpool(digest, origin);
@@ -177,11 +188,11 @@ export class PullThroughStore implements ContentStore {
     const forget = (): void => {
       if (this.#spools.get(digest) === starting) this.#spools.delete(digest);
     };
-    starting.then((spool) => spool.done.then(forget, forget), forget);
+    starting.then(({ spool }) => spool.done.then(forget, forget), forget);
     return starting;
   }
 
-  async #startSpool(digest: Digest, origin: ContentOrigin): Promise<Spool> {
+  async #startSpool(digest: Digest, origin: ContentOrigin): Promise<Download> {
     const fromOwner = origin.forwarded === true ? undefined : await this.#askOwner(digest, origin);
     const response =
       fromOwner?.response ??
@@ -215,7 +226,10 @@ export class PullThroughStore implements ContentStore {
       );
       if (fromOwner !== undefined) this.#ownerFailed(fromOwner.owner);
     });
-    return spool;
+    const contentType = response.headers['content-type'];
+    const mediaType =
+      origin.kind === 'manifests' && isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
+    return { spool, mediaType };
   }
 
   /**
@@ -230,7 +244,7 @@ export class PullThroughStore implements ContentStore {
   ): Promise<{ owner: string; response: UpstreamResponse } | undefined> {
     const router = this.#router;
     const election = this.#election;
-    if (router === undefined || election === undefined) return undefined;
+    if (router === undefined || election === undefined || this.#auth === undefined) return undefined;
     const now = Date.now();
     const members = [router.selfId, ...router.members()].filter(
       (id) => (this.#failedOwners.get(id) ?? 0) <= now,
@@ -242,7 +256,14 @@ export class PullThroughStore implements ContentStore {
       const provider = await router.provider(owner, AbortSignal.timeout(this.#ownerTimeoutMs));
       if (provider === undefined) throw new Error('unreachable');
       const path = `/v2/${origin.repository}/${origin.kind}/${digest}?ns=${encodeURIComponent(origin.registry)}`;
-      const response = await requestOwner(provider.registry, path, origin.kind, this.#ownerTimeoutMs);
+      const auth = await this.#auth.headers(owner, {
+        method: 'GET',
+        target: path,
+        range: undefined,
+        mirrored: false,
+        ownerFetch: true,
+      });
+      const response = await requestOwner(provider.registry, path, origin.kind, this.#ownerTimeoutMs, auth);
       return { owner, response };
     } catch (err) {
       this.#log?.warn({ err, digest, owner }, 'the owner of this digest failed; fetching from upstream');
@@ -255,26 +276,25 @@ export class PullThroughStore implements ContentStore {
     this.#failedOwners.set(owner, Date.now() + this.#ownerRetryMs);
   }
 
-  /** HEADs `reference` upstream and describes what it names; the digest must be a real one. */
+  /** HEADs `reference` upstream for the digest it names and its media type; its size is not trusted. */
   async #describeUpstream(
     origin: ContentOrigin,
     reference: string,
     signal?: AbortSignal,
-  ): Promise<Descriptor> {
+  ): Promise<{ digest: Digest; mediaType: string }> {
     const response = await this.#upstream.request(
       { ...origin, reference },
       { method: 'HEAD', accept: origin.kind === 'manifests' ? MANIFEST_ACCEPT : '*/*', signal },
     );
     response.body.resume();
     const digest = response.headers['docker-content-digest'];
-    const size = Number(response.headers['content-length']);
     const contentType = response.headers['content-type'];
     const named = isDigest(reference) ? reference : digest;
-    if (typeof named !== 'string' || !isDigest(named) || !Number.isSafeInteger(size) || size < 0) {
-      throw new UpstreamUnavailableError(`upstream gave no usable digest and length for ${reference}`);
+    if (typeof named !== 'string' || !isDigest(named)) {
+      throw new UpstreamUnavailableError(`upstream gave no usable digest for ${reference}`);
     }
     const mediaType =
       origin.kind === 'manifests' && isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
-    return { digest: named as Digest, size, mediaType };
+    return { digest: named as Digest, mediaType };
   }
 }

@@ -1,6 +1,5 @@
 import type { Logger } from '../log/logger.js';
 import type { Router } from '../routing/router.js';
-import { tellInvalidated } from './peer-client.js';
 import type { TagBook } from './tag-book.js';
 
 /** What an invalidation reached. */
@@ -69,11 +68,8 @@ export class TagInvalidator {
     let told = 0;
     const worker = async (): Promise<void> => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const provider = await router
-          .provider(id, AbortSignal.timeout(this.#timeoutMs))
-          .catch(() => undefined);
-        if (provider !== undefined && (await tellInvalidated(provider.registry, name, at, this.#timeoutMs)))
-          told++;
+        const notice = { kind: 'tag-invalidated', name, at } as const;
+        if (await router.tell(id, notice, AbortSignal.timeout(this.#timeoutMs))) told++;
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#fanOut, members) }, worker));

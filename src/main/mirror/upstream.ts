@@ -9,15 +9,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BlobUnknownError,
   ManifestUnknownError,
+  UpstreamRefusedError,
   UpstreamUnauthorizedError,
   UpstreamUnavailableError,
 } from '../errors.js';
 import { basicHeader, type Challenge, type CredentialStore, parseChallenge } from './upstream-auth.js';
+import { UpstreamGuard } from './upstream-guard.js';
 
 /** Sent with every upstream request. */
 export const USER_AGENT = 'shoal-pull-through';
 
 export interface UpstreamClientInit {
+  /** The only registries ever contacted, as containerd names them (`--mirrored-registries`). */
+  mirroredRegistries: readonly string[];
+  /** Of those, hosts that may resolve to loopback, link-local or private addresses (`--upstream-private-hosts`). */
+  privateHosts?: readonly string[];
   /** Registry hosts reached over plain http; every other one over https (`--insecure-registries`). */
   insecureRegistries?: readonly string[];
   /** Longest wait for an upstream's headers, or for a token, in ms; default 10 000. */
@@ -68,6 +74,7 @@ export function upstreamOrigin(registry: string, insecure: ReadonlySet<string>):
 export class UpstreamClient {
   readonly #credentials: CredentialStore | undefined;
   readonly #insecure: ReadonlySet<string>;
+  readonly #guard: UpstreamGuard;
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #backoffMs: number;
@@ -77,8 +84,12 @@ export class UpstreamClient {
   readonly #http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
   readonly #https = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
 
-  constructor(deps: { credentials?: CredentialStore | undefined } = {}, init: UpstreamClientInit = {}) {
+  constructor(deps: { credentials?: CredentialStore | undefined }, init: UpstreamClientInit) {
     this.#credentials = deps.credentials;
+    this.#guard = new UpstreamGuard({
+      registries: init.mirroredRegistries,
+      privateHosts: init.privateHosts ?? [],
+    });
     this.#insecure = new Set(init.insecureRegistries ?? []);
     this.#timeoutMs = init.timeoutMs ?? 10_000;
     this.#retries = init.retries ?? 2;
@@ -97,6 +108,7 @@ export class UpstreamClient {
     target: UpstreamTarget,
     opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
   ): Promise<UpstreamResponse> {
+    this.#guard.check(target.registry);
     const origin = upstreamOrigin(target.registry, this.#insecure);
     const url = `${origin}/v2/${target.repository}/${target.kind}/${target.reference}`;
     const scope = `repository:${target.repository}:pull`;
@@ -107,7 +119,7 @@ export class UpstreamClient {
       try {
         response = await this.#authorized(target.registry, url, scope, opts);
       } catch (err) {
-        if (err instanceof UpstreamUnauthorizedError) throw err;
+        if (err instanceof UpstreamUnauthorizedError || err instanceof UpstreamRefusedError) throw err;
         // The caller's deadline passed: a coded error like any other unavailability, never a raw abort
         // (which the registry would answer 500, sending containerd to upstream on its own).
         if (opts.signal?.aborted === true) {
@@ -208,6 +220,8 @@ export class UpstreamClient {
   ): Promise<CachedToken> {
     const credential = this.#credentials?.get(registry);
     const realm = new URL(challenge.realm);
+    // The realm is the registry's choice of host: never one on the node's own networks.
+    await this.#guard.checkUrl(realm);
     const form = new URLSearchParams({ scope });
     if (challenge.service !== undefined) form.set('service', challenge.service);
     let response: Response;
@@ -285,6 +299,7 @@ export class UpstreamClient {
           method: opts.method,
           headers,
           agent: secure ? this.#https : this.#http,
+          lookup: this.#guard.lookup,
           ...(opts.signal === undefined ? {} : { signal: opts.signal }),
         },
         (res) => {

@@ -1,19 +1,18 @@
 import {
-  BadRequestError,
   BlobUnknownError,
   ContentCorruptError,
   ManifestTooLargeError,
   ManifestUnknownError,
   MethodUnsupportedError,
   NameUnknownError,
-  RouteUnknownError,
+  PeerUnauthorizedError,
 } from '../errors.js';
-import { CORRUPT_REPORT_PATH, TAG_CONFIRMED_HEADER, TAG_INVALIDATED_PATH } from '../mirror/peer-client.js';
-import { type Digest, parseDigest } from '../oci/digest.js';
+import type { PeerClaim, SignedRequest } from '../mirror/peer-auth.js';
+import { TAG_CONFIRMED_HEADER } from '../mirror/peer-client.js';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
-import { canonicalImageName, parseRegistryHost } from '../oci/reference.js';
+import { parseRegistryHost } from '../oci/reference.js';
 import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
 import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';
@@ -30,6 +29,8 @@ export interface PullRequest {
   mirrored?: boolean;
   /** Sent by a peer shoal that elected this node to fetch the content from upstream. */
   ownerFetch?: boolean;
+  /** The member a peer request says it comes from, with its signature; checked before any peer treatment. */
+  peer?: PeerClaim | undefined;
 }
 
 export interface PullHandlerInit {
@@ -53,15 +54,10 @@ export interface PullHandlerDeps {
   /** Readiness of everything the node needs (store now, router later). */
   ready: () => Promise<boolean>;
   /**
-   * A peer reports that content this node served failed its digest; returns whether a re-check was
-   * queued. Absent: reports are not taken (404).
+   * Proves a request that claims peer treatment comes from a member; resolves the member's id or throws
+   * PeerUnauthorizedError (PeerAuth.verify). Absent (no P2P): every such claim is refused.
    */
-  onCorruptReport?: (digest: Digest) => boolean;
-  /**
-   * A peer passes on that a tag mapping (`registry/repo:tag`) was invalidated at `at` (ms since the epoch);
-   * resolves whether that was news. Absent: invalidations are not taken (404).
-   */
-  onTagInvalidated?: (name: string, at: number) => Promise<boolean>;
+  authenticate?: (claim: PeerClaim | undefined, request: SignedRequest) => Promise<string>;
 }
 
 const PING_BODY = Buffer.from('{}');
@@ -71,8 +67,7 @@ export class PullHandler {
   readonly #store: ContentStore;
   readonly #localStore: ContentStore;
   readonly #ready: () => Promise<boolean>;
-  readonly #onCorruptReport: ((digest: Digest) => boolean) | undefined;
-  readonly #onTagInvalidated: ((name: string, at: number) => Promise<boolean>) | undefined;
+  readonly #authenticate: PullHandlerDeps['authenticate'];
   readonly #defaultRegistry: string;
   readonly #mirrored: ReadonlySet<string>;
   readonly #filters: readonly RegExp[];
@@ -83,8 +78,7 @@ export class PullHandler {
     this.#store = deps.store;
     this.#localStore = deps.localStore ?? deps.store;
     this.#ready = deps.ready;
-    this.#onCorruptReport = deps.onCorruptReport;
-    this.#onTagInvalidated = deps.onTagInvalidated;
+    this.#authenticate = deps.authenticate;
     this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
     this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
     this.#filters = init.registryFilters ?? [];
@@ -92,9 +86,11 @@ export class PullHandler {
     this.#manifestTimeoutMs = init.manifestTimeoutMs ?? 3000;
   }
 
+  /**
+   * Answers one request. The registry port serves reads only: every method but GET and HEAD is refused, and
+   * nothing a request says changes what the node holds or knows (peer notices travel over the router).
+   */
   async handle(request: PullRequest): Promise<Reply> {
-    if (request.path.startsWith(CORRUPT_REPORT_PATH)) return this.#corruptReport(request);
-    if (request.path === TAG_INVALIDATED_PATH) return this.#tagInvalidated(request);
     const head = request.method === 'HEAD';
     if (!head && request.method !== 'GET') {
       throw new MethodUnsupportedError(
@@ -107,8 +103,9 @@ export class PullHandler {
     const route = parsePullPath(request.path);
     if (route.kind === 'ping') return jsonReply(PING_BODY, head);
     const registry = this.#registryOf(request.query);
-    // Filters decide what this node's own clients get; a peer asking has applied its own already.
-    if (request.mirrored !== true) this.#checkServed(registry, route);
+    // Filters, mirrored registries and --resolve-tags hold for every request, whoever sends it.
+    this.#checkServed(registry, route);
+    const member = await this.#member(request);
     const store = request.mirrored === true ? this.#localStore : this.#store;
     const origin: ContentOrigin = {
       registry,
@@ -129,26 +126,28 @@ export class PullHandler {
         (message) => new BlobUnknownError(`blob ${route.digest}: ${message}`),
       );
     }
-    return this.#blob(store, route.digest, request.range, head, origin);
+    const reply = await this.#blob(store, route.digest, request.range, head, origin);
+    return reply.kind === 'stream' && member !== undefined ? { ...reply, member } : reply;
   }
 
-  #corruptReport(request: PullRequest): Reply {
-    if (request.method !== 'POST') throw new MethodUnsupportedError('corrupt reports are POSTed');
-    const digest = parseDigest(request.path.slice(CORRUPT_REPORT_PATH.length));
-    if (this.#onCorruptReport === undefined)
-      throw new RouteUnknownError('this node takes no corrupt reports');
-    return accepted({ queued: this.#onCorruptReport(digest) });
-  }
-
-  async #tagInvalidated(request: PullRequest): Promise<Reply> {
-    if (request.method !== 'POST') throw new MethodUnsupportedError('tag invalidations are POSTed');
-    if (this.#onTagInvalidated === undefined)
-      throw new RouteUnknownError('this node takes no tag invalidations');
-    const query = new URLSearchParams(request.query);
-    const name = canonicalImageName(query.get('name') ?? '');
-    const at = Number(query.get('at'));
-    if (!Number.isSafeInteger(at) || at <= 0) throw new BadRequestError('at: a time in ms since the epoch');
-    return accepted({ news: await this.#onTagInvalidated(name, at) });
+  /**
+   * The member a request that claims peer treatment comes from (undefined for a plain client, which gets
+   * what it always got). A claim without proof is refused, never served as a plain request: a peer header
+   * must never be a way around anything.
+   */
+  async #member(request: PullRequest): Promise<string | undefined> {
+    const mirrored = request.mirrored === true;
+    const ownerFetch = request.ownerFetch === true;
+    if (!mirrored && !ownerFetch && request.peer === undefined) return undefined;
+    if (this.#authenticate === undefined) throw new PeerUnauthorizedError('this node has no peers');
+    const target = request.query === '' ? request.path : `${request.path}?${request.query}`;
+    return this.#authenticate(request.peer, {
+      method: request.method,
+      target,
+      range: request.range,
+      mirrored,
+      ownerFetch,
+    });
   }
 
   /**
@@ -257,11 +256,6 @@ export class PullHandler {
     const reader = await store.open(digest, range ?? whole, origin);
     return { kind: 'stream', status, headers, reader, length };
   }
-}
-
-/** 202 with a small JSON body: a notice from a peer was taken. */
-function accepted(body: Record<string, unknown>): Reply {
-  return { ...jsonReply(Buffer.from(JSON.stringify(body)), false), status: 202 };
 }
 
 function contentHeaders(descriptor: Descriptor, length: number): Headers {

@@ -6,7 +6,15 @@ export type Headers = ReadonlyArray<readonly [string, string]>;
 /** What a handler answers; only the server turns it into bytes on a socket. */
 export type Reply =
   | { kind: 'full'; status: number; headers: Headers; body: Buffer | undefined }
-  | { kind: 'stream'; status: number; headers: Headers; reader: BlobReader; length: number };
+  | {
+      kind: 'stream';
+      status: number;
+      headers: Headers;
+      reader: BlobReader;
+      length: number;
+      /** The member a peer request proved it comes from: its upload is limited per member. */
+      member?: string;
+    };
 
 export type FullReply = Extract<Reply, { kind: 'full' }>;
 
@@ -16,6 +24,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   200: 'OK',
   206: 'Partial Content',
   400: 'Bad Request',
+  401: 'Unauthorized',
   404: 'Not Found',
   405: 'Method Not Allowed',
   414: 'URI Too Long',
@@ -35,9 +44,9 @@ export function errorReply(err: unknown, head: boolean): FullReply {
   const status = known?.status ?? 500;
   const entry: Record<string, unknown> = {
     code: known?.ociCode ?? 'UNKNOWN',
-    message: known?.message ?? 'internal error',
+    message: known?.publicMessage ?? known?.message ?? 'internal error',
   };
-  if (known?.detail !== undefined) entry.detail = known.detail;
+  if (known?.detail !== undefined && known.publicMessage === undefined) entry.detail = known.detail;
   const body = Buffer.from(JSON.stringify({ errors: [entry] }));
   const headers: Array<readonly [string, string]> = [
     ['Content-Type', 'application/json'],

@@ -1,7 +1,8 @@
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import { HeadersTooLargeError, UriTooLongError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { OWNER_FETCH_HEADER } from '../mirror/peer-client.js';
+import { PEER_ID_HEADER, PEER_SIGNATURE_HEADER, PEER_TIME_HEADER } from '../mirror/peer-auth.js';
+import { MIRRORED_HEADER, OWNER_FETCH_HEADER } from '../mirror/peer-client.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PullHandler, PullRequest } from './handler.js';
 import { listenExclusive } from './listen.js';
@@ -24,7 +25,7 @@ export interface RegistryServerInit {
   maxUrlBytes?: number;
   /** Largest total of request headers accepted; default 16 KiB. */
   maxHeaderBytes?: number;
-  /** Bytes per second this node streams to peers, all peer requests together; 0 (default) is unlimited. */
+  /** Bytes per second this node streams to each member (peer requests it proved); 0 (default) is unlimited. */
   peerUploadRate?: number;
 }
 
@@ -42,7 +43,9 @@ export class RegistryServer {
   readonly #timeoutMs: number;
   readonly #maxUrlBytes: number;
   readonly #maxHeaderBytes: number;
-  readonly #peerLimiter: ByteRateLimiter | undefined;
+  readonly #peerRate: number;
+  /** One bucket per member that pulled lately (the least recent is forgotten past MAX_LIMITED_MEMBERS). */
+  readonly #peerLimiters = new Map<string, ByteRateLimiter>();
   #listenSocket: us_listen_socket | undefined;
   #port = 0;
 
@@ -54,8 +57,7 @@ export class RegistryServer {
     this.#timeoutMs = init.timeoutMs ?? 5000;
     this.#maxUrlBytes = init.maxUrlBytes ?? 4096;
     this.#maxHeaderBytes = init.maxHeaderBytes ?? 16 << 10;
-    const rate = init.peerUploadRate ?? 0;
-    this.#peerLimiter = rate > 0 ? new ByteRateLimiter(rate) : undefined;
+    this.#peerRate = init.peerUploadRate ?? 0;
   }
 
   /** The bound port, once started. */
@@ -75,6 +77,21 @@ export class RegistryServer {
   async stop(): Promise<void> {
     if (this.#listenSocket !== undefined) uWS.us_listen_socket_close(this.#listenSocket);
     this.#listenSocket = undefined;
+  }
+
+  /** The upload budget of `member`; undefined when uploads are unlimited. */
+  #limiterOf(member: string): ByteRateLimiter | undefined {
+    if (this.#peerRate <= 0) return undefined;
+    let limiter = this.#peerLimiters.get(member);
+    if (limiter === undefined) {
+      if (this.#peerLimiters.size >= MAX_LIMITED_MEMBERS) {
+        const oldest = this.#peerLimiters.keys().next().value;
+        if (oldest !== undefined) this.#peerLimiters.delete(oldest);
+      }
+      limiter = new ByteRateLimiter(this.#peerRate);
+      this.#peerLimiters.set(member, limiter);
+    }
+    return limiter;
   }
 
   #accept(res: HttpResponse, req: HttpRequest): void {
@@ -131,7 +148,7 @@ export class RegistryServer {
     try {
       if (connection.aborted) return;
       res.cork(() => writeHead(res, reply.status, reply.headers, false));
-      const limiter = request.mirrored === true ? this.#peerLimiter : undefined;
+      const limiter = reply.member === undefined ? undefined : this.#limiterOf(reply.member);
       await streamBody(res, reply.reader, buffers, reply.length, connection, this.#timeoutMs, limiter);
     } catch (err) {
       // Status and part of the body are out: the only honest signal left is cutting the connection.
@@ -144,6 +161,14 @@ export class RegistryServer {
   }
 }
 
+const MAX_LIMITED_MEMBERS = 4096;
+
+function captureClaim(req: HttpRequest): PullRequest['peer'] {
+  const id = req.getHeader(PEER_ID_HEADER);
+  if (id === '') return undefined;
+  return { id, time: req.getHeader(PEER_TIME_HEADER), signature: req.getHeader(PEER_SIGNATURE_HEADER) };
+}
+
 function capture(req: HttpRequest): CapturedRequest {
   const path = req.getUrl();
   const query = req.getQuery() ?? '';
@@ -152,11 +177,13 @@ function capture(req: HttpRequest): CapturedRequest {
     headerBytes += key.length + value.length + 4;
   });
   const range = req.getHeader('range');
-  const mirrored = req.getHeader('x-shoal-mirrored') === 'true';
-  const ownerFetch = req.getHeader(OWNER_FETCH_HEADER) === 'true';
+  // Any value claims peer treatment, so a claim that is not exactly 'true' is still checked.
+  const mirrored = req.getHeader(MIRRORED_HEADER) !== '';
+  const ownerFetch = req.getHeader(OWNER_FETCH_HEADER) !== '';
   return {
     mirrored,
     ownerFetch,
+    peer: captureClaim(req),
     method: req.getMethod().toUpperCase(),
     path,
     query,

@@ -1,3 +1,5 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { decodeMessage, encodeMessage, type MessageHandler, type PeerMessage } from './messages.js';
 import type { Provider, Router } from './router.js';
 
 /** The shared "network" of in-memory routers: who is up, and who advertised what. */
@@ -11,6 +13,9 @@ export class MemoryRouter implements Router {
   readonly id: string;
   readonly registry: string;
   readonly #network: MemoryNetwork;
+  /** Stands in for the identity key: only this router and the network's verifier know it. */
+  readonly #secret = randomBytes(32);
+  #handler: MessageHandler | undefined;
   #started = false;
 
   constructor(deps: { network: MemoryNetwork }, init: { id: string; registry: string }) {
@@ -65,6 +70,30 @@ export class MemoryRouter implements Router {
   current(provider: Provider): Provider | undefined {
     const member = this.#network.members.get(provider.id);
     return member === undefined ? undefined : { id: provider.id, registry: member.registry };
+  }
+
+  async tell(id: string, message: PeerMessage, signal: AbortSignal): Promise<boolean> {
+    const member = this.#network.members.get(id);
+    if (member === undefined || id === this.id || signal.aborted) return false;
+    // Through the same encoding as the wire, so a fake never accepts what the real channel would refuse.
+    const decoded = decodeMessage(new TextDecoder().decode(encodeMessage(message)).trimEnd());
+    if (decoded === undefined) return false;
+    return (await member.#handler?.(this.id, decoded).catch(() => false)) ?? false;
+  }
+
+  onMessage(handler: MessageHandler): void {
+    this.#handler = handler;
+  }
+
+  async sign(payload: Uint8Array): Promise<Uint8Array> {
+    return createHmac('sha256', this.#secret).update(payload).digest();
+  }
+
+  async verifyMember(id: string, payload: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    const member = this.#network.members.get(id);
+    if (member === undefined || id === this.id) return false;
+    const expected = await member.sign(payload);
+    return expected.length === signature.length && timingSafeEqual(expected, signature);
   }
 
   async provider(id: string): Promise<Provider | undefined> {

@@ -1,3 +1,5 @@
+import type { MessageHandler, PeerMessage } from './messages.js';
+
 /** A node that advertised a key, with the address of its registry API as the node itself reported it. */
 export interface Provider {
   /** Stable node identity (a libp2p peer id for the libp2p router). */
@@ -41,4 +43,18 @@ export interface Router {
   members(): string[];
   /** The registry address of node `id`, asked of the node itself (proof of life); undefined if it is gone. */
   provider(id: string, signal: AbortSignal): Promise<Provider | undefined>;
+  /**
+   * Sends `message` to member `id` over the router's own authenticated channel; resolves whether the member
+   * took it (false when it refused, failed or did not answer within `signal`). Never rejects.
+   */
+  tell(id: string, message: PeerMessage, signal: AbortSignal): Promise<boolean>;
+  /** What is done with messages other members send; until it is set, every message is refused. */
+  onMessage(handler: MessageHandler): void;
+  /** Signs `payload` with this node's identity, so another member can tell the request is this node's. */
+  sign(payload: Uint8Array): Promise<Uint8Array>;
+  /**
+   * True when `signature` over `payload` was made by node `id`, and `id` is a member: known to this node's
+   * network now, or reached within `signal`. False for this node itself and for anything malformed.
+   */
+  verifyMember(id: string, payload: Uint8Array, signature: Uint8Array, signal: AbortSignal): Promise<boolean>;
 }

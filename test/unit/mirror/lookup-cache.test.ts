@@ -7,7 +7,7 @@ import type { Provider, Router } from '../../../src/main/routing/router.js';
 /** A router whose lookups are counted and yield its providers slowly; `now` is what it knows of each now. */
 function countingRouter(
   providers: Provider[],
-): Router & { calls: number; now: Map<string, Provider | undefined> } {
+): Pick<Router, 'lookup' | 'current'> & { calls: number; now: Map<string, Provider | undefined> } {
   const router = {
     calls: 0,
     now: new Map<string, Provider | undefined>(),

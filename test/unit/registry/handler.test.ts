@@ -3,11 +3,10 @@ import { createHash } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import {
   BlobUnknownError,
-  DigestInvalidError,
   ManifestUnknownError,
   MethodUnsupportedError,
   NameUnknownError,
-  RouteUnknownError,
+  PeerUnauthorizedError,
 } from '../../../src/main/errors.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { MEDIA_TYPE_OCI_MANIFEST } from '../../../src/main/oci/media-types.js';
@@ -102,25 +101,53 @@ describe('PullHandler', () => {
     assert.ok(Date.now() - started < 1000);
   });
 
-  it('takes a peer’s corrupt report by POST and queues a re-check', async () => {
-    const reported: Digest[] = [];
-    const taking = new PullHandler({
-      store,
-      ready: async () => true,
-      onCorruptReport: (digest) => reported.push(digest) === 1,
-    });
-    const path = `/_shoal/v1/corrupt/${digestOf(layer)}`;
-    const reply = await taking.handle(request(path, { method: 'POST' }));
-    assert.equal(reply.status, 202);
-    assert.ok(reply.kind === 'full' && reply.body?.toString() === '{"queued":true}');
-    assert.deepEqual(reported, [digestOf(layer)]);
-    await assert.rejects(taking.handle(request(path)), MethodUnsupportedError);
-    await assert.rejects(
-      taking.handle(request('/_shoal/v1/corrupt/sha256:nothex', { method: 'POST' })),
-      DigestInvalidError,
+  // Regression (security): anyone who reached the registry port could POST tag invalidations and corrupt
+  // reports. Peer notices now travel over the router; the registry port changes nothing.
+  it('refuses every method but GET and HEAD, the old peer notice paths included', async () => {
+    for (const path of [
+      `/_shoal/v1/corrupt/${digestOf(layer)}`,
+      '/_shoal/v1/tags/invalidated?name=docker.io/library/app:v1&at=9999999999999',
+      '/v2/library/app/manifests/v1',
+    ]) {
+      for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+        await assert.rejects(handler.handle(request(path, { method })), MethodUnsupportedError);
+      }
+    }
+    assert.equal((await handler.handle(request('/v2/library/app/manifests/v1'))).status, 200);
+  });
+
+  // Regression (security): X-Shoal-Mirrored got a request past --mirrored-registries, --registry-filters
+  // and --resolve-tags=false. A peer header now only stops forwarding, and must be proved.
+  it('applies filters to peer requests, and refuses a peer claim it cannot prove', async () => {
+    const claims: unknown[] = [];
+    const filtered = new PullHandler(
+      {
+        store,
+        ready: async () => true,
+        authenticate: async (claim) => {
+          claims.push(claim);
+          if (claim?.id !== 'member') throw new PeerUnauthorizedError('not a member');
+          return claim.id;
+        },
+      },
+      { registryFilters: [/:v1$/], resolveTags: true },
     );
-    // A node built without a checker does not take reports at all.
-    await assert.rejects(handler.handle(request(path, { method: 'POST' })), RouteUnknownError);
+    const peer = { id: 'member', time: String(Date.now()), signature: 'x' };
+    await assert.rejects(
+      filtered.handle(request('/v2/library/app/manifests/v1', { mirrored: true, peer })),
+      NameUnknownError,
+    );
+    const byDigest = `/v2/library/app/manifests/${digestOf(manifest)}`;
+    assert.equal((await filtered.handle(request(byDigest, { mirrored: true, peer }))).status, 200);
+    await assert.rejects(filtered.handle(request(byDigest, { mirrored: true })), PeerUnauthorizedError);
+    await assert.rejects(
+      filtered.handle(request(byDigest, { ownerFetch: true, peer: { ...peer, id: 'stranger' } })),
+      PeerUnauthorizedError,
+    );
+    // A node without P2P has no members: any claim is refused, and a plain request is served as always.
+    await assert.rejects(handler.handle(request(byDigest, { mirrored: true, peer })), PeerUnauthorizedError);
+    assert.equal((await handler.handle(request(byDigest))).status, 200);
+    assert.equal(claims.length, 3);
   });
 
   it('answers tag requests 404 with --resolve-tags=false, and still serves by digest', async () => {

@@ -3,19 +3,22 @@ import '../../polyfill.js';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
-import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
+import type { Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from '../../log/logger.js';
 import type { Bootstrapper } from '../bootstrap.js';
+import type { MessageHandler, PeerMessage } from '../messages.js';
 import type { Provider, Router } from '../router.js';
 import { loadIdentity } from './identity.js';
 import { routingCid } from './keys.js';
 import { Liveness } from './liveness.js';
+import { NoticeChannel } from './notices.js';
 import { isRegistryAddress, registryAddresses, registryOrigin, remoteHost } from './registry-address.js';
 
 export const DHT_PROTOCOL = '/shoal/kad/1.0.0';
@@ -44,6 +47,11 @@ export interface Libp2pRouterInit {
   refreshIntervalMs?: number;
   /** Longest a joining node waits for its first self-lookup before it reports ready anyway; default 10 s. */
   joinTimeoutMs?: number;
+  /**
+   * The private network's pre-shared key (`/key/swarm/psk/1.0.0/` format, `--p2p-psk-file`): a node
+   * without the same key cannot complete a connection. Undefined: an open network.
+   */
+  psk?: Uint8Array | undefined;
 }
 
 type Node = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
@@ -66,6 +74,9 @@ export class Libp2pRouter implements Router {
   readonly #init: Libp2pRouterInit;
   readonly #log: Logger;
   #node: Node | undefined;
+  #privateKey: PrivateKey | undefined;
+  #notices: NoticeChannel | undefined;
+  #messageHandler: MessageHandler | undefined;
   #liveness: Liveness | undefined;
   #rebootstrap: NodeJS.Timeout | undefined;
   #backoff = 1;
@@ -113,6 +124,7 @@ export class Libp2pRouter implements Router {
         announceFilter: (addresses) => [...addresses, ...registryAddresses(addresses, registryPort())],
       },
       transports: [tcp()],
+      ...(this.#init.psk === undefined ? {} : { connectionProtector: preSharedKey({ psk: this.#init.psk }) }),
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       services: {
@@ -164,6 +176,9 @@ export class Libp2pRouter implements Router {
     // kad-dht announces each finished self-lookup on the node's event bus.
     (node as unknown as EventTarget).addEventListener('kad-dht:query:self', () => this.#join());
     await node.handle(REGISTRY_PROTOCOL, (stream) => this.#tellRegistry(stream, registryPort()));
+    const notices = new NoticeChannel(node, this.#log);
+    if (this.#messageHandler !== undefined) notices.onMessage(this.#messageHandler);
+    await notices.start();
     // kad-dht answers GET_PROVIDERS with each provider's addresses from the peer store, and drops providers
     // without any; libp2p keeps none for the node itself, so a holder asked directly left itself out, and a
     // node that had just joined found nothing when the holder was the one it asked.
@@ -175,6 +190,8 @@ export class Libp2pRouter implements Router {
     node.addEventListener('self:peer:update', recordSelf);
     recordSelf();
     this.#node = node;
+    this.#privateKey = privateKey;
+    this.#notices = notices;
     this.#liveness = liveness;
     liveness.start();
     await this.#bootstrap();
@@ -187,6 +204,7 @@ export class Libp2pRouter implements Router {
     this.#liveness?.stop();
     await this.#node?.stop();
     this.#node = undefined;
+    this.#notices = undefined;
   }
 
   /**
@@ -265,13 +283,9 @@ export class Libp2pRouter implements Router {
    */
   async provider(id: string, signal: AbortSignal): Promise<Provider | undefined> {
     const node = this.#require();
-    let peer: PeerId;
-    try {
-      peer = peerIdFromString(id);
-    } catch {
+    const peer = this.#peer(id);
+    if (peer === undefined || id === node.peerId.toString() || this.#liveness?.isGone(id) === true)
       return undefined;
-    }
-    if (id === node.peerId.toString() || this.#liveness?.isGone(id) === true) return undefined;
     if (node.getConnections(peer).length === 0) {
       try {
         await node.dial(peer, { signal: AbortSignal.any([signal, AbortSignal.timeout(MEMBER_TIMEOUT_MS)]) });
@@ -283,6 +297,55 @@ export class Libp2pRouter implements Router {
     // Just dialled, its identify answer may still be on the way: what the peer store holds stands in.
     const stored = await node.peerStore.get(peer).catch(() => undefined);
     return this.#provider(id, stored?.addresses.map((address) => address.multiaddr) ?? [], peer);
+  }
+
+  async tell(id: string, message: PeerMessage, signal: AbortSignal): Promise<boolean> {
+    const peer = this.#peer(id);
+    if (peer === undefined || this.#notices === undefined || id === this.selfId) return false;
+    return this.#notices.tell(peer, message, signal);
+  }
+
+  onMessage(handler: MessageHandler): void {
+    this.#messageHandler = handler;
+    this.#notices?.onMessage(handler);
+  }
+
+  async sign(payload: Uint8Array): Promise<Uint8Array> {
+    if (this.#privateKey === undefined) throw new Error('router is not started');
+    return this.#privateKey.sign(payload);
+  }
+
+  /**
+   * The signature must be by the key `id` names (an Ed25519 peer id holds its public key), and `id` must be
+   * a member: connected to this node, or reachable within `signal`. A connection completes only through the
+   * private network's key and the peer's own identity key, so it is the proof of membership.
+   */
+  async verifyMember(
+    id: string,
+    payload: Uint8Array,
+    signature: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const node = this.#node;
+    const peer = this.#peer(id);
+    if (node === undefined || peer?.publicKey === undefined || id === node.peerId.toString()) return false;
+    if (!(await peer.publicKey.verify(payload, signature))) return false;
+    if (node.getConnections(peer).length > 0) return true;
+    if (this.#liveness?.isGone(id) === true) return false;
+    try {
+      await node.dial(peer, { signal });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #peer(id: string): PeerId | undefined {
+    try {
+      return peerIdFromString(id);
+    } catch {
+      return undefined;
+    }
   }
 
   #require(): Node {
