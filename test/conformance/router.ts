@@ -100,6 +100,45 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
       assert.equal(await router(0).provider(router(0).selfId, AbortSignal.timeout(3000)), undefined);
     });
 
+    it('delivers a notice to a member with the sender’s id, and reports whether it was taken', async () => {
+      const heard: Array<[string, unknown]> = [];
+      router(2).onMessage(async (from, message) => {
+        heard.push([from, message]);
+        return message.kind === 'corrupt';
+      });
+      const digest = `sha256:${'a'.repeat(64)}`;
+      const signal = () => AbortSignal.timeout(5000);
+      assert.equal(await router(1).tell(router(2).selfId, { kind: 'corrupt', digest }, signal()), true);
+      const invalidation = { kind: 'tag-invalidated', name: 'docker.io/library/app:v1', at: 1000 } as const;
+      assert.equal(await router(1).tell(router(2).selfId, invalidation, signal()), false);
+      assert.deepEqual(heard, [
+        [router(1).selfId, { kind: 'corrupt', digest }],
+        [router(1).selfId, invalidation],
+      ]);
+      // Malformed or planted notices never reach the handler: a name that is not canonical, a time far ahead.
+      const planted = {
+        kind: 'tag-invalidated',
+        name: 'docker.io/library/app:v1',
+        at: Date.now() + 86_400_000,
+      };
+      assert.equal(await router(1).tell(router(2).selfId, planted as never, signal()), false);
+      assert.equal(await router(1).tell(router(2).selfId, { kind: 'corrupt', digest: 'x' }, signal()), false);
+      assert.equal(heard.length, 2);
+      assert.equal(await router(1).tell('not-a-member', { kind: 'corrupt', digest }, signal()), false);
+    });
+
+    it('verifies a member’s signature, bound to the signed bytes and the signer', async () => {
+      const payload = new TextEncoder().encode('GET /v2/x/blobs/sha256:1');
+      const signature = await router(1).sign(payload);
+      const signal = () => AbortSignal.timeout(5000);
+      assert.equal(await router(2).verifyMember(router(1).selfId, payload, signature, signal()), true);
+      const other = new TextEncoder().encode('GET /v2/x/blobs/sha256:2');
+      assert.equal(await router(2).verifyMember(router(1).selfId, other, signature, signal()), false);
+      assert.equal(await router(2).verifyMember(router(3).selfId, payload, signature, signal()), false);
+      assert.equal(await router(2).verifyMember('garbage', payload, signature, signal()), false);
+      assert.equal(await router(1).verifyMember(router(1).selfId, payload, signature, signal()), false);
+    });
+
     it('stops returning a node within seconds of it dying', async (t) => {
       const key = freshKey();
       await router(1).advertise([key]);

@@ -17,17 +17,31 @@ export interface TagBookInit {
   maxAgeMs?: number;
   /** Most mappings kept; those confirmed longest ago go first. Default 50 000. */
   maxTags?: number;
-  /** Most invalidations remembered; the oldest go first. Default 10 000. */
+  /**
+   * Most invalidations heard from members remembered; the oldest go first. Default 10 000. The operator's
+   * own (`shoal invalidate` on this node) are kept apart, as many again, and never pushed out by these.
+   */
   maxInvalidations?: number;
-  /** Delay before a change is written, so a burst of pulls writes once; default 1 s. */
+  /**
+   * Delay before a change is written, so a burst of pulls or of members' invalidations writes once; also
+   * the shortest time between two such writes. Default 1 s.
+   */
   flushDelayMs?: number;
 }
+
+/** Who an invalidation came from: this node's operator, or another member passing one on. */
+export type InvalidationSource = 'operator' | 'member';
+
+/** How far ahead of the clock a stored invalidation may lie; a later one was planted and is dropped. */
+const MAX_FUTURE_MS = 5 * 60_000;
 
 interface BookFile {
   version: 1;
   tags: Record<string, TagRecord>;
   /** name → when it was invalidated: answers confirmed before that are never served again. */
   invalidated: Record<string, number>;
+  /** The names among `invalidated` that this node's operator invalidated. */
+  operator?: string[];
 }
 
 /**
@@ -39,6 +53,7 @@ interface BookFile {
  */
 export class TagBook {
   readonly #log: Logger | undefined;
+  readonly #write: (path: string, text: string) => Promise<void>;
   readonly #path: string | undefined;
   readonly #maxAgeMs: number;
   readonly #maxTags: number;
@@ -46,12 +61,22 @@ export class TagBook {
   readonly #flushDelayMs: number;
   readonly #tags = new Map<string, TagRecord>();
   readonly #invalidated = new Map<string, number>();
+  /** Names invalidated by this node's operator: evicted only by each other. */
+  readonly #operator = new Set<string>();
   readonly #changes = new ChangeNotifier();
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
 
-  constructor(deps: { log?: Logger | undefined }, init: TagBookInit = {}) {
+  constructor(
+    deps: {
+      log?: Logger | undefined;
+      /** Writes the whole file atomically; default writeFileAtomic (temp, fsync, rename). */
+      write?: (path: string, text: string) => Promise<void>;
+    },
+    init: TagBookInit = {},
+  ) {
     this.#log = deps.log;
+    this.#write = deps.write ?? ((path, text) => writeFileAtomic(path, text));
     this.#path = init.path;
     this.#maxAgeMs = init.maxAgeMs ?? 0;
     this.#maxTags = init.maxTags ?? 50_000;
@@ -72,9 +97,11 @@ export class TagBook {
       for (const [name, record] of Object.entries(parsed.tags ?? {})) {
         if (isDigest(record?.digest) && Number.isFinite(record?.confirmedAt)) this.#tags.set(name, record);
       }
+      const latest = Date.now() + MAX_FUTURE_MS;
       for (const [name, at] of Object.entries(parsed.invalidated ?? {})) {
-        if (Number.isFinite(at)) this.#invalidated.set(name, at);
+        if (Number.isSafeInteger(at) && at <= latest) this.#invalidated.set(name, at);
       }
+      for (const name of parsed.operator ?? []) if (this.#invalidated.has(name)) this.#operator.add(name);
     } catch (err) {
       // A damaged book costs offline answers only; the registry refills it.
       this.#log?.warn({ err, path: this.#path }, 'the tag book cannot be read; starting empty');
@@ -126,6 +153,7 @@ export class TagBook {
     this.#tags.delete(name);
     this.#tags.set(name, { digest, confirmedAt });
     this.#invalidated.delete(name);
+    this.#operator.delete(name);
     if (this.#tags.size > this.#maxTags) this.#evictOldest();
     this.#schedule();
     if (known?.digest !== digest) this.#changes.notify();
@@ -133,23 +161,38 @@ export class TagBook {
 
   /**
    * Forgets `name` as of `at`: every answer confirmed until then is refused from now on. True when this is
-   * news (no invalidation as late was known), so the caller passes it on; written to disk before it resolves.
+   * news (no invalidation as late was known), so the caller passes it on. The operator's is written to disk
+   * before it resolves; members' are written together at most once per flush delay, so a flood of them
+   * costs one write a second, not one each.
    */
-  async invalidate(name: string, at: number): Promise<boolean> {
+  async invalidate(name: string, at: number, source: InvalidationSource = 'operator'): Promise<boolean> {
     if ((this.#invalidated.get(name) ?? -1) >= at) return false;
     this.#invalidated.delete(name);
     this.#invalidated.set(name, at);
-    if (this.#invalidated.size > this.#maxInvalidations) {
-      const oldest = this.#invalidated.keys().next().value;
-      if (oldest !== undefined) this.#invalidated.delete(oldest);
-    }
+    if (source === 'operator') this.#operator.add(name);
+    this.#evictInvalidations();
     const known = this.#tags.get(name);
     if (known !== undefined && known.confirmedAt <= at) this.#tags.delete(name);
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#flush();
+    if (source === 'operator') {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      await this.#flush();
+    } else this.#schedule();
     this.#changes.notify();
     return true;
+  }
+
+  /** Keeps each kind of invalidation within its bound; members' floods never push the operator's out. */
+  #evictInvalidations(): void {
+    const members = this.#invalidated.size - this.#operator.size;
+    const operatorOver = this.#operator.size > this.#maxInvalidations;
+    if (members <= this.#maxInvalidations && !operatorOver) return;
+    for (const name of this.#invalidated.keys()) {
+      if (this.#operator.has(name) !== operatorOver) continue;
+      this.#invalidated.delete(name);
+      this.#operator.delete(name);
+      return;
+    }
   }
 
   /** Maps are kept in order of confirmation news, so the first is the one heard of longest ago. */
@@ -159,6 +202,7 @@ export class TagBook {
   }
 
   #schedule(): void {
+    // One timer at a time: changes in between ride on the write it makes.
     if (this.#path === undefined || this.#timer !== undefined) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
@@ -176,8 +220,9 @@ export class TagBook {
         version: 1,
         tags: Object.fromEntries(this.#tags),
         invalidated: Object.fromEntries(this.#invalidated),
+        operator: [...this.#operator],
       };
-      await writeFileAtomic(path, JSON.stringify(file));
+      await this.#write(path, JSON.stringify(file));
     });
     this.#writing = write.catch((err: unknown) => {
       this.#log?.warn({ err, path }, 'the tag book cannot be written');

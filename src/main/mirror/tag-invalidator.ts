@@ -51,7 +51,7 @@ export class TagInvalidator {
 
   /** A member passed an invalidation on: recorded, and passed on in turn the first time it is heard. */
   async received(name: string, at: number): Promise<boolean> {
-    const news = await this.#book.invalidate(name, at);
+    const news = await this.#book.invalidate(name, at, 'member');
     if (news) {
       void this.#broadcast(name, at).then(({ members, told }) =>
         this.#log?.info({ name, at, members, told }, 'tag invalidated by a peer; passed on'),

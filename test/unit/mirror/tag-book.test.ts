@@ -100,4 +100,51 @@ describe('TagBook', () => {
       ['r/a:2', 'r/a:3'],
     );
   });
+
+  // Regression (security): 12,000 invalidations of new names cost 2.0 GB of writes (the whole book fsynced
+  // each time) and pushed the operator's own invalidation out of the bounded list.
+  it('writes a flood of members’ invalidations together, and never evicts the operator’s', async () => {
+    const path = join(dir, 'flood.json');
+    const writes: number[] = [];
+    const book = new TagBook(
+      {
+        write: async (to, text) => {
+          writes.push(text.length);
+          await writeFile(to, text);
+        },
+      },
+      { path, maxInvalidations: 100 },
+    );
+    await book.start();
+    const operatorName = 'docker.io/library/app:pinned';
+    assert.equal(await book.invalidate(operatorName, 1000, 'operator'), true);
+    assert.equal(writes.length, 1, 'the operator’s invalidation is on disk before it resolves');
+    for (let i = 0; i < 12_000; i++) await book.invalidate(`docker.io/flood/n${i}:v1`, 2000 + i, 'member');
+    assert.equal(writes.length, 1, 'members’ invalidations wait for the next flush');
+    await book.stop();
+    assert.equal(writes.length, 2, 'and 12,000 of them are written once');
+    const file = JSON.parse(await readFile(path, 'utf8')) as {
+      invalidated: Record<string, number>;
+      operator: string[];
+    };
+    assert.equal(file.invalidated[operatorName], 1000, 'the operator’s invalidation survived the flood');
+    assert.deepEqual(file.operator, [operatorName]);
+    assert.equal(Object.keys(file.invalidated).length, 101, 'members’ are bounded; the operator’s apart');
+    assert.ok((writes[1] ?? 0) < 10_000, `the book stays small: ${writes[1]} bytes`);
+    // After a restart the operator's entry is still the operator's.
+    const again = new TagBook({}, { path, maxInvalidations: 100 });
+    await again.start();
+    for (let i = 0; i < 500; i++) await again.invalidate(`docker.io/more/n${i}:v1`, 50_000 + i, 'member');
+    assert.equal(again.admits(operatorName, 999), false);
+  });
+
+  it('drops a stored invalidation dated far in the future: no confirmation could ever lift it', async () => {
+    const path = join(dir, 'future.json');
+    const far = Date.now() + 24 * 3600_000;
+    await writeFile(path, JSON.stringify({ version: 1, tags: {}, invalidated: { [NAME]: far } }));
+    const book = new TagBook({}, { path });
+    await book.start();
+    book.confirm(NAME, D1, Date.now());
+    assert.equal(book.get(NAME)?.digest, D1);
+  });
 });
