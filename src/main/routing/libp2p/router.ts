@@ -3,7 +3,7 @@ import '../../polyfill.js';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
-import type { Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface';
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
@@ -18,6 +18,7 @@ import type { Provider, Router } from '../router.js';
 import { loadIdentity } from './identity.js';
 import { routingCid } from './keys.js';
 import { Liveness } from './liveness.js';
+import { MemberProof, peerIdOf } from './member-proof.js';
 import { NoticeChannel } from './notices.js';
 import { isRegistryAddress, registryAddresses, registryOrigin, remoteHost } from './registry-address.js';
 
@@ -74,7 +75,7 @@ export class Libp2pRouter implements Router {
   readonly #init: Libp2pRouterInit;
   readonly #log: Logger;
   #node: Node | undefined;
-  #privateKey: PrivateKey | undefined;
+  #proof: MemberProof | undefined;
   #notices: NoticeChannel | undefined;
   #messageHandler: MessageHandler | undefined;
   #liveness: Liveness | undefined;
@@ -190,7 +191,7 @@ export class Libp2pRouter implements Router {
     node.addEventListener('self:peer:update', recordSelf);
     recordSelf();
     this.#node = node;
-    this.#privateKey = privateKey;
+    this.#proof = new MemberProof(node, privateKey, (id) => liveness.isGone(id));
     this.#notices = notices;
     this.#liveness = liveness;
     liveness.start();
@@ -283,7 +284,7 @@ export class Libp2pRouter implements Router {
    */
   async provider(id: string, signal: AbortSignal): Promise<Provider | undefined> {
     const node = this.#require();
-    const peer = this.#peer(id);
+    const peer = peerIdOf(id);
     if (peer === undefined || id === node.peerId.toString() || this.#liveness?.isGone(id) === true)
       return undefined;
     if (node.getConnections(peer).length === 0) {
@@ -300,7 +301,7 @@ export class Libp2pRouter implements Router {
   }
 
   async tell(id: string, message: PeerMessage, signal: AbortSignal): Promise<boolean> {
-    const peer = this.#peer(id);
+    const peer = peerIdOf(id);
     if (peer === undefined || this.#notices === undefined || id === this.selfId) return false;
     return this.#notices.tell(peer, message, signal);
   }
@@ -311,41 +312,18 @@ export class Libp2pRouter implements Router {
   }
 
   async sign(payload: Uint8Array): Promise<Uint8Array> {
-    if (this.#privateKey === undefined) throw new Error('router is not started');
-    return this.#privateKey.sign(payload);
+    if (this.#proof === undefined) throw new Error('router is not started');
+    return this.#proof.sign(payload);
   }
 
-  /**
-   * The signature must be by the key `id` names (an Ed25519 peer id holds its public key), and `id` must be
-   * a member: connected to this node, or reachable within `signal`. A connection completes only through the
-   * private network's key and the peer's own identity key, so it is the proof of membership.
-   */
+  /** See MemberProof: the key the peer id names, and a connection as the proof of membership. */
   async verifyMember(
     id: string,
     payload: Uint8Array,
     signature: Uint8Array,
     signal: AbortSignal,
   ): Promise<boolean> {
-    const node = this.#node;
-    const peer = this.#peer(id);
-    if (node === undefined || peer?.publicKey === undefined || id === node.peerId.toString()) return false;
-    if (!(await peer.publicKey.verify(payload, signature))) return false;
-    if (node.getConnections(peer).length > 0) return true;
-    if (this.#liveness?.isGone(id) === true) return false;
-    try {
-      await node.dial(peer, { signal });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  #peer(id: string): PeerId | undefined {
-    try {
-      return peerIdFromString(id);
-    } catch {
-      return undefined;
-    }
+    return (await this.#proof?.verify(id, payload, signature, signal)) ?? false;
   }
 
   #require(): Node {
