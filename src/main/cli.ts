@@ -34,7 +34,6 @@ import { TagBook } from './mirror/tag-book.js';
 import { TagInvalidator } from './mirror/tag-invalidator.js';
 import { UpstreamClient } from './mirror/upstream.js';
 import { CredentialStore } from './mirror/upstream-auth.js';
-import type { Digest } from './oci/digest.js';
 import { canonicalImageName } from './oci/reference.js';
 import { PullHandler } from './registry/handler.js';
 import { RegistryServer } from './registry/server.js';
@@ -47,7 +46,6 @@ import {
   staticBootstrap,
 } from './routing/bootstrap.js';
 import type { Libp2pRouter } from './routing/libp2p/router.js';
-import type { PeerMessage } from './routing/messages.js';
 import { loadPsk } from './routing/psk.js';
 import { EmbeddedStore } from './store/embedded.js';
 import { importOciLayout } from './store/oci-layout.js';
@@ -412,9 +410,9 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   const invalidator = new TagInvalidator({ book, router, log: log.child({ component: 'tags' }) });
   const adminServer = await startAdmin(config, invalidator);
   // Notices from members arrive over the router, never on the registry port.
-  router?.onMessage(async (_from, message: PeerMessage) =>
+  router?.onMessage(async (_from, message) =>
     message.kind === 'corrupt'
-      ? checker.report(message.digest as Digest)
+      ? checker.report(message.digest)
       : invalidator.received(message.name, message.at),
   );
   const peerAuth = auth;

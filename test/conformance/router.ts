@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { parseDigest } from '../../src/main/oci/digest.js';
 import type { Provider, Router } from '../../src/main/routing/router.js';
 import { waitFor } from '../harness/process.js';
 
@@ -106,7 +107,7 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
         heard.push([from, message]);
         return message.kind === 'corrupt';
       });
-      const digest = `sha256:${'a'.repeat(64)}`;
+      const digest = parseDigest(`sha256:${'a'.repeat(64)}`);
       const signal = () => AbortSignal.timeout(5000);
       assert.equal(await router(1).tell(router(2).selfId, { kind: 'corrupt', digest }, signal()), true);
       const invalidation = { kind: 'tag-invalidated', name: 'docker.io/library/app:v1', at: 1000 } as const;
@@ -122,7 +123,10 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
         at: Date.now() + 86_400_000,
       };
       assert.equal(await router(1).tell(router(2).selfId, planted as never, signal()), false);
-      assert.equal(await router(1).tell(router(2).selfId, { kind: 'corrupt', digest: 'x' }, signal()), false);
+      assert.equal(
+        await router(1).tell(router(2).selfId, { kind: 'corrupt', digest: 'x' } as never, signal()),
+        false,
+      );
       assert.equal(heard.length, 2);
       assert.equal(await router(1).tell('not-a-member', { kind: 'corrupt', digest }, signal()), false);
     });

@@ -1,4 +1,4 @@
-import { isDigest } from '../oci/digest.js';
+import { type Digest, isDigest } from '../oci/digest.js';
 import { canonicalImageName } from '../oci/reference.js';
 
 /**
@@ -10,7 +10,7 @@ export type PeerMessage =
   /** A tag mapping (`registry/repo:tag`) was invalidated at `at` (ms since the epoch). */
   | { kind: 'tag-invalidated'; name: string; at: number }
   /** Content the receiver served under `digest` failed its check: it should re-check its copy. */
-  | { kind: 'corrupt'; digest: string };
+  | { kind: 'corrupt'; digest: Digest };
 
 /** What a receiver does with a message from member `from`; resolves whether it took it. */
 export type MessageHandler = (from: string, message: PeerMessage) => Promise<boolean>;
@@ -43,7 +43,7 @@ export function decodeMessage(text: string, now = Date.now()): PeerMessage | und
   const fields = parsed as Record<string, unknown>;
   if (fields.kind === 'corrupt') {
     return typeof fields.digest === 'string' && isDigest(fields.digest)
-      ? { kind: 'corrupt', digest: fields.digest }
+      ? { kind: 'corrupt', digest: fields.digest as Digest }
       : undefined;
   }
   if (fields.kind !== 'tag-invalidated' || typeof fields.name !== 'string') return undefined;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../../src/main/errors.js';
+import { parseDigest } from '../../../src/main/oci/digest.js';
 import { decodeMessage, encodeMessage, MAX_FUTURE_SKEW_MS } from '../../../src/main/routing/messages.js';
 import { parsePsk } from '../../../src/main/routing/psk.js';
 
@@ -9,7 +10,7 @@ const line = (value: unknown): string => JSON.stringify(value);
 
 describe('peer messages', () => {
   it('round-trips both kinds through one JSON line', () => {
-    const digest = `sha256:${'b'.repeat(64)}`;
+    const digest = parseDigest(`sha256:${'b'.repeat(64)}`);
     for (const message of [
       { kind: 'corrupt', digest },
       { kind: 'tag-invalidated', name: 'docker.io/library/app:v1', at: NOW },
