@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -50,7 +50,10 @@ describe('private network: only nodes with the key are members', { timeout: 180_
     ];
     await importLayout(join(dir, 'n0'), image.dir, NS, 'members');
     for (const i of [3, 4]) await importLayout(join(dir, `n${i}`), outsiders.dir, NS, 'outsiders');
-    for (let i = 0; i < 3; i++) members.push(new ShoalProcess([...args(i), '--p2p-psk-file', key]));
+    // The members mirror one registry: peer requests are filtered like any other, so they must name it.
+    const mirrored = ['--mirrored-registries', `http://${NS}`];
+    for (let i = 0; i < 3; i++)
+      members.push(new ShoalProcess([...args(i), ...mirrored, '--p2p-psk-file', key]));
     strangers.push(new ShoalProcess([...args(3), '--p2p-psk-file', other]));
     strangers.push(new ShoalProcess(args(4)));
     for (const node of [...members, ...strangers]) await node.start();
@@ -69,6 +72,14 @@ describe('private network: only nodes with the key are members', { timeout: 180_
       async () => (await fetch(`${members[2]?.url}${manifest}`)).status === 200,
       30_000,
     );
+    // Regression: peer requests by digest named no registry, so a peer mirroring a list refused them.
+    for (const blob of [image.image.manifest, image.image.config, ...image.image.layers]) {
+      const kind = blob === image.image.manifest ? 'manifests' : 'blobs';
+      const response = await fetch(`${members[2]?.url}/v2/members/${kind}/${blob.digest}?ns=${NS}`);
+      assert.equal(response.status, 200, `${kind} ${blob.digest}`);
+      const bytes = Buffer.from(await response.arrayBuffer());
+      assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, blob.digest);
+    }
   });
 
   it('a node with another key, or none, never becomes ready, never a member, and serves nothing to members', async () => {

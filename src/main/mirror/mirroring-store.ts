@@ -5,7 +5,7 @@ import { type Digest, isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
 import type { Provider, Router } from '../routing/router.js';
-import type { BlobReader, ContentStore, Descriptor } from '../store/store.js';
+import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
 import type { DigestVerifier, Verdict } from '../verify/verifier.js';
 import { VerifyingReader } from '../verify/verifying-reader.js';
 import { type Attempt, hedgedRace } from './hedge.js';
@@ -49,8 +49,17 @@ export interface MirroringStoreDeps {
   log?: Logger;
 }
 
-// Peers serve digests whatever the repository; this name only satisfies the path grammar.
+// Peers serve digests whatever the repository; without an origin this name only satisfies the grammar.
 const PEER_REPOSITORY = 'shoal/peer';
+
+/**
+ * Where on a peer a digest is asked for: under the repository and registry the client asked for, so the
+ * peer applies the same filters and mirrored registries to it as to any request.
+ */
+function peerPath(kind: 'blobs' | 'manifests', digest: Digest, origin: ContentOrigin | undefined): string {
+  if (origin === undefined) return `/v2/${PEER_REPOSITORY}/${kind}/${digest}`;
+  return `/v2/${origin.repository}/${kind}/${digest}?ns=${encodeURIComponent(origin.registry)}`;
+}
 const HEDGE_MIN_MS = 10;
 const HEDGE_MAX_MS = 1000;
 const REMOTE_DESCRIPTORS = 4096;
@@ -144,30 +153,30 @@ export class MirroringStore implements ContentStore {
     return this.#describe(`${registry}/${repository}:${tag}`, [path]);
   }
 
-  async stat(digest: Digest): Promise<Descriptor | undefined> {
+  async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
     const local = await this.#local.stat(digest);
     if (local !== undefined) return local;
-    // A peer serves a manifest only from /manifests/, so ask for a blob first, then for a manifest.
-    const remote = await this.#describe(digest, [
-      `/v2/${PEER_REPOSITORY}/blobs/${digest}`,
-      `/v2/${PEER_REPOSITORY}/manifests/${digest}`,
-    ]);
+    // A peer serves a manifest only from /manifests/, so ask where the client asked first, then the other.
+    const kinds =
+      origin?.kind === 'manifests' ? (['manifests', 'blobs'] as const) : (['blobs', 'manifests'] as const);
+    const remote = await this.#describe(
+      digest,
+      kinds.map((kind) => peerPath(kind, digest, origin)),
+    );
     if (remote?.digest === digest) this.#remember(remote);
     return remote;
   }
 
-  async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
+  async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
     try {
       // The handler has just stat'ed this digest; a local hit is opened without asking again.
       return await this.#local.open(digest, range);
     } catch (err) {
       if (!(err instanceof BlobUnknownError)) throw err;
     }
-    const kind = this.#remote.get(digest) ?? (await this.stat(digest));
+    const kind = this.#remote.get(digest) ?? (await this.stat(digest, origin));
     if (kind === undefined) throw new BlobUnknownError(`no peer holds ${digest}`);
-    const path = isManifestMediaType(kind.mediaType)
-      ? `/v2/${PEER_REPOSITORY}/manifests/${digest}`
-      : `/v2/${PEER_REPOSITORY}/blobs/${digest}`;
+    const path = peerPath(isManifestMediaType(kind.mediaType) ? 'manifests' : 'blobs', digest, origin);
     // Checking needs every byte, so a checked fetch asks the peers for the whole blob whatever the range.
     const verifier = this.#verifier;
     const fetched = verifier === undefined ? range : { start: 0, end: kind.size - 1 };
