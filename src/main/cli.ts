@@ -410,11 +410,11 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   const invalidator = new TagInvalidator({ book, router, log: log.child({ component: 'tags' }) });
   const adminServer = await startAdmin(config, invalidator);
   // Notices from members arrive over the router, never on the registry port.
-  router?.onMessage(async (_from, message) =>
-    message.kind === 'corrupt'
-      ? checker.report(message.digest)
-      : invalidator.received(message.name, message.at),
-  );
+  // Corrupt reports from members arrive over the router, never on the registry port.
+  router?.onMessage('corrupt', async (_from, message) => {
+    checker.report(message.digest);
+    return true;
+  });
   const peerAuth = auth;
   const handler = new PullHandler(
     {

@@ -103,9 +103,13 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
 
     it('delivers a notice to a member with the sender’s id, and reports whether it was taken', async () => {
       const heard: Array<[string, unknown]> = [];
-      router(2).onMessage(async (from, message) => {
+      router(2).onMessage('corrupt', async (from, message) => {
         heard.push([from, message]);
-        return message.kind === 'corrupt';
+        return true;
+      });
+      router(2).onMessage('tag-invalidated', async (from, message) => {
+        heard.push([from, message]);
+        return false;
       });
       const digest = parseDigest(`sha256:${'a'.repeat(64)}`);
       const signal = () => AbortSignal.timeout(5000);
@@ -129,6 +133,8 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
       );
       assert.equal(heard.length, 2);
       assert.equal(await router(1).tell('not-a-member', { kind: 'corrupt', digest }, signal()), false);
+      // A kind nobody on the receiver handles is refused.
+      assert.equal(await router(1).tell(router(3).selfId, { kind: 'corrupt', digest }, signal()), false);
     });
 
     it('verifies a member’s signature, bound to the signed bytes and the signer', async () => {

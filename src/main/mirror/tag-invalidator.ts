@@ -36,6 +36,11 @@ export class TagInvalidator {
   ) {
     this.#book = deps.book;
     this.#router = deps.router;
+    // Taken whether or not it is news: a member that heard it first from another still took it.
+    deps.router?.onMessage('tag-invalidated', async (_from, message) => {
+      await this.received(message.name, message.at);
+      return true;
+    });
     this.#log = deps.log;
     this.#timeoutMs = init.timeoutMs ?? 2000;
     this.#fanOut = init.fanOut ?? 16;

@@ -1,5 +1,12 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { decodeMessage, encodeMessage, type MessageHandler, type PeerMessage } from './messages.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  MessageDispatch,
+  type MessageHandler,
+  type MessageKind,
+  type PeerMessage,
+} from './messages.js';
 import type { Provider, Router } from './router.js';
 
 /** The shared "network" of in-memory routers: who is up, and who advertised what. */
@@ -15,7 +22,7 @@ export class MemoryRouter implements Router {
   readonly #network: MemoryNetwork;
   /** Stands in for the identity key: only this router and the network's verifier know it. */
   readonly #secret = randomBytes(32);
-  #handler: MessageHandler | undefined;
+  readonly #messages = new MessageDispatch();
   #started = false;
 
   constructor(deps: { network: MemoryNetwork }, init: { id: string; registry: string }) {
@@ -78,11 +85,11 @@ export class MemoryRouter implements Router {
     // Through the same encoding as the wire, so a fake never accepts what the real channel would refuse.
     const decoded = decodeMessage(new TextDecoder().decode(encodeMessage(message)).trimEnd());
     if (decoded === undefined) return false;
-    return (await member.#handler?.(this.id, decoded).catch(() => false)) ?? false;
+    return member.#messages.dispatch(this.id, decoded).catch(() => false);
   }
 
-  onMessage(handler: MessageHandler): void {
-    this.#handler = handler;
+  onMessage<K extends MessageKind>(kind: K, handler: MessageHandler<K>): void {
+    this.#messages.on(kind, handler);
   }
 
   async sign(payload: Uint8Array): Promise<Uint8Array> {

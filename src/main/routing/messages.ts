@@ -12,8 +12,32 @@ export type PeerMessage =
   /** Content the receiver served under `digest` failed its check: it should re-check its copy. */
   | { kind: 'corrupt'; digest: Digest };
 
-/** What a receiver does with a message from member `from`; resolves whether it took it. */
-export type MessageHandler = (from: string, message: PeerMessage) => Promise<boolean>;
+/** The kinds of notice. */
+export type MessageKind = PeerMessage['kind'];
+
+/**
+ * What a receiver does with a notice of one kind from member `from`; resolves whether it took it (a valid
+ * notice is taken even when it is not news to the receiver).
+ */
+export type MessageHandler<K extends MessageKind = MessageKind> = (
+  from: string,
+  message: Extract<PeerMessage, { kind: K }>,
+) => Promise<boolean>;
+
+/** Each feature handles its own kind of notice; a kind nobody handles is refused. */
+export class MessageDispatch {
+  // Keyed by kind, each handler is called only with messages of its kind; the map cannot say so.
+  readonly #handlers = new Map<MessageKind, (from: string, message: PeerMessage) => Promise<boolean>>();
+
+  on<K extends MessageKind>(kind: K, handler: MessageHandler<K>): void {
+    this.#handlers.set(kind, handler as (from: string, message: PeerMessage) => Promise<boolean>);
+  }
+
+  async dispatch(from: string, message: PeerMessage): Promise<boolean> {
+    const handler = this.#handlers.get(message.kind);
+    return handler === undefined ? false : handler(from, message);
+  }
+}
 
 /** Largest encoded message accepted; a notice is a name and a time. */
 export const MAX_MESSAGE_BYTES = 1024;

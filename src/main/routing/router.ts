@@ -1,4 +1,4 @@
-import type { MessageHandler, PeerMessage } from './messages.js';
+import type { MessageHandler, MessageKind, PeerMessage } from './messages.js';
 
 /** A node that advertised a key, with the address of its registry API as the node itself reported it. */
 export interface Provider {
@@ -48,8 +48,8 @@ export interface Router {
    * took it (false when it refused, failed or did not answer within `signal`). Never rejects.
    */
   tell(id: string, message: PeerMessage, signal: AbortSignal): Promise<boolean>;
-  /** What is done with messages other members send; until it is set, every message is refused. */
-  onMessage(handler: MessageHandler): void;
+  /** What is done with notices of `kind` other members send; a kind without a handler is refused. */
+  onMessage<K extends MessageKind>(kind: K, handler: MessageHandler<K>): void;
   /** Signs `payload` with this node's identity, so another member can tell the request is this node's. */
   sign(payload: Uint8Array): Promise<Uint8Array>;
   /**

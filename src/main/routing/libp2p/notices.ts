@@ -1,12 +1,6 @@
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import type { Logger } from '../../log/logger.js';
-import {
-  decodeMessage,
-  encodeMessage,
-  MAX_MESSAGE_BYTES,
-  type MessageHandler,
-  type PeerMessage,
-} from '../messages.js';
+import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, type PeerMessage } from '../messages.js';
 
 /** Notices between members (tag invalidations, corrupt reports): one JSON line each way per stream. */
 export const NOTICE_PROTOCOL = '/shoal/notice/1.0.0';
@@ -65,19 +59,16 @@ export class NoticeChannel {
   readonly #node: Libp2p;
   readonly #log: Logger;
   readonly #budget = new NoticeBudget();
-  #handler: MessageHandler | undefined;
+  readonly #handle: (from: string, message: PeerMessage) => Promise<boolean>;
 
-  constructor(node: Libp2p, log: Logger) {
+  constructor(node: Libp2p, log: Logger, handle: (from: string, message: PeerMessage) => Promise<boolean>) {
     this.#node = node;
     this.#log = log;
+    this.#handle = handle;
   }
 
   async start(): Promise<void> {
     await this.#node.handle(NOTICE_PROTOCOL, (stream, connection) => this.#receive(stream, connection));
-  }
-
-  onMessage(handler: MessageHandler): void {
-    this.#handler = handler;
   }
 
   /** Sends one notice and waits for the answer; false on any failure, never rejects. */
@@ -105,7 +96,7 @@ export class NoticeChannel {
       if (message === undefined) this.#log.warn({ peer: from }, 'malformed notice from a member; refused');
       else if (!this.#budget.take(from))
         this.#log.warn({ peer: from }, 'notice over the member’s rate; refused');
-      else if (this.#handler !== undefined) taken = await this.#handler(from, message);
+      else taken = await this.#handle(from, message);
     } catch (err) {
       this.#log.warn({ peer: from, err }, 'notice handling failed');
     }

@@ -13,7 +13,7 @@ import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from '../../log/logger.js';
 import type { Bootstrapper } from '../bootstrap.js';
-import type { MessageHandler, PeerMessage } from '../messages.js';
+import { MessageDispatch, type MessageHandler, type MessageKind, type PeerMessage } from '../messages.js';
 import type { Provider, Router } from '../router.js';
 import { loadIdentity } from './identity.js';
 import { routingCid } from './keys.js';
@@ -77,7 +77,7 @@ export class Libp2pRouter implements Router {
   #node: Node | undefined;
   #proof: MemberProof | undefined;
   #notices: NoticeChannel | undefined;
-  #messageHandler: MessageHandler | undefined;
+  readonly #messages = new MessageDispatch();
   #liveness: Liveness | undefined;
   #rebootstrap: NodeJS.Timeout | undefined;
   #backoff = 1;
@@ -177,8 +177,9 @@ export class Libp2pRouter implements Router {
     // kad-dht announces each finished self-lookup on the node's event bus.
     (node as unknown as EventTarget).addEventListener('kad-dht:query:self', () => this.#join());
     await node.handle(REGISTRY_PROTOCOL, (stream) => this.#tellRegistry(stream, registryPort()));
-    const notices = new NoticeChannel(node, this.#log);
-    if (this.#messageHandler !== undefined) notices.onMessage(this.#messageHandler);
+    const notices = new NoticeChannel(node, this.#log, (from, message) =>
+      this.#messages.dispatch(from, message),
+    );
     await notices.start();
     // kad-dht answers GET_PROVIDERS with each provider's addresses from the peer store, and drops providers
     // without any; libp2p keeps none for the node itself, so a holder asked directly left itself out, and a
@@ -306,9 +307,8 @@ export class Libp2pRouter implements Router {
     return this.#notices.tell(peer, message, signal);
   }
 
-  onMessage(handler: MessageHandler): void {
-    this.#messageHandler = handler;
-    this.#notices?.onMessage(handler);
+  onMessage<K extends MessageKind>(kind: K, handler: MessageHandler<K>): void {
+    this.#messages.on(kind, handler);
   }
 
   async sign(payload: Uint8Array): Promise<Uint8Array> {
