@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { pullThroughArgs, ShoalProcess } from './shoal.js';
 
 /** How the upstream lies about one repository's content. */
 export type Lie =
@@ -131,4 +132,53 @@ export class CountingListener {
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
+}
+
+/** A pull-through node in front of a LyingUpstream, beside listeners it must never connect to. */
+export interface GuardedPullThrough {
+  upstream: LyingUpstream;
+  /** One listener per host asked for; the first is also named, as `localhost:<port>`, in the node's list. */
+  listeners: CountingListener[];
+  node: ShoalProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the upstream with `contents` (each with an optional tag), a counting listener on each of `hosts`,
+ * and a shoal that mirrors the upstream and, by a hostname that resolves to loopback, the first listener:
+ * listed, so the handler passes it, and still never dialled (no --upstream-private-hosts).
+ */
+export async function startGuardedPullThrough(
+  dataDir: string,
+  contents: ReadonlyArray<readonly [UpstreamContent, string?]>,
+  hosts: readonly string[],
+): Promise<GuardedPullThrough> {
+  const upstream = new LyingUpstream();
+  for (const [content, tag] of contents) upstream.add(content, tag);
+  await upstream.start();
+  const listeners: CountingListener[] = [];
+  for (const host of hosts) {
+    const listener = new CountingListener(host);
+    await listener.start();
+    listeners.push(listener);
+  }
+  const named = listeners[0]?.port ?? 1;
+  const node = new ShoalProcess([
+    ...pullThroughArgs(dataDir, upstream.host),
+    '--mirrored-registries',
+    `http://localhost:${named}`,
+    '--insecure-registries',
+    `localhost:${named}`,
+  ]);
+  await node.start();
+  return {
+    upstream,
+    listeners,
+    node,
+    stop: async () => {
+      await node.stop();
+      await upstream.stop();
+      for (const listener of listeners) await listener.stop();
+    },
+  };
 }

@@ -3,8 +3,7 @@ import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CountingListener, contentOf, LyingUpstream } from '../harness/lying-upstream.js';
-import { pullThroughArgs, ShoalProcess } from '../harness/shoal.js';
+import { contentOf, type GuardedPullThrough, startGuardedPullThrough } from '../harness/lying-upstream.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const REQUESTS = 10_000;
@@ -166,9 +165,7 @@ function send(agent: Agent, url: string, hostile: Hostile): Promise<{ status: nu
 // seed is fixed, so a failure is replayed exactly.
 describe('hostile requests against a pull-through node', { timeout: 300_000 }, () => {
   let dir: string;
-  let upstream: LyingUpstream;
-  let node: ShoalProcess;
-  const listeners: CountingListener[] = [];
+  let guarded: GuardedPullThrough;
   const blob = contentOf(createHash('sha256').update('hostile').digest());
   const manifest = contentOf(
     Buffer.from('{"schemaVersion":2,"layers":[]}'),
@@ -177,34 +174,16 @@ describe('hostile requests against a pull-through node', { timeout: 300_000 }, (
 
   before(async () => {
     dir = await shortTempDir('shoal-hostile');
-    upstream = new LyingUpstream();
-    upstream.add(blob);
-    upstream.add(manifest, 'v1');
-    await upstream.start();
-    for (const host of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) {
-      const listener = new CountingListener(host);
-      await listener.start();
-      listeners.push(listener);
-    }
-    const named = listeners[0] as CountingListener;
-    node = new ShoalProcess([
-      ...pullThroughArgs(join(dir, 'data'), upstream.host),
-      // Named by a hostname that resolves to loopback: listed, and still never dialled.
-      '--mirrored-registries',
-      `http://localhost:${named.port}`,
-      '--insecure-registries',
-      `localhost:${named.port}`,
-    ]);
-    await node.start();
+    const hosts = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+    guarded = await startGuardedPullThrough(join(dir, 'data'), [[blob], [manifest, 'v1']], hosts);
   });
   after(async () => {
-    await node?.stop();
-    await upstream?.stop();
-    for (const listener of listeners) await listener.stop();
+    await guarded?.stop();
     await removeDir(dir);
   });
 
   it(`answers ${REQUESTS} hostile requests without a 5xx, a crash or a connection it was not told to make`, async (t) => {
+    const { upstream, listeners, node } = guarded;
     const forbidden = listeners.flatMap((listener) => [
       `${listener.host}:${listener.port}`,
       `localhost:${listener.port}`,

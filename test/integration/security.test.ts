@@ -5,9 +5,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MEDIA_TYPE_OCI_MANIFEST } from '../../src/main/oci/media-types.js';
 import { smallImage } from '../harness/fixtures.js';
-import { CountingListener, contentOf, type Lie, LyingUpstream } from '../harness/lying-upstream.js';
+import {
+  type CountingListener,
+  contentOf,
+  type GuardedPullThrough,
+  type Lie,
+  type LyingUpstream,
+  startGuardedPullThrough,
+} from '../harness/lying-upstream.js';
 import { Child } from '../harness/process.js';
-import { CLI, importLayout, pullThroughArgs, ShoalProcess } from '../harness/shoal.js';
+import { CLI, importLayout, ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 /** What a client got: status, bytes, and whether the body ended as its headers promised. */
@@ -192,9 +199,9 @@ describe('security: pull-through reaches only the registries named, and checks e
   timeout: 180_000,
 }, () => {
   let dir: string;
+  let guarded: GuardedPullThrough;
   let upstream: LyingUpstream;
   let node: ShoalProcess;
-  const listeners: CountingListener[] = [];
   // Random bytes, so a prefix or a flipped copy can never pass for the blob.
   const blob = contentOf(createHash('sha512').update('security-blob').digest().subarray(0, 64).fill(7, 0, 1));
   // One 1 MiB blob per lie, so no lie is answered from what an earlier test cached.
@@ -219,31 +226,16 @@ describe('security: pull-through reaches only the registries named, and checks e
 
   before(async () => {
     dir = await shortTempDir('shoal-sec-upstream');
-    upstream = new LyingUpstream();
-    upstream.add(blob);
-    for (const content of bigs.values()) upstream.add(content);
-    upstream.add(manifest, 'v1');
-    await upstream.start();
-    for (const host of ['127.0.0.1', '127.0.0.3', '127.0.0.1']) {
-      const listener = new CountingListener(host);
-      await listener.start();
-      listeners.push(listener);
-    }
-    const named = listeners[2] as CountingListener;
-    node = new ShoalProcess([
-      ...pullThroughArgs(join(dir, 'data'), upstream.host),
-      // Named by a hostname that resolves to loopback: still refused (no --upstream-private-hosts).
-      '--mirrored-registries',
-      `http://localhost:${named.port}`,
-      '--insecure-registries',
-      `localhost:${named.port}`,
+    const contents = [[blob], ...[...bigs.values()].map((big) => [big] as const), [manifest, 'v1']] as const;
+    guarded = await startGuardedPullThrough(join(dir, 'data'), contents, [
+      '127.0.0.1',
+      '127.0.0.1',
+      '127.0.0.3',
     ]);
-    await node.start();
+    ({ upstream, node } = guarded);
   });
   after(async () => {
-    await node?.stop();
-    await upstream?.stop();
-    for (const listener of listeners) await listener.stop();
+    await guarded?.stop();
     await removeDir(dir);
   });
 
@@ -264,7 +256,11 @@ describe('security: pull-through reaches only the registries named, and checks e
   });
 
   it('never connects where ?ns= points unless the operator named it, and tells the caller nothing', async () => {
-    const [first, second, named] = listeners as [CountingListener, CountingListener, CountingListener];
+    const [named, first, second] = guarded.listeners as [
+      CountingListener,
+      CountingListener,
+      CountingListener,
+    ];
     const targets = [
       `127.0.0.1:${first.port}`,
       `127.0.0.3:${second.port}`,
