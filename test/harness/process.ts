@@ -1,18 +1,48 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** A port that was free a moment ago on 127.0.0.1 (for servers that cannot take port 0). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Ports this process handed out: never handed out twice, even once free again. */
+const handedOut = new Set<number>();
+
+/**
+ * The ports below the kernel's ephemeral range (outgoing connections take their local ports from that
+ * range). A port picked from inside it could be taken by any client socket between the pick and the
+ * server's listen: a router port was, once in a few suite runs (EADDRINUSE at start).
+ */
+function quietRange(): [number, number] {
+  let low = 32_768;
+  try {
+    low =
+      Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // Not Linux: the IANA ephemeral range starts at 49152; stay below Linux's anyway.
+  }
+  return [Math.max(1024, Math.min(low, 32_768) - 12_000), Math.min(low, 32_768) - 1];
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * A free port on 127.0.0.1 for servers that cannot take port 0: chosen at random below the ephemeral
+ * range, never one this process handed out before, and free when checked.
+ */
+export async function freePort(): Promise<number> {
+  const [first, last] = quietRange();
+  for (let tries = 0; tries < 500; tries++) {
+    const port = first + Math.floor(Math.random() * (last - first + 1));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port between ${first} and ${last}`);
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes; `fatal` ends the wait at once with its message. */
