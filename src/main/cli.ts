@@ -415,16 +415,13 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     checker.report(message.digest);
     return true;
   });
-  const peerAuth = auth;
   const handler = new PullHandler(
     {
       store,
       localStore: held,
       // Ready once the node can find what peers hold and peers can find what it holds.
       ready: async () => (await store.ready()) && (advertiser?.announced() ?? true),
-      ...(peerAuth === undefined
-        ? {}
-        : { authenticate: (claim, request) => peerAuth.verify(claim, request) }),
+      ...(auth === undefined ? {} : { authenticate: auth.verify.bind(auth) }),
     },
     {
       defaultRegistry: config.defaultRegistry,

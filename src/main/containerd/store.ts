@@ -7,6 +7,7 @@ import type { ByteRange } from '../oci/range.js';
 import { imageName } from '../oci/reference.js';
 import { FileRangeReader } from '../store/file-reader.js';
 import { type BlobReader, type ContentStore, type Descriptor, readAll } from '../store/store.js';
+import { setBounded } from '../util/bounded-map.js';
 import { ChangeNotifier } from '../util/changes.js';
 import { withTimeout } from '../util/timeout.js';
 import type { ContainerdClient } from './client.js';
@@ -196,11 +197,7 @@ export class ContainerdStore implements ContentStore {
   }
 
   #remember(digest: Digest, mediaType: string): void {
-    if (this.#mediaTypes.size >= this.#mediaTypeCacheSize) {
-      const oldest = this.#mediaTypes.keys().next().value;
-      if (oldest !== undefined) this.#mediaTypes.delete(oldest);
-    }
-    this.#mediaTypes.set(digest, mediaType);
+    setBounded(this.#mediaTypes, digest, mediaType, this.#mediaTypeCacheSize);
   }
 
   #blobPath(digest: Digest): string | undefined {

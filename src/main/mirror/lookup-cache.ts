@@ -1,4 +1,5 @@
 import type { Provider, Router } from '../routing/router.js';
+import { setBounded } from '../util/bounded-map.js';
 
 /** What a lookup cache asks of the router. */
 type Lookups = Pick<Router, 'lookup' | 'current'>;
@@ -146,18 +147,15 @@ export class LookupCache {
   }
 
   #entry(key: string): Entry {
-    let entry = this.#entries.get(key);
-    if (entry !== undefined) {
-      // Least recently asked for goes first: move the key to the end.
-      this.#entries.delete(key);
-    } else {
-      if (this.#entries.size >= this.#maxEntries) {
-        const oldest = this.#entries.keys().next().value;
-        if (oldest !== undefined) this.#entries.delete(oldest);
-      }
-      entry = { providers: [], checkedAt: 0, missed: false, running: undefined, turn: 0 };
-    }
-    this.#entries.set(key, entry);
+    // Least recently asked for goes first: the key moves to the end.
+    const entry = this.#entries.get(key) ?? {
+      providers: [],
+      checkedAt: 0,
+      missed: false,
+      running: undefined,
+      turn: 0,
+    };
+    setBounded(this.#entries, key, entry, this.#maxEntries);
     return entry;
   }
 

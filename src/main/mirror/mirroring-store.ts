@@ -6,6 +6,7 @@ import { isManifestMediaType, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types
 import type { ByteRange } from '../oci/range.js';
 import type { Provider, Router } from '../routing/router.js';
 import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
+import { setBounded } from '../util/bounded-map.js';
 import type { DigestVerifier, Verdict } from '../verify/verifier.js';
 import { VerifyingReader } from '../verify/verifying-reader.js';
 import { type Attempt, hedgedRace } from './hedge.js';
@@ -240,11 +241,7 @@ export class MirroringStore implements ContentStore {
   }
 
   #remember(descriptor: Descriptor): void {
-    if (this.#remote.size >= REMOTE_DESCRIPTORS) {
-      const oldest = this.#remote.keys().next().value;
-      if (oldest !== undefined) this.#remote.delete(oldest);
-    }
-    this.#remote.set(descriptor.digest, descriptor);
+    setBounded(this.#remote, descriptor.digest, descriptor, REMOTE_DESCRIPTORS);
   }
 
   /** HEADs `paths` in order on racing providers of `key`; the first answer describes the content. */

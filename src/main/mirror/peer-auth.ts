@@ -6,6 +6,9 @@ export const PEER_ID_HEADER = 'x-shoal-peer';
 export const PEER_TIME_HEADER = 'x-shoal-peer-time';
 export const PEER_SIGNATURE_HEADER = 'x-shoal-peer-signature';
 
+/** Longer than any peer id: such a claim is refused before any work. */
+const MAX_PEER_ID = 128;
+
 /** The claim a request carries, copied from its headers. */
 export interface PeerClaim {
   id: string;
@@ -63,7 +66,7 @@ export class PeerAuth {
 
   /** The member that sent `request`; throws PeerUnauthorizedError when the claim does not prove one. */
   async verify(claim: PeerClaim | undefined, request: SignedRequest): Promise<string> {
-    if (claim === undefined || claim.id === '' || claim.signature === '') {
+    if (claim === undefined || claim.id === '' || claim.id.length > MAX_PEER_ID || claim.signature === '') {
       throw new PeerUnauthorizedError('a peer request must be signed by a member');
     }
     const time = Number(claim.time);
@@ -73,7 +76,7 @@ export class PeerAuth {
     const signature = Buffer.from(claim.signature, 'base64url');
     const member = await this.#router
       .verifyMember(
-        claim.id.slice(0, 128),
+        claim.id,
         payload(this.#router.selfId, request, claim.time),
         signature,
         AbortSignal.timeout(this.#verifyTimeoutMs),

@@ -3,6 +3,7 @@ import { HeadersTooLargeError, UriTooLongError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { PEER_ID_HEADER, PEER_SIGNATURE_HEADER, PEER_TIME_HEADER } from '../mirror/peer-auth.js';
 import { MIRRORED_HEADER, OWNER_FETCH_HEADER } from '../mirror/peer-client.js';
+import { setBounded } from '../util/bounded-map.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PullHandler, PullRequest } from './handler.js';
 import { listenExclusive } from './listen.js';
@@ -82,15 +83,8 @@ export class RegistryServer {
   /** The upload budget of `member`; undefined when uploads are unlimited. */
   #limiterOf(member: string): ByteRateLimiter | undefined {
     if (this.#peerRate <= 0) return undefined;
-    let limiter = this.#peerLimiters.get(member);
-    if (limiter === undefined) {
-      if (this.#peerLimiters.size >= MAX_LIMITED_MEMBERS) {
-        const oldest = this.#peerLimiters.keys().next().value;
-        if (oldest !== undefined) this.#peerLimiters.delete(oldest);
-      }
-      limiter = new ByteRateLimiter(this.#peerRate);
-      this.#peerLimiters.set(member, limiter);
-    }
+    const limiter = this.#peerLimiters.get(member) ?? new ByteRateLimiter(this.#peerRate);
+    setBounded(this.#peerLimiters, member, limiter, MAX_LIMITED_MEMBERS);
     return limiter;
   }
 

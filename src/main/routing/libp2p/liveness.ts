@@ -1,4 +1,5 @@
 import type { Logger } from '../../log/logger.js';
+import { setBounded } from '../../util/bounded-map.js';
 
 export interface LivenessInit {
   /** Longest wait for a probe's dial; default 1000 ms. */
@@ -68,11 +69,7 @@ export class Liveness {
 
   disconnected(id: string): void {
     if (this.#deps.connected(id) || this.#gone.has(id)) return;
-    if (this.#gone.size >= this.#maxGone) {
-      const oldest = this.#gone.keys().next().value;
-      if (oldest !== undefined) this.#gone.delete(oldest);
-    }
-    this.#gone.set(id, { retryAt: 0, failures: 0 });
+    setBounded(this.#gone, id, { retryAt: 0, failures: 0 }, this.#maxGone);
     void this.#probe(id);
   }
 

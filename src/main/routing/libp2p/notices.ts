@@ -1,5 +1,6 @@
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import type { Logger } from '../../log/logger.js';
+import { setBounded } from '../../util/bounded-map.js';
 import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, type PeerMessage } from '../messages.js';
 
 /** Notices between members (tag invalidations, corrupt reports): one JSON line each way per stream. */
@@ -42,12 +43,7 @@ class NoticeBudget {
     const bucket = this.#buckets.get(id) ?? { tokens: NOTICE_BURST, at: now };
     bucket.tokens = Math.min(NOTICE_BURST, bucket.tokens + ((now - bucket.at) / 1000) * NOTICES_PER_SECOND);
     bucket.at = now;
-    this.#buckets.delete(id);
-    if (this.#buckets.size >= 10_000) {
-      const oldest = this.#buckets.keys().next().value;
-      if (oldest !== undefined) this.#buckets.delete(oldest);
-    }
-    this.#buckets.set(id, bucket);
+    setBounded(this.#buckets, id, bucket, 10_000);
     if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;
     return true;

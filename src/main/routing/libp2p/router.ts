@@ -12,6 +12,7 @@ import { tcp } from '@libp2p/tcp';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from '../../log/logger.js';
+import { setBounded } from '../../util/bounded-map.js';
 import type { Bootstrapper } from '../bootstrap.js';
 import { MessageDispatch, type MessageHandler, type MessageKind, type PeerMessage } from '../messages.js';
 import type { Provider, Router } from '../router.js';
@@ -369,12 +370,7 @@ export class Libp2pRouter implements Router {
 
   #remember(id: string, registry: string | undefined): void {
     if (registry === undefined) return;
-    this.#announced.delete(id);
-    if (this.#announced.size >= MAX_ANNOUNCED) {
-      const oldest = this.#announced.keys().next().value;
-      if (oldest !== undefined) this.#announced.delete(oldest);
-    }
-    this.#announced.set(id, registry);
+    setBounded(this.#announced, id, registry, MAX_ANNOUNCED);
   }
 
   #tellRegistry(stream: Stream, port: number): void {
