@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { BlobUnknownError, ManifestUnknownError, UpstreamUnavailableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type Digest, isDigest } from '../oci/digest.js';
@@ -211,7 +212,17 @@ export class PullThroughStore implements ContentStore {
     );
     const spool = new Spool(
       { verifier: this.#verifier },
-      { digest, size, path: this.#cache.ingestPath(digest), source: response.body },
+      {
+        digest,
+        size,
+        path: this.#cache.ingestPath(digest),
+        source: response.body,
+        // Straight from upstream (or its CDN), a break resumes there by Range. An owner that breaks off is
+        // passed over instead, and the next request fetches anew.
+        ...(fromOwner === undefined
+          ? { resume: (offset: number) => this.#resume(digest, origin, offset) }
+          : {}),
+      },
       async (path) => {
         await this.#cache.adopt(path, digest);
         return (await this.#cache.localPath(digest)) ?? path;
@@ -270,6 +281,21 @@ export class PullThroughStore implements ContentStore {
       this.#ownerFailed(owner);
       return undefined;
     }
+  }
+
+  /** The rest of `digest` from byte `offset`: only a 206 that starts there will do. */
+  async #resume(digest: Digest, origin: ContentOrigin, offset: number): Promise<Readable> {
+    const response = await this.#upstream.request(
+      { ...origin, reference: digest },
+      { method: 'GET', accept: '*/*', range: `bytes=${offset}-` },
+    );
+    const range = String(response.headers['content-range'] ?? '');
+    if (response.status !== 206 || !range.startsWith(`bytes ${offset}-`)) {
+      response.body.destroy();
+      throw new UpstreamUnavailableError(`upstream did not resume ${digest} at byte ${offset}`);
+    }
+    this.#log?.info({ digest, offset }, 'pull-through download resumed');
+    return response.body;
   }
 
   #ownerFailed(owner: string): void {

@@ -18,7 +18,15 @@ export interface SpoolTarget {
   path: string;
   /** The body being downloaded (an upstream response). */
   source: Readable;
+  /**
+   * Asks the source again from byte `offset` when its body breaks off (a CDN that drops a connection): the
+   * spool goes on from where it is, and its readers never see the break. Without it, a break fails the spool.
+   */
+  resume?: (offset: number) => Promise<Readable>;
 }
+
+/** Times a spool asks its source to resume before it gives up. */
+export const SPOOL_RESUMES = 3;
 
 /**
  * One blob being downloaded into a temporary file that any number of readers follow from byte 0 as it
@@ -55,7 +63,7 @@ export class Spool {
     this.#path = target.path;
     this.#stallMs = init.stallMs ?? 30_000;
     this.#created.promise.catch(() => undefined);
-    this.done = this.#download(deps.verifier, target.source, commit);
+    this.done = this.#download(deps.verifier, target, commit);
     this.done.catch(() => undefined);
   }
 
@@ -120,22 +128,36 @@ export class Spool {
 
   async #download(
     verifier: DigestVerifier,
-    source: Readable,
+    target: SpoolTarget,
     commit: (path: string) => Promise<string>,
   ): Promise<Verdict> {
     const session = verifier.session(this.digest, this.size);
     let file: FileHandle | undefined;
+    let source = target.source;
     try {
       file = await open(this.#path, 'wx', 0o644);
       this.#created.resolve();
-      for await (const chunk of stallLimited(source, this.#stallMs)) {
-        if (this.#written + chunk.length > this.size) {
-          throw new ContentCorruptError(`the source sent more than the ${this.size} bytes of ${this.digest}`);
+      for (let resumes = 0; ; resumes++) {
+        try {
+          for await (const chunk of stallLimited(source, this.#stallMs)) {
+            if (this.#written + chunk.length > this.size) {
+              throw new ContentCorruptError(
+                `the source sent more than the ${this.size} bytes of ${this.digest}`,
+              );
+            }
+            session.update(chunk);
+            await file.write(chunk, 0, chunk.length, this.#written);
+            this.#written += chunk.length;
+            this.#changed();
+          }
+          if (this.#written === this.size) break;
+          throw new StoreUnavailableError(`the source of ${this.digest} ended at byte ${this.#written}`);
+        } catch (err) {
+          if (err instanceof ContentCorruptError || target.resume === undefined || resumes >= SPOOL_RESUMES)
+            throw err;
+          source.destroy();
+          source = await target.resume(this.#written);
         }
-        session.update(chunk);
-        await file.write(chunk, 0, chunk.length, this.#written);
-        this.#written += chunk.length;
-        this.#changed();
       }
       const verdict = await session.finish();
       if (!verdict.ok) {

@@ -57,6 +57,9 @@ interface CachedToken {
 }
 
 const DEFAULT_TOKEN_SECONDS = 60;
+/** Redirects followed per request: registries send one (to object storage or a CDN), rarely two. */
+export const MAX_REDIRECTS = 5;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const RETRY_AFTER_CAP_MS = 5000;
 
 /** Where a registry really lives: `docker.io` is served from `registry-1.docker.io`. */
@@ -116,8 +119,9 @@ export class UpstreamClient {
     let lastError: unknown;
     for (let attempt = 0; attempt <= this.#retries; attempt++) {
       let response: UpstreamResponse;
+      let foreign: boolean;
       try {
-        response = await this.#authorized(target.registry, url, scope, opts);
+        ({ response, foreign } = await this.#followed(target.registry, url, scope, opts));
       } catch (err) {
         if (err instanceof UpstreamUnauthorizedError || err instanceof UpstreamRefusedError) throw err;
         // The caller's deadline passed: a coded error like any other unavailability, never a raw abort
@@ -138,7 +142,7 @@ export class UpstreamClient {
           ? new BlobUnknownError(`upstream has no blob ${name}`)
           : new ManifestUnknownError(`upstream has no manifest ${name}`);
       }
-      if (status === 401 || status === 403) {
+      if ((status === 401 || status === 403) && !foreign) {
         throw new UpstreamUnauthorizedError(
           `${target.registry} refused access to ${target.repository} (${status})`,
           {
@@ -147,7 +151,9 @@ export class UpstreamClient {
         );
       }
       lastStatus = status;
-      if (status !== 429 && status < 500) break;
+      // A redirect target that refuses (a signed URL that expired on the way) is asked for anew, through the
+      // registry, like a server error.
+      if (status !== 429 && status < 500 && !foreign) break;
       await this.#backoff(attempt, response.headers['retry-after']);
     }
     const why =
@@ -168,6 +174,48 @@ export class UpstreamClient {
         ? Math.min(seconds * 1000, RETRY_AFTER_CAP_MS)
         : this.#backoffMs * 2 ** attempt;
     await sleep(ms);
+  }
+
+  /**
+   * One request through the auth flow, then through the redirects a registry sends for blobs (signed URLs on
+   * object storage or a CDN). Each hop must pass the guard, never downgrades https to http, and carries the
+   * registry's Authorization only while it stays on the registry's own origin.
+   */
+  async #followed(
+    registry: string,
+    url: string,
+    scope: string,
+    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
+  ): Promise<{ response: UpstreamResponse; foreign: boolean }> {
+    let response = await this.#authorized(registry, url, scope, opts);
+    const origin = new URL(url).origin;
+    let current = new URL(url);
+    for (let hop = 0; REDIRECTS.has(response.status); hop++) {
+      const location = response.headers.location;
+      response.body.resume();
+      if (location === undefined || location === '') {
+        throw new UpstreamRefusedError(`${registry} answered ${response.status} without a Location`);
+      }
+      if (hop >= MAX_REDIRECTS) {
+        throw new UpstreamRefusedError(`${registry} redirected more than ${MAX_REDIRECTS} times`);
+      }
+      let next: URL;
+      try {
+        next = new URL(location, current);
+      } catch (cause) {
+        throw new UpstreamRefusedError(`${registry} redirected to an invalid Location`, { cause });
+      }
+      if (current.protocol === 'https:' && next.protocol !== 'https:') {
+        throw new UpstreamRefusedError(`${registry} redirected from https to ${next.protocol}`);
+      }
+      await this.#guard.checkUrl(next);
+      current = next;
+      response =
+        next.origin === origin
+          ? await this.#authorized(registry, next.href, scope, opts)
+          : await this.#send(next.href, opts, undefined);
+    }
+    return { response, foreign: current.origin !== origin };
   }
 
   /** One request through the auth flow: answer a known challenge up front, or learn it from a 401. */
