@@ -25,6 +25,7 @@ import { ConfigError, isShoalError } from './errors.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
 import { Advertiser } from './mirror/advertiser.js';
+import { RegistryDiscovery } from './mirror/discovery.js';
 import { BookedStore, KnownTagsStore } from './mirror/known-tags.js';
 import { MirroringStore } from './mirror/mirroring-store.js';
 import { OwnerElection } from './mirror/owner.js';
@@ -378,10 +379,11 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     const members = router;
     metrics.watchMembers(() => members.members().length);
   }
+  let upstream: UpstreamClient | undefined;
   if (cache !== undefined) {
     const credentials =
       config.registryCredentials === '' ? undefined : await CredentialStore.load(config.registryCredentials);
-    const upstream = new UpstreamClient(
+    upstream = new UpstreamClient(
       { credentials },
       {
         mirroredRegistries: config.mirroredRegistries.map(hostDirName),
@@ -422,6 +424,12 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       // Ready once the node can find what peers hold and peers can find what it holds.
       ready: async () => (await store.ready()) && (advertiser?.announced() ?? true),
       ...(auth === undefined ? {} : { authenticate: auth.verify.bind(auth) }),
+      discovery: new RegistryDiscovery({
+        store: held,
+        book,
+        ...(upstream === undefined ? {} : { upstream }),
+        log: log.child({ component: 'discovery' }),
+      }),
     },
     {
       defaultRegistry: config.defaultRegistry,

@@ -58,6 +58,12 @@ export class DigestInvalidError extends ShoalError {
   override readonly ociCode = 'DIGEST_INVALID';
 }
 
+/** A tag list's `n` that is not a count. */
+export class PaginationInvalidError extends ShoalError {
+  override readonly code = 'PAGINATION_NUMBER_INVALID';
+  override readonly status = 400;
+}
+
 export class NameUnknownError extends ShoalError {
   override readonly code = 'NAME_UNKNOWN';
   override readonly status = 404;

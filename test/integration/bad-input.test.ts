@@ -40,8 +40,8 @@ describe('bad input gets a 4xx with an OCI error body, and the server keeps serv
     {
       name: 'traversal inside a name',
       request: () => get('/v2/a/../../manifests/latest'),
-      status: 400,
-      code: 'NAME_INVALID',
+      status: 404,
+      code: 'NAME_UNKNOWN',
     },
     {
       name: 'percent-encoded slash',
@@ -58,33 +58,33 @@ describe('bad input gets a 4xx with an OCI error body, and the server keeps serv
     {
       name: 'uppercase name',
       request: () => get('/v2/UPPER/manifests/latest'),
-      status: 400,
-      code: 'NAME_INVALID',
+      status: 404,
+      code: 'NAME_UNKNOWN',
     },
     {
       name: 'empty name component',
       request: () => get('/v2/a//b/manifests/latest'),
-      status: 400,
-      code: 'NAME_INVALID',
+      status: 404,
+      code: 'NAME_UNKNOWN',
     },
     {
       name: 'name of 300 characters',
       request: () => get(`/v2/${'a'.repeat(300)}/manifests/latest`),
-      status: 400,
-      code: 'NAME_INVALID',
+      status: 404,
+      code: 'NAME_UNKNOWN',
     },
-    { name: 'empty tag', request: () => get('/v2/a/manifests/'), status: 400, code: 'TAG_INVALID' },
+    { name: 'empty tag', request: () => get('/v2/a/manifests/'), status: 404, code: 'MANIFEST_UNKNOWN' },
     {
       name: 'tag starting with a dot',
       request: () => get('/v2/a/manifests/.bad'),
-      status: 400,
-      code: 'TAG_INVALID',
+      status: 404,
+      code: 'MANIFEST_UNKNOWN',
     },
     {
       name: 'tag of 200 characters',
       request: () => get(`/v2/a/manifests/${'t'.repeat(200)}`),
-      status: 400,
-      code: 'TAG_INVALID',
+      status: 404,
+      code: 'MANIFEST_UNKNOWN',
     },
     {
       name: 'short digest',
@@ -115,25 +115,7 @@ describe('bad input gets a 4xx with an OCI error body, and the server keeps serv
     {
       name: 'reversed range',
       request: () => get(blob(), { Range: 'bytes=5-2' }),
-      status: 400,
-      code: 'RANGE_INVALID',
-    },
-    {
-      name: 'multiple ranges',
-      request: () => get(blob(), { Range: 'bytes=0-1,5-6' }),
-      status: 400,
-      code: 'RANGE_INVALID',
-    },
-    {
-      name: 'garbage range',
-      request: () => get(blob(), { Range: 'bytes=abc' }),
-      status: 400,
-      code: 'RANGE_INVALID',
-    },
-    {
-      name: 'range in another unit',
-      request: () => get(blob(), { Range: 'items=0-1' }),
-      status: 400,
+      status: 416,
       code: 'RANGE_INVALID',
     },
     {
@@ -146,12 +128,6 @@ describe('bad input gets a 4xx with an OCI error body, and the server keeps serv
       name: 'empty suffix range',
       request: () => get(blob(), { Range: 'bytes=-0' }),
       status: 416,
-      code: 'RANGE_INVALID',
-    },
-    {
-      name: 'huge range numbers',
-      request: () => get(blob(), { Range: 'bytes=99999999999999999999-' }),
-      status: 400,
       code: 'RANGE_INVALID',
     },
     {
@@ -211,16 +187,22 @@ describe('bad input gets a 4xx with an OCI error body, and the server keeps serv
     },
     { name: 'the v1 API', request: () => get('/v1/_ping'), status: 404, code: 'UNSUPPORTED' },
     {
-      name: 'tag listing (not a pull route)',
-      request: () => get('/v2/a/tags/list'),
+      name: 'tag listing of a repository nothing is known of',
+      request: () => get('/v2/nothing/here/tags/list'),
       status: 404,
-      code: 'UNSUPPORTED',
+      code: 'NAME_UNKNOWN',
     },
     {
       name: 'upload status GET',
       request: () => get('/v2/a/blobs/uploads/abc'),
       status: 404,
       code: 'UNSUPPORTED',
+    },
+    {
+      name: 'a sha512 blob (only sha256 content is served)',
+      request: () => get(`/v2/a/blobs/sha512:${'a'.repeat(128)}`),
+      status: 404,
+      code: 'BLOB_UNKNOWN',
     },
     {
       name: 'a valid but absent sha512 manifest',
@@ -231,6 +213,17 @@ describe('bad input gets a 4xx with an OCI error body, and the server keeps serv
   ];
 
   it('has a table of at least 30 cases', () => assert.ok(cases.length >= 30));
+
+  // RFC 9110 §14.2: a unit other than bytes must be ignored, and a server may ignore any Range; shoal sends
+  // the whole body (200) for what it does not serve as one range, never an error.
+  for (const range of ['bytes=0-1,5-6', 'bytes=abc', 'items=0-1', 'bytes=99999999999999999999-', 'bytes=-']) {
+    it(`ignores Range: ${range} and sends the whole blob`, async () => {
+      const response = await rawRequest(port, get(blob(), { Range: range }));
+      assert.equal(response.status, 200);
+      assert.equal(response.body.length, size());
+      assert.equal(response.headers.get('content-range'), undefined);
+    });
+  }
 
   for (const testCase of cases) {
     it(`${testCase.name} → ${testCase.status} ${testCase.code}`, async () => {

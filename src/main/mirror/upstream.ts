@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BlobUnknownError,
   ManifestUnknownError,
+  NameUnknownError,
   UpstreamRefusedError,
   UpstreamUnauthorizedError,
   UpstreamUnavailableError,
@@ -39,9 +40,11 @@ export interface UpstreamTarget {
   /** The registry as containerd names it (`ns`): `docker.io`, `ghcr.io`, `127.0.0.1:5000`. */
   registry: string;
   repository: string;
-  kind: 'manifests' | 'blobs';
-  /** A tag or a digest. */
+  kind: 'manifests' | 'blobs' | 'tags' | 'referrers';
+  /** A tag or a digest; `list` for tags. */
   reference: string;
+  /** A query string without `?` (`n=100&last=v1`, `artifactType=…`). */
+  query?: string;
 }
 
 export interface UpstreamResponse {
@@ -113,7 +116,8 @@ export class UpstreamClient {
   ): Promise<UpstreamResponse> {
     this.#guard.check(target.registry);
     const origin = upstreamOrigin(target.registry, this.#insecure);
-    const url = `${origin}/v2/${target.repository}/${target.kind}/${target.reference}`;
+    const query = target.query === undefined || target.query === '' ? '' : `?${target.query}`;
+    const url = `${origin}/v2/${target.repository}/${target.kind}/${target.reference}${query}`;
     const scope = `repository:${target.repository}:pull`;
     let lastStatus: number | undefined;
     let lastError: unknown;
@@ -138,9 +142,11 @@ export class UpstreamClient {
       response.body.resume();
       if (status === 404) {
         const name = `${target.registry}/${target.repository} ${target.reference}`;
-        throw target.kind === 'blobs'
-          ? new BlobUnknownError(`upstream has no blob ${name}`)
-          : new ManifestUnknownError(`upstream has no manifest ${name}`);
+        if (target.kind === 'blobs') throw new BlobUnknownError(`upstream has no blob ${name}`);
+        if (target.kind === 'tags') throw new NameUnknownError(`upstream has no repository ${name}`);
+        throw new ManifestUnknownError(
+          `upstream has no ${target.kind === 'referrers' ? 'referrers of' : 'manifest'} ${name}`,
+        );
       }
       if ((status === 401 || status === 403) && !foreign) {
         throw new UpstreamUnauthorizedError(

@@ -51,3 +51,20 @@ export function sniffManifestMediaType(bytes: Uint8Array): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Whether a client's `Accept` admits a manifest of `mediaType`. No header, a wildcard (any type, or any
+ * application type) or a list that names no manifest type at all admits anything; a list of manifest types
+ * admits only those, as the distribution registry does (a client that lists only Docker v2 manifests is not
+ * sent an index).
+ */
+export function acceptsManifest(accept: string | undefined, mediaType: string): boolean {
+  if (accept === undefined || accept.trim() === '') return true;
+  const types = accept
+    .split(',')
+    .map((part) => (part.split(';')[0] ?? '').trim().toLowerCase())
+    .filter((type) => type !== '');
+  if (types.some((type) => type === '*/*' || type === 'application/*')) return true;
+  if (!types.some((type) => MANIFEST_MEDIA_TYPES.has(type))) return true;
+  return types.includes(mediaType.toLowerCase());
+}

@@ -1,4 +1,4 @@
-import { RangeInvalidError, RangeNotSatisfiableError } from '../errors.js';
+import { RangeNotSatisfiableError } from '../errors.js';
 
 /** An inclusive byte range within a blob. */
 export interface ByteRange {
@@ -7,21 +7,25 @@ export interface ByteRange {
   end: number;
 }
 
-const RANGE_SPEC = /^bytes=(\d{0,16})-(\d{0,16})$/;
+const BYTE_RANGE = /^(\d{0,16})-(\d{0,16})$/;
 
 /**
- * Parses an HTTP Range header against a blob of `size` bytes. Returns undefined when there is no header.
- * Supports one range: `a-b`, `a-`, `-n`. Multiple ranges and malformed headers are rejected rather than
- * silently ignored, so a client never mistakes a whole body for the part it asked for.
+ * Parses an HTTP Range header against a blob of `size` bytes, as RFC 9110 §14 says. Undefined means "send
+ * the whole body, 200": no header, a unit other than bytes (which must be ignored), a header that does not
+ * parse, or several ranges (a server may answer those with the whole body, and shoal does, rather than a
+ * multipart body no registry client reads). One range that parses: `a-b`, `a-`, `-n`. One that cannot be
+ * satisfied (starts past the end, ends before it starts, an empty suffix) throws 416 with the size.
  */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
-  if (header === undefined || header === '') return undefined;
-  const match = RANGE_SPEC.exec(header.trim());
-  if (match === null) {
-    throw new RangeInvalidError(`unsupported Range header ${JSON.stringify(header.slice(0, 80))}`);
-  }
+  if (header === undefined) return undefined;
+  const text = header.trim();
+  if (!/^bytes=/i.test(text)) return undefined;
+  const spec = text.slice('bytes='.length).trim();
+  if (spec.includes(',')) return undefined;
+  const match = BYTE_RANGE.exec(spec);
+  if (match === null) return undefined;
   const [, first = '', last = ''] = match;
-  if (first === '' && last === '') throw new RangeInvalidError('Range header names no bytes');
+  if (first === '' && last === '') return undefined;
   if (first === '') {
     const suffix = Number(last);
     if (suffix === 0 || size === 0) throw new RangeNotSatisfiableError('empty suffix range', size);
@@ -30,6 +34,6 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   const start = Number(first);
   const end = last === '' ? size - 1 : Number(last);
   if (start >= size) throw new RangeNotSatisfiableError(`Range start ${start} is beyond size ${size}`, size);
-  if (end < start) throw new RangeInvalidError(`Range end ${end} is before start ${start}`);
+  if (end < start) throw new RangeNotSatisfiableError(`Range end ${end} is before start ${start}`, size);
   return { start, end: Math.min(end, size - 1) };
 }

@@ -40,6 +40,19 @@ export function parseRegistryHost(host: string): string {
   return host.toLowerCase();
 }
 
+/**
+ * The registry a client named as the first path component, Docker's way: the component holds a dot or is
+ * `localhost` (`ghcr.io/owner/app` → ghcr.io and owner/app). Undefined when it names none; a registry with a
+ * port cannot be named so, since a path component holds no `:`.
+ */
+export function registryInPath(repository: string): { registry: string; repository: string } | undefined {
+  const slash = repository.indexOf('/');
+  if (slash <= 0) return undefined;
+  const first = repository.slice(0, slash);
+  if (!first.includes('.') && first !== 'localhost') return undefined;
+  return { registry: parseRegistryHost(first), repository: repository.slice(slash + 1) };
+}
+
 /** The image name containerd stores for a tag: `<registry>/<repository>:<tag>`. */
 export function imageName(registry: string, repository: string, tag: string): string {
   return `${registry}/${repository}:${tag}`;

@@ -5,14 +5,21 @@ import {
   ManifestUnknownError,
   MethodUnsupportedError,
   NameUnknownError,
+  PaginationInvalidError,
   PeerUnauthorizedError,
 } from '../errors.js';
+import type { Discovery } from '../mirror/discovery.js';
 import type { PeerClaim, SignedRequest } from '../mirror/peer-auth.js';
 import { TAG_CONFIRMED_HEADER } from '../mirror/peer-client.js';
-import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
+import {
+  acceptsManifest,
+  MAX_MANIFEST_BYTES,
+  MEDIA_TYPE_OCI_INDEX,
+  MEDIA_TYPE_OCTET_STREAM,
+} from '../oci/media-types.js';
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
-import { parseRegistryHost } from '../oci/reference.js';
+import { parseRegistryHost, registryInPath } from '../oci/reference.js';
 import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
 import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';
@@ -25,6 +32,8 @@ export interface PullRequest {
   /** Raw query string without `?`. */
   query: string;
   range: string | undefined;
+  /** The client's Accept header: manifests of other types are not sent to it. */
+  accept?: string | undefined;
   /** Sent by a peer shoal: answer from this node's own store only, so requests never loop. */
   mirrored?: boolean;
   /** Sent by a peer shoal that elected this node to fetch the content from upstream. */
@@ -58,9 +67,15 @@ export interface PullHandlerDeps {
    * PeerUnauthorizedError (PeerAuth.verify). Absent (no P2P): every such claim is refused.
    */
   authenticate?: (claim: PeerClaim | undefined, request: SignedRequest) => Promise<string>;
+  /** Tag lists and referrers; absent, tag lists come from nothing and referrers are an empty index. */
+  discovery?: Discovery;
 }
 
+/** Most tags one tag-list page holds when the client names no `n`. */
+export const TAG_PAGE_MAX = 10_000;
+
 const PING_BODY = Buffer.from('{}');
+const EMPTY_INDEX = { schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: [] };
 
 /** Answers the OCI distribution pull API from a content store. Knows nothing of the HTTP server. */
 export class PullHandler {
@@ -68,6 +83,7 @@ export class PullHandler {
   readonly #localStore: ContentStore;
   readonly #ready: () => Promise<boolean>;
   readonly #authenticate: PullHandlerDeps['authenticate'];
+  readonly #discovery: Discovery | undefined;
   readonly #defaultRegistry: string;
   readonly #mirrored: ReadonlySet<string>;
   readonly #filters: readonly RegExp[];
@@ -79,6 +95,7 @@ export class PullHandler {
     this.#localStore = deps.localStore ?? deps.store;
     this.#ready = deps.ready;
     this.#authenticate = deps.authenticate;
+    this.#discovery = deps.discovery;
     this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
     this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
     this.#filters = init.registryFilters ?? [];
@@ -100,12 +117,14 @@ export class PullHandler {
     if (request.path === '/livez') return textReply(200, 'ok', head);
     if (request.path === '/readyz')
       return (await this.#ready()) ? textReply(200, 'ready', head) : textReply(503, 'not ready', head);
-    const route = parsePullPath(request.path);
-    if (route.kind === 'ping') return jsonReply(PING_BODY, head);
-    const registry = this.#registryOf(request.query);
+    const parsed = parsePullPath(request.path);
+    if (parsed.kind === 'ping') return jsonReply(PING_BODY, head);
+    const { registry, route } = this.#registryOf(request.query, parsed);
     // Filters, mirrored registries and --resolve-tags hold for every request, whoever sends it.
     this.#checkServed(registry, route);
     const member = await this.#member(request);
+    if (route.kind === 'tags') return this.#tags(registry, route.repository, request, head);
+    if (route.kind === 'referrers') return this.#referrers(registry, route, request, head);
     const store = request.mirrored === true ? this.#localStore : this.#store;
     const origin: ContentOrigin = {
       registry,
@@ -116,13 +135,14 @@ export class PullHandler {
     if (route.kind === 'manifest') {
       const name = route.tag ?? route.digest;
       return this.#capped(
-        this.#manifest(store, route, head, origin),
+        this.#manifest(store, route, head, origin, request.accept),
         (message) => new ManifestUnknownError(`manifest ${name}: ${message}`),
       );
     }
     if (head) {
+      // Range is defined for GET only (RFC 9110 §14.2): a HEAD describes the whole blob.
       return this.#capped(
-        this.#blob(store, route.digest, request.range, head, origin),
+        this.#blob(store, route.digest, undefined, head, origin),
         (message) => new BlobUnknownError(`blob ${route.digest}: ${message}`),
       );
     }
@@ -166,15 +186,27 @@ export class PullHandler {
     return reply;
   }
 
-  #registryOf(query: string): string {
+  /**
+   * The registry a request means: its `ns` (containerd's way), else the first path component when it names a
+   * host (`/v2/ghcr.io/owner/app/…`, for podman, skopeo and other clients that cannot send `ns`), else the
+   * default registry.
+   */
+  #registryOf(
+    query: string,
+    route: Exclude<PullRoute, { kind: 'ping' }>,
+  ): { registry: string; route: Exclude<PullRoute, { kind: 'ping' }> } {
     const ns = new URLSearchParams(query).get('ns');
-    return ns === null || ns === '' ? this.#defaultRegistry : parseRegistryHost(ns);
+    if (ns !== null && ns !== '') return { registry: parseRegistryHost(ns), route };
+    const named = registryInPath(route.repository);
+    if (named === undefined) return { registry: this.#defaultRegistry, route };
+    return { registry: named.registry, route: { ...route, repository: named.repository } };
   }
 
   #checkServed(registry: string, route: Exclude<PullRoute, { kind: 'ping' }>): void {
     if (this.#mirrored.size > 0 && !this.#mirrored.has(registry)) {
       throw new NameUnknownError(`registry ${registry} is not mirrored by this node`);
     }
+    if (route.kind === 'tags') return;
     const ref =
       route.kind === 'manifest' && route.tag !== undefined
         ? `${registry}/${route.repository}:${route.tag}`
@@ -187,19 +219,94 @@ export class PullHandler {
     }
   }
 
+  /** A page of the tag list: lexical order, `n` at most, after `last`, with a `Link` to the next page. */
+  async #tags(registry: string, repository: string, request: PullRequest, head: boolean): Promise<Reply> {
+    const params = new URLSearchParams(request.query);
+    const n = params.get('n');
+    const last = params.get('last') ?? '';
+    if (n !== null && !/^\d{1,9}$/.test(n))
+      throw new PaginationInvalidError(`n must be a count, not ${JSON.stringify(n.slice(0, 20))}`);
+    const limit = n === null ? TAG_PAGE_MAX : Math.min(Number(n), TAG_PAGE_MAX);
+    const all =
+      this.#discovery === undefined
+        ? []
+        : await withTimeout(
+            this.#discovery.tags(registry, repository),
+            this.#manifestTimeoutMs,
+            'the tag list',
+            (message) => new NameUnknownError(`tags of ${repository}: ${message}`),
+          );
+    const served = all.filter(
+      (tag) => !this.#filters.some((filter) => filter.test(`${registry}/${repository}:${tag}`)),
+    );
+    if (served.length === 0) throw new NameUnknownError(`no tags of ${registry}/${repository} are known`);
+    const after = [...new Set(served)].sort().filter((tag) => tag > last);
+    const page = after.slice(0, limit);
+    const name = request.path.slice('/v2/'.length, -'/tags/list'.length);
+    const body = Buffer.from(JSON.stringify({ name, tags: page }));
+    const headers: Array<readonly [string, string]> = [
+      ['Content-Type', 'application/json'],
+      ['Content-Length', String(body.length)],
+      API_VERSION_HEADER,
+    ];
+    if (after.length > page.length && page.length > 0) {
+      const next = new URLSearchParams({ n: String(limit), last: page[page.length - 1] as string });
+      const ns = params.get('ns');
+      if (ns !== null) next.set('ns', ns);
+      headers.push(['Link', `</v2/${name}/tags/list?${next.toString()}>; rel="next"`]);
+    }
+    return { kind: 'full', status: 200, headers, body: head ? undefined : body };
+  }
+
+  /** The referrers index of a digest (an empty one when none is known). */
+  async #referrers(
+    registry: string,
+    route: Extract<PullRoute, { kind: 'referrers' }>,
+    request: PullRequest,
+    head: boolean,
+  ): Promise<Reply> {
+    const artifactType = new URLSearchParams(request.query).get('artifactType') ?? undefined;
+    const empty = { body: Buffer.from(JSON.stringify(EMPTY_INDEX)), filtered: artifactType !== undefined };
+    const index =
+      this.#discovery === undefined
+        ? empty
+        : await withTimeout(
+            this.#discovery.referrers(registry, route.repository, route.digest, artifactType),
+            this.#manifestTimeoutMs,
+            'the referrers',
+            () => new ManifestUnknownError('referrers timed out'),
+          ).catch((err: unknown) => {
+            if (err instanceof ManifestUnknownError) return empty;
+            throw err;
+          });
+    const headers: Array<readonly [string, string]> = [
+      ['Content-Type', MEDIA_TYPE_OCI_INDEX],
+      ['Content-Length', String(index.body.length)],
+      API_VERSION_HEADER,
+    ];
+    if (index.filtered) headers.push(['OCI-Filters-Applied', 'artifactType']);
+    return { kind: 'full', status: 200, headers, body: head ? undefined : index.body };
+  }
+
   async #manifest(
     store: ContentStore,
     route: Extract<PullRoute, { kind: 'manifest' }>,
     head: boolean,
     origin: ContentOrigin,
+    accept: string | undefined,
   ): Promise<Reply> {
     const descriptor =
       route.tag !== undefined
         ? await store.resolve(origin.registry, route.repository, route.tag)
         : await store.stat(route.digest, origin);
-    const name = route.tag ?? route.digest;
+    const name = route.tag === undefined ? `@${route.digest}` : `:${route.tag}`;
     if (descriptor === undefined || descriptor.mediaType === MEDIA_TYPE_OCTET_STREAM) {
-      throw new ManifestUnknownError(`manifest ${route.repository}:${name} is not held by this node`);
+      throw new ManifestUnknownError(`manifest ${route.repository}${name} is not held by this node`);
+    }
+    if (!acceptsManifest(accept, descriptor.mediaType)) {
+      throw new ManifestUnknownError(
+        `manifest ${route.repository}${name} is a ${descriptor.mediaType}, which the request does not accept`,
+      );
     }
     if (descriptor.size > MAX_MANIFEST_BYTES) {
       throw new ManifestTooLargeError(

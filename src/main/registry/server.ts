@@ -171,6 +171,7 @@ function capture(req: HttpRequest): CapturedRequest {
     headerBytes += key.length + value.length + 4;
   });
   const range = req.getHeader('range');
+  const accept = req.getHeader('accept');
   // Any value claims peer treatment, so a claim that is not exactly 'true' is still checked.
   const mirrored = req.getHeader(MIRRORED_HEADER) !== '';
   const ownerFetch = req.getHeader(OWNER_FETCH_HEADER) !== '';
@@ -182,6 +183,7 @@ function capture(req: HttpRequest): CapturedRequest {
     path,
     query,
     range: range === '' ? undefined : range,
+    accept: accept === '' ? undefined : accept,
     urlBytes: path.length + query.length + 1,
     headerBytes,
   };

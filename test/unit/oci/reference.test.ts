@@ -7,6 +7,7 @@ import {
   parseRegistryHost,
   parseRepository,
   parseTag,
+  registryInPath,
 } from '../../../src/main/oci/reference.js';
 
 describe('repository names', () => {
@@ -79,4 +80,20 @@ describe('image names (registry/repository:tag)', () => {
   ]) {
     it(`rejects ${JSON.stringify(bad)}`, () => assert.throws(() => parseImageName(bad)));
   }
+});
+
+describe('a registry named in the path (Docker’s rule: a dot, or localhost)', () => {
+  it('splits a first component that names a host', () => {
+    assert.deepEqual(registryInPath('ghcr.io/owner/app'), { registry: 'ghcr.io', repository: 'owner/app' });
+    assert.deepEqual(registryInPath('localhost/app'), { registry: 'localhost', repository: 'app' });
+    assert.deepEqual(registryInPath('127.0.0.2/library/busybox'), {
+      registry: '127.0.0.2',
+      repository: 'library/busybox',
+    });
+  });
+  it('leaves a name whose first component names no host', () => {
+    assert.equal(registryInPath('library/nginx'), undefined);
+    assert.equal(registryInPath('ghcr.io'), undefined);
+    assert.equal(registryInPath('my_org/app'), undefined);
+  });
 });
