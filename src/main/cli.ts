@@ -39,6 +39,7 @@ import { canonicalImageName } from './oci/reference.js';
 import { PullHandler } from './registry/handler.js';
 import { RegistryServer } from './registry/server.js';
 import { SideServer } from './registry/side-server.js';
+import { loadTlsFiles } from './registry/tls.js';
 import {
   type Bootstrapper,
   dnsBootstrap,
@@ -299,6 +300,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   checkRegistryConfig(config);
   const log = createLogger(config.logLevel);
   const psk = config.p2pPskFile === '' ? undefined : await loadPsk(config.p2pPskFile);
+  const tls = await loadTlsFiles(config.registryTlsCert, config.registryTlsKey);
   const metrics = new Metrics({ defaultMetrics: true });
   const metricsServer = await startMetrics(config, metrics);
   const verifier = await startVerifier(config, log, metrics);
@@ -448,11 +450,22 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
       buffers: config.streamBuffers,
       peerUploadRate: config.peerUploadRate,
       timeoutMs: config.storeTimeout,
+      tls: tls && { ...tls, host: config.registryTlsAddr.host, port: config.registryTlsAddr.port },
     },
   );
-  await listenOrFail('registry-addr', config.registryAddr, server);
+  await listenOrFail(
+    tls === undefined ? 'registry-addr' : 'registry-addr or --registry-tls-addr',
+    config.registryAddr,
+    server,
+  );
   log.info(
-    { host: config.registryAddr.host ?? '*', port: server.port, store: store.kind, admin: adminServer.port },
+    {
+      host: config.registryAddr.host ?? '*',
+      port: server.port,
+      ...(tls === undefined ? {} : { tlsPort: server.tlsPort }),
+      store: store.kind,
+      admin: adminServer.port,
+    },
     'registry listening',
   );
   let idServer: Server | undefined;

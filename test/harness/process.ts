@@ -105,8 +105,13 @@ export class Child {
 }
 
 /** Runs a command to completion; rejects with its output on a non-zero exit. */
-export async function run(command: string, args: readonly string[], timeoutMs = 120_000): Promise<string> {
-  const child = new Child(command, args);
+export async function run(
+  command: string,
+  args: readonly string[],
+  timeoutMs = 120_000,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  const child = new Child(command, args, env);
   const timer = setTimeout(() => child.process.kill('SIGKILL'), timeoutMs);
   const code = await child.exited;
   clearTimeout(timer);

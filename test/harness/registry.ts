@@ -7,21 +7,27 @@ export type RegistryAuth =
   | { kind: 'htpasswd'; path: string }
   | { kind: 'token'; realm: string; service: string; issuer: string; rootCertBundle: string };
 
-/** A CNCF distribution registry (`docker-registry serve`) on 127.0.0.1 with its own storage. */
+/**
+ * A CNCF distribution registry (`docker-registry serve`) on a loopback address (127.0.0.1 unless told) with
+ * its own storage. On port 80 its name has no port (`127.0.0.2`), as a registry named in a path must.
+ */
 export class DistributionRegistry {
   readonly dir: string;
   readonly #auth: RegistryAuth | undefined;
+  readonly address: string;
   port = 0;
   #child: Child | undefined;
 
-  constructor(dir: string, options: { auth?: RegistryAuth } = {}) {
+  constructor(dir: string, options: { auth?: RegistryAuth; address?: string; port?: number } = {}) {
     this.dir = dir;
     this.#auth = options.auth;
+    this.address = options.address ?? '127.0.0.1';
+    this.port = options.port ?? 0;
   }
 
-  /** host:port, as containerd names the registry. */
+  /** host[:port], as containerd names the registry. */
   get host(): string {
-    return `127.0.0.1:${this.port}`;
+    return this.port === 80 ? this.address : `${this.address}:${this.port}`;
   }
 
   get url(): string {
@@ -49,7 +55,7 @@ export class DistributionRegistry {
         '  filesystem:',
         `    rootdirectory: ${join(this.dir, 'data')}`,
         'http:',
-        `  addr: 127.0.0.1:${this.port}`,
+        `  addr: ${this.address}:${this.port}`,
         ...authConfig(this.#auth),
         '',
       ].join('\n'),

@@ -50,6 +50,12 @@ const containerdRegistryConfigPath = text(
 /** `shoal registry`: the mirror daemon. */
 export const registryFlags = {
   registryAddr: address(':5000', 'Address the OCI registry API listens on.'),
+  registryTlsAddr: address(
+    ':5443',
+    'Address the registry API also listens on over TLS, when --registry-tls-cert and --registry-tls-key are given (for clients that try https first: podman, skopeo, crane).',
+  ),
+  registryTlsCert: text('', 'PEM certificate (chain) of the TLS registry listener; with --registry-tls-key.'),
+  registryTlsKey: text('', 'PEM private key of the TLS registry listener; with --registry-tls-cert.'),
   routerAddr: address(':5001', 'Address the P2P router listens on (peer routing).'),
   metricsAddr: address(':9090', 'Address the metrics endpoint listens on.'),
   adminAddr: address(

@@ -63,6 +63,8 @@ const DEFAULT_TOKEN_SECONDS = 60;
 /** Redirects followed per request: registries send one (to object storage or a CDN), rarely two. */
 export const MAX_REDIRECTS = 5;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Connection errors that a retry within a second will not cure. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EREFUSEDADDRESS']);
 const RETRY_AFTER_CAP_MS = 5000;
 
 /** Where a registry really lives: `docker.io` is served from `registry-1.docker.io`. */
@@ -134,6 +136,9 @@ export class UpstreamClient {
           throw new UpstreamUnavailableError(`${target.registry} did not answer in time`, { cause: err });
         }
         lastError = err;
+        // Nothing listens there, or the name does not resolve: asking again in 200 ms changes nothing, and
+        // the caller has the tag book and containerd has the registry to fall back on, at once.
+        if (UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? '')) break;
         await this.#backoff(attempt, undefined);
         continue;
       }

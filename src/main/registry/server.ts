@@ -10,6 +10,7 @@ import { listenExclusive } from './listen.js';
 import { ByteRateLimiter } from './rate-limit.js';
 import { errorReply, type FullReply, type Reply, statusLine } from './reply.js';
 import { type Connection, streamBody } from './stream.js';
+import type { TlsFiles } from './tls.js';
 
 export interface RegistryServerInit {
   /** Interface to bind; undefined binds every interface. */
@@ -28,6 +29,8 @@ export interface RegistryServerInit {
   maxHeaderBytes?: number;
   /** Bytes per second this node streams to each member (peer requests it proved); 0 (default) is unlimited. */
   peerUploadRate?: number;
+  /** A second listener, over TLS, for the same API (`--registry-tls-*`). */
+  tls?: (TlsFiles & { host?: string | undefined; port: number }) | undefined;
 }
 
 interface CapturedRequest extends PullRequest {
@@ -48,7 +51,9 @@ export class RegistryServer {
   /** One bucket per member that pulled lately (the least recent is forgotten past MAX_LIMITED_MEMBERS). */
   readonly #peerLimiters = new Map<string, ByteRateLimiter>();
   #listenSocket: us_listen_socket | undefined;
+  #tlsSocket: us_listen_socket | undefined;
   #port = 0;
+  #tlsPort = 0;
 
   constructor(deps: { handler: PullHandler; log: Logger }, init: RegistryServerInit) {
     this.#handler = deps.handler;
@@ -66,18 +71,37 @@ export class RegistryServer {
     return this.#port;
   }
 
+  /** The bound port of the TLS listener, once started; 0 without one. */
+  get tlsPort(): number {
+    return this.#tlsPort;
+  }
+
   async start(): Promise<void> {
     const app = uWS.App();
     app.any('/*', (res, req) => this.#accept(res, req));
-    const { host, port } = this.#init;
+    const { host, port, tls } = this.#init;
     const listening = await listenExclusive(app, 'registry', host, port);
     this.#listenSocket = listening.socket;
     this.#port = listening.port;
+    if (tls === undefined) return;
+    // The same handler and buffers behind both listeners: one place sees every request.
+    const secure = uWS.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile });
+    secure.any('/*', (res, req) => this.#accept(res, req));
+    try {
+      const listeningTls = await listenExclusive(secure, 'registry (TLS)', tls.host, tls.port);
+      this.#tlsSocket = listeningTls.socket;
+      this.#tlsPort = listeningTls.port;
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
   }
 
   async stop(): Promise<void> {
-    if (this.#listenSocket !== undefined) uWS.us_listen_socket_close(this.#listenSocket);
+    for (const socket of [this.#listenSocket, this.#tlsSocket])
+      if (socket !== undefined) uWS.us_listen_socket_close(socket);
     this.#listenSocket = undefined;
+    this.#tlsSocket = undefined;
   }
 
   /** The upload budget of `member`; undefined when uploads are unlimited. */
@@ -167,11 +191,14 @@ function capture(req: HttpRequest): CapturedRequest {
   const path = req.getUrl();
   const query = req.getQuery() ?? '';
   let headerBytes = 0;
+  // Go clients (podman, skopeo) send one Accept line per media type; getHeader would see only the first.
+  const accepts: string[] = [];
   req.forEach((key, value) => {
     headerBytes += key.length + value.length + 4;
+    if (key === 'accept') accepts.push(value);
   });
   const range = req.getHeader('range');
-  const accept = req.getHeader('accept');
+  const accept = accepts.join(', ');
   // Any value claims peer treatment, so a claim that is not exactly 'true' is still checked.
   const mirrored = req.getHeader(MIRRORED_HEADER) !== '';
   const ownerFetch = req.getHeader(OWNER_FETCH_HEADER) !== '';
