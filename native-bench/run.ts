@@ -4,6 +4,7 @@ import { cachedLayout, pushLayout } from '../test/harness/images.js';
 import { DistributionRegistry } from '../test/harness/registry.js';
 import { importLayout, ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
+import { clientsBench } from './clients.js';
 import { throughput } from './measure.js';
 import { p2pBench } from './p2p.js';
 import { peerAuthBench } from './peer-auth.js';
@@ -80,9 +81,11 @@ async function main(): Promise<void> {
   }
 }
 
-// `npm run bench` runs everything; `npm run bench -- local`, `-- p2p`, `-- verify` or `-- auth` runs one part.
+// `npm run bench` runs everything; `npm run bench -- local`, `-- p2p`, `-- verify`, `-- auth` or `-- clients`
+// runs one part.
 const only = process.argv[2];
 if (only === undefined || only === 'local') await main();
 if (only === undefined || only === 'p2p') console.log((await p2pBench()).join('\n'));
 if (only === undefined || only === 'verify') console.log((await verifyBench()).join('\n'));
 if (only === undefined || only === 'auth') console.log((await peerAuthBench()).join('\n'));
+if (only === undefined || only === 'clients') console.log((await clientsBench()).join('\n'));

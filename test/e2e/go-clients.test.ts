@@ -8,10 +8,11 @@ import {
   smallImage,
 } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
-import { GoClients, selfSignedCert, type Timed } from '../harness/podman.js';
+import { GoClients, type Timed } from '../harness/podman.js';
 import { freePort } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
 import { ShoalProcess } from '../harness/shoal.js';
+import { selfSignedCert } from '../harness/tls.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const REPOSITORY = 'e2e/app';
@@ -52,7 +53,7 @@ describe('podman and skopeo through shoal, two registries named in the path', { 
     await pushLayout(imageA.dir, imageA.tag, a.host, REPOSITORY);
     await pushLayout(multi.dir, multi.tag, a.host, REPOSITORY);
     await pushLayout(imageB.dir, imageB.tag, b.host, REPOSITORY);
-    const { cert, key } = await selfSignedCert(dir);
+    const { cert, key } = await selfSignedCert(dir, { ip: '127.0.0.1' });
     tlsPort = await freePort();
     node = new ShoalProcess([
       '--store',

@@ -2,32 +2,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from './process.js';
 
-/** A self-signed certificate for `ip`, made with openssl: the TLS listener's in tests. */
-export async function selfSignedCert(dir: string, ip = '127.0.0.1'): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, 'tls.crt');
-  const key = join(dir, 'tls.key');
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${ip}`,
-    '-addext',
-    `subjectAltName=IP:${ip}`,
-  ]);
-  return { cert, key };
-}
-
 /** One registries.conf mirror: pulls of `registry` go to `mirror` (`host:port/path`) first. */
 export interface MirrorEntry {
   registry: string;

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child, freePort, run, waitFor } from './process.js';
 
@@ -101,6 +102,32 @@ export function staticP2pArgs(opts: {
     'static',
     '--static-bootstrap-peers',
     `/ip4/127.0.0.1/tcp/${opts.bootstrapPort}`,
+  ];
+}
+
+/**
+ * Flags of node `i` of an embedded-store P2P cluster that pulls through from `upstream` (a plain-http
+ * registry host): its data in `<dir>/n<i>`, its router on `routerPorts[i]`, joining through node 0's.
+ */
+export function clusterPullThroughArgs(
+  dir: string,
+  i: number,
+  routerPorts: readonly number[],
+  upstream: string,
+): string[] {
+  return [
+    '--store',
+    'embedded',
+    ...staticP2pArgs({
+      dataDir: join(dir, `n${i}`),
+      routerPort: routerPorts[i] as number,
+      bootstrapPort: routerPorts[0] as number,
+    }),
+    '--upstream-fallback',
+    '--insecure-registries',
+    upstream,
+    '--mirrored-registries',
+    `http://${upstream}`,
   ];
 }
 

@@ -2,7 +2,7 @@ import { randomUUID, sign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { run } from './process.js';
+import { selfSignedCert } from './tls.js';
 
 /**
  * A Docker registry token service (the `WWW-Authenticate: Bearer realm=…` flow) for a distribution registry
@@ -41,24 +41,7 @@ export class TokenServer {
   }
 
   async start(): Promise<void> {
-    const keyFile = join(this.dir, 'token.key');
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      this.certFile,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=shoal-test-token',
-    ]);
+    const { key: keyFile } = await selfSignedCert(this.dir, { name: 'token', cn: 'shoal-test-token' });
     this.#key = await readFile(keyFile, 'utf8');
     const pem = await readFile(this.certFile, 'utf8');
     this.#certDer = pem.replace(/-----[A-Z ]+-----|\s/g, '');

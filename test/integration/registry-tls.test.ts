@@ -5,9 +5,9 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
-import { selfSignedCert } from '../harness/podman.js';
 import { Child, freePort } from '../harness/process.js';
 import { CLI, importLayout, ShoalProcess } from '../harness/shoal.js';
+import { selfSignedCert } from '../harness/tls.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 function httpsGet(url: string, ca: string): Promise<{ status: number; body: Buffer }> {
@@ -40,7 +40,7 @@ describe('the registry over TLS', { timeout: 120_000 }, () => {
   before(async () => {
     dir = await shortTempDir('shoal-tls');
     image = await smallImage('tls');
-    files = await selfSignedCert(dir);
+    files = await selfSignedCert(dir, { ip: '127.0.0.1' });
     await importLayout(join(dir, 'data'), image.dir, 'docker.io', 'tls/app');
     tlsPort = await freePort();
     node = new ShoalProcess([
@@ -76,7 +76,7 @@ describe('the registry over TLS', { timeout: 120_000 }, () => {
 
   it('refuses to start, naming the flag, when the TLS files are wrong', async () => {
     await mkdir(join(dir, 'other'), { recursive: true });
-    const other = await selfSignedCert(join(dir, 'other'), '127.0.0.9');
+    const other = await selfSignedCert(join(dir, 'other'), { ip: '127.0.0.9' });
     await writeFile(join(dir, 'garbage.pem'), 'not a certificate\n');
     const base = ['--store', 'embedded', '--data-dir', join(dir, 'bad')];
     for (const [args, message] of [

@@ -7,7 +7,7 @@ import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { freePort, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { ShoalProcess, staticP2pArgs, waitForMesh } from '../harness/shoal.js';
+import { clusterPullThroughArgs, ShoalProcess, waitForMesh } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const NODES = 3;
@@ -42,18 +42,7 @@ describe('tags keep working offline, and invalidate cluster-wide', { timeout: 24
     const routerPorts = await Promise.all(Array.from({ length: NODES }, () => freePort()));
     for (let i = 0; i < NODES; i++) {
       args.push([
-        '--store',
-        'embedded',
-        ...staticP2pArgs({
-          dataDir: join(dir, `n${i}`),
-          routerPort: routerPorts[i] as number,
-          bootstrapPort: routerPorts[0] as number,
-        }),
-        '--upstream-fallback',
-        '--insecure-registries',
-        registry.host,
-        '--mirrored-registries',
-        `http://${registry.host}`,
+        ...clusterPullThroughArgs(dir, i, routerPorts, registry.host),
         // Node 2 serves no answer the registry confirmed more than 4 s ago.
         ...(i === 2 ? ['--tag-max-age', '4s'] : []),
       ]);

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { contentOf, type UpstreamContent } from '../harness/lying-upstream.js';
 import { freePort, waitFor } from '../harness/process.js';
 import { RedirectingUpstream } from '../harness/redirecting-upstream.js';
-import { pullThroughArgs, ShoalProcess, staticP2pArgs, waitForMesh } from '../harness/shoal.js';
+import { clusterPullThroughArgs, pullThroughArgs, ShoalProcess, waitForMesh } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 function download(url: string, range?: string): Promise<{ status: number; bytes: Buffer }> {
@@ -164,18 +164,7 @@ describe('pull-through across a cluster with a redirecting upstream', { timeout:
     for (let i = 0; i < NODES; i++) {
       nodes.push(
         new ShoalProcess([
-          '--store',
-          'embedded',
-          ...staticP2pArgs({
-            dataDir: join(dir, `n${i}`),
-            routerPort: routerPorts[i] as number,
-            bootstrapPort: routerPorts[0] as number,
-          }),
-          '--upstream-fallback',
-          '--insecure-registries',
-          upstream.host,
-          '--mirrored-registries',
-          `http://${upstream.host}`,
+          ...clusterPullThroughArgs(dir, i, routerPorts, upstream.host),
           '--registry-credentials',
           join(dir, 'config.json'),
         ]),

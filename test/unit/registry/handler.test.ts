@@ -156,4 +156,63 @@ describe('PullHandler', () => {
     const reply = await digestsOnly.handle(request(`/v2/library/app/manifests/${digestOf(manifest)}`));
     assert.equal(reply.status, 200);
   });
+
+  it('takes the registry from the first path component, and ns over it', async () => {
+    await store.tag('ghcr.io', 'owner/app', 'v2', digestOf(manifest));
+    const named = await handler.handle(request('/v2/ghcr.io/owner/app/manifests/v2'));
+    assert.equal(named.status, 200);
+    // The same path with ns: the whole path is the repository, on the registry ns names.
+    await assert.rejects(
+      handler.handle(request('/v2/ghcr.io/owner/app/manifests/v2', { query: 'ns=docker.io' })),
+      ManifestUnknownError,
+    );
+    // A first component without a dot names no registry: the default one.
+    await assert.rejects(handler.handle(request('/v2/owner/app/manifests/v2')), ManifestUnknownError);
+    const mirrorsOne = new PullHandler(
+      { store, ready: async () => true },
+      { mirroredRegistries: ['docker.io'] },
+    );
+    await assert.rejects(mirrorsOne.handle(request('/v2/ghcr.io/owner/app/manifests/v2')), NameUnknownError);
+  });
+
+  it('names a manifest by digest with @ in its error', async () => {
+    const absent = `sha256:${'1'.repeat(64)}`;
+    await assert.rejects(handler.handle(request(`/v2/library/app/manifests/${absent}`)), (err: Error) =>
+      err.message.includes(`library/app@${absent}`),
+    );
+  });
+
+  it('sends no manifest of a type the Accept header leaves out', async () => {
+    const path = '/v2/library/app/manifests/v1';
+    const docker = 'application/vnd.docker.distribution.manifest.v2+json';
+    await assert.rejects(handler.handle(request(path, { accept: docker })), ManifestUnknownError);
+    for (const accept of [undefined, '*/*', `${docker}, ${MEDIA_TYPE_OCI_MANIFEST}`, 'application/json'])
+      assert.equal((await handler.handle(request(path, { accept }))).status, 200, String(accept));
+  });
+
+  it('lists tags from its discovery, filtered and paged, with a link to the next page', async () => {
+    const listing = new PullHandler(
+      {
+        store,
+        ready: async () => true,
+        discovery: {
+          tags: async () => ['b', 'a', 'secret', 'c'],
+          referrers: async () => ({ body: Buffer.from('{}'), filtered: false }),
+        },
+      },
+      { registryFilters: [/:secret$/] },
+    );
+    const page = await listing.handle(request('/v2/library/app/tags/list', { query: 'n=2' }));
+    assert.ok(page.kind === 'full');
+    assert.deepEqual(JSON.parse(page.body?.toString() ?? ''), { name: 'library/app', tags: ['a', 'b'] });
+    assert.equal(header(page.headers, 'Link'), '</v2/library/app/tags/list?n=2&last=b>; rel="next"');
+    const rest = await listing.handle(request('/v2/library/app/tags/list', { query: 'n=2&last=b' }));
+    assert.ok(rest.kind === 'full');
+    assert.deepEqual(JSON.parse(rest.body?.toString() ?? '').tags, ['c']);
+    assert.equal(header(rest.headers, 'Link'), undefined);
+    await assert.rejects(
+      listing.handle(request('/v2/library/app/tags/list', { query: 'n=lots' })),
+      (err: Error & { status?: number }) => err.status === 400,
+    );
+  });
 });
