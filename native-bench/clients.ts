@@ -1,3 +1,5 @@
+import { createReadStream } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -197,8 +199,22 @@ export async function clientsBench(): Promise<string[]> {
     const direct = await throughput(`${local.url}${path}`, 1, layer.size, 3);
     const fronted = await throughput(`http://127.0.0.1:${proxy.port}${path}`, 1, layer.size, 3);
     proxy.server.close();
+    // The other way out: node:http (whose parser answers every malformed request) streaming the same file.
+    const file = join(work, 'local', 'blobs', 'sha256', layer.digest.slice('sha256:'.length));
+    const plain = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-length': String(layer.size) });
+      createReadStream(file, { highWaterMark: MiB }).pipe(res);
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    const nodeHttp = await throughput(
+      `http://127.0.0.1:${(plain.address() as { port: number }).port}/`,
+      1,
+      layer.size,
+      3,
+    );
+    plain.close();
     rows.push(
-      `256 MiB blob, 1 client: uWS ${direct.toFixed(2)} GB/s, behind a Node pass-through ${fronted.toFixed(2)} GB/s, ratio ${(fronted / direct).toFixed(2)}`,
+      `256 MiB blob, 1 client: shoal (uWS) ${direct.toFixed(2)} GB/s; behind a Node pass-through ${fronted.toFixed(2)} GB/s (ratio ${(fronted / direct).toFixed(2)}); a bare node:http file server ${nodeHttp.toFixed(2)} GB/s (ratio ${(nodeHttp / direct).toFixed(2)})`,
     );
     return rows;
   } finally {

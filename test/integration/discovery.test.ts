@@ -18,6 +18,7 @@ describe('RegistryDiscovery', () => {
   let server: Server;
   let host: string;
   let down = false;
+  let listCalls = 0;
   const book = new TagBook({});
   const store = new MemoryStore();
 
@@ -26,6 +27,7 @@ describe('RegistryDiscovery', () => {
       if (down) return void res.writeHead(503).end();
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname === '/v2/paged/app/tags/list') {
+        listCalls++;
         const last = url.searchParams.get('last');
         const page = last === null ? ['v1', 'v2'] : last === 'v2' ? ['v3', 'v4'] : ['v5'];
         const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -116,5 +118,36 @@ describe('RegistryDiscovery', () => {
       ['sbom'],
     );
     assert.equal(sboms.filtered, true);
+  });
+
+  it('asks the registry once for concurrent lists, reuses the answer for 30 s, and never keeps a failure', async () => {
+    let now = 1_000_000;
+    const shared = new RegistryDiscovery({
+      store,
+      book,
+      now: () => now,
+      upstream: new UpstreamClient(
+        {},
+        { mirroredRegistries: [host], insecureRegistries: [host], retries: 0 },
+      ),
+    });
+    const before = listCalls;
+    await Promise.all(Array.from({ length: 5 }, () => shared.tags(host, 'paged/app')));
+    assert.equal(listCalls - before, 3, 'one walk of the three pages for five requests');
+    now += 29_000;
+    await shared.tags(host, 'paged/app');
+    assert.equal(listCalls - before, 3, 'reused within 30 s');
+    now += 2_000;
+    down = true;
+    try {
+      assert.deepEqual((await shared.tags(host, 'paged/app')).sort(), ['booked', 'held']);
+    } finally {
+      down = false;
+    }
+    assert.deepEqual(
+      await shared.tags(host, 'paged/app'),
+      ['v1', 'v2', 'v3', 'v4', 'v5'],
+      'the failure was not kept',
+    );
   });
 });

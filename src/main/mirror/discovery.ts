@@ -5,6 +5,7 @@ import type { Digest } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCI_INDEX } from '../oci/media-types.js';
 import { imageName } from '../oci/reference.js';
 import type { ContentStore } from '../store/store.js';
+import { setBounded } from '../util/bounded-map.js';
 import type { TagBook } from './tag-book.js';
 import type { UpstreamClient } from './upstream.js';
 
@@ -31,6 +32,15 @@ export interface ReferrersIndex {
 
 /** Pages of an upstream tag list followed through its `Link` headers, at most. */
 export const MAX_TAG_PAGES = 20;
+/** Bytes of one upstream tag list, all pages together, or of one referrers index, at most. */
+export const MAX_LIST_BYTES = MAX_MANIFEST_BYTES;
+/**
+ * How long an upstream answer is reused, in ms. Any pod can ask for tag lists as fast as it likes; without
+ * this, each request would be one more call on the node's registry quota.
+ */
+export const LIST_TTL_MS = 30_000;
+/** Upstream answers kept at most (the least recently fetched go first). */
+export const MAX_CACHED_LISTS = 1000;
 
 interface OciIndex {
   schemaVersion: 2;
@@ -49,18 +59,44 @@ export class RegistryDiscovery implements Discovery {
   readonly #book: TagBook;
   readonly #upstream: UpstreamClient | undefined;
   readonly #log: Logger | undefined;
+  readonly #now: () => number;
+  /** Upstream answers by kind, registry, repository and digest: shared while in flight, then for the TTL. */
+  readonly #cache = new Map<string, { at: number; answer: Promise<unknown> }>();
 
-  constructor(deps: { store: ContentStore; book: TagBook; upstream?: UpstreamClient; log?: Logger }) {
+  constructor(deps: {
+    store: ContentStore;
+    book: TagBook;
+    upstream?: UpstreamClient;
+    log?: Logger;
+    now?: () => number;
+  }) {
     this.#store = deps.store;
     this.#book = deps.book;
     this.#upstream = deps.upstream;
     this.#log = deps.log;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** One upstream call per key at a time, its answer reused for LIST_TTL_MS; a failure is never kept. */
+  #shared<T>(key: string, fetch: () => Promise<T>): Promise<T> {
+    const now = this.#now();
+    const cached = this.#cache.get(key);
+    if (cached !== undefined && now - cached.at < LIST_TTL_MS) return cached.answer as Promise<T>;
+    const answer = fetch();
+    setBounded(this.#cache, key, { at: now, answer }, MAX_CACHED_LISTS);
+    answer.catch(() => {
+      if (this.#cache.get(key)?.answer === answer) this.#cache.delete(key);
+    });
+    return answer;
   }
 
   async tags(registry: string, repository: string, signal?: AbortSignal): Promise<string[]> {
-    if (this.#upstream !== undefined) {
+    const upstream = this.#upstream;
+    if (upstream !== undefined) {
       try {
-        return await this.#upstreamTags(this.#upstream, registry, repository, signal);
+        return await this.#shared(`tags\n${registry}\n${repository}`, () =>
+          this.#upstreamTags(upstream, registry, repository, signal),
+        );
       } catch (err) {
         if (err instanceof NameUnknownError) throw err;
         this.#log?.info({ err, registry, repository }, 'tag list from what this node knows');
@@ -86,13 +122,16 @@ export class RegistryDiscovery implements Discovery {
     signal?: AbortSignal,
   ): Promise<ReferrersIndex> {
     let index: OciIndex = { schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: [] };
-    if (this.#upstream !== undefined) {
+    const upstream = this.#upstream;
+    if (upstream !== undefined) {
       try {
-        const response = await this.#upstream.request(
-          { registry, repository, kind: 'referrers', reference: digest },
-          { method: 'GET', accept: MEDIA_TYPE_OCI_INDEX, signal },
-        );
-        index = parseIndex(await readCapped(response.body, MAX_MANIFEST_BYTES));
+        index = await this.#shared(`referrers\n${registry}\n${repository}\n${digest}`, async () => {
+          const response = await upstream.request(
+            { registry, repository, kind: 'referrers', reference: digest },
+            { method: 'GET', accept: MEDIA_TYPE_OCI_INDEX, signal },
+          );
+          return parseIndex(await readCapped(response.body, MAX_LIST_BYTES));
+        });
       } catch (err) {
         if (!(err instanceof ShoalError)) throw err;
         this.#log?.info({ err, registry, repository, digest }, 'no referrers from upstream; an empty index');
@@ -112,13 +151,16 @@ export class RegistryDiscovery implements Discovery {
   ): Promise<string[]> {
     const tags: string[] = [];
     let query = '';
+    let budget = MAX_LIST_BYTES;
     for (let page = 0; page < MAX_TAG_PAGES; page++) {
       const response = await upstream.request(
         { registry, repository, kind: 'tags', reference: 'list', query },
         { method: 'GET', accept: 'application/json', signal },
       );
       const link = String(response.headers.link ?? '');
-      const doc = JSON.parse((await readCapped(response.body, MAX_MANIFEST_BYTES)).toString('utf8')) as {
+      const body = await readCapped(response.body, budget);
+      budget -= body.length;
+      const doc = JSON.parse(body.toString('utf8')) as {
         tags?: unknown;
       };
       if (doc.tags !== null && doc.tags !== undefined && !Array.isArray(doc.tags)) {
