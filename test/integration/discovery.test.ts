@@ -19,6 +19,7 @@ describe('RegistryDiscovery', () => {
   let host: string;
   let down = false;
   let listCalls = 0;
+  let heldDigest: Digest;
   const book = new TagBook({});
   const store = new MemoryStore();
 
@@ -72,6 +73,7 @@ describe('RegistryDiscovery', () => {
     const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}` as Digest;
     await store.ingest(digest, [manifest]);
     await store.tag(host, 'paged/app', 'held', digest);
+    heldDigest = digest;
     book.confirm(`${host}/paged/app:booked`, digest, Date.now());
   });
 
@@ -98,7 +100,11 @@ describe('RegistryDiscovery', () => {
   it('lists what the node holds and its tag book confirmed when the registry is down', async () => {
     down = true;
     try {
-      assert.deepEqual((await discovery().tags(host, 'paged/app')).sort(), ['booked', 'held']);
+      const local = discovery();
+      assert.deepEqual((await local.tags(host, 'paged/app')).sort(), ['booked', 'held']);
+      // The store's listing is kept until the store changes.
+      await store.tag(host, 'paged/app', 'later', heldDigest);
+      assert.deepEqual((await local.tags(host, 'paged/app')).sort(), ['booked', 'held', 'later']);
       const referrers = await discovery().referrers(host, 'paged/app', DIGEST, undefined);
       assert.deepEqual(JSON.parse(referrers.body.toString()).manifests, []);
     } finally {
@@ -140,7 +146,7 @@ describe('RegistryDiscovery', () => {
     now += 2_000;
     down = true;
     try {
-      assert.deepEqual((await shared.tags(host, 'paged/app')).sort(), ['booked', 'held']);
+      assert.deepEqual((await shared.tags(host, 'paged/app')).sort(), ['booked', 'held', 'later']);
     } finally {
       down = false;
     }

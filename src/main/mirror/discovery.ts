@@ -62,6 +62,11 @@ export class RegistryDiscovery implements Discovery {
   readonly #now: () => number;
   /** Upstream answers by kind, registry, repository and digest: shared while in flight, then for the TTL. */
   readonly #cache = new Map<string, { at: number; answer: Promise<unknown> }>();
+  /**
+   * What the store holds, listed once until it changes: a store lists by reading its whole index (the
+   * embedded one reads a directory), and any pod may ask for tag lists as often as it likes.
+   */
+  #keys: Promise<Set<string>> | undefined;
 
   constructor(deps: {
     store: ContentStore;
@@ -75,6 +80,18 @@ export class RegistryDiscovery implements Discovery {
     this.#upstream = deps.upstream;
     this.#log = deps.log;
     this.#now = deps.now ?? Date.now;
+    this.#store.onChange(() => {
+      this.#keys = undefined;
+    });
+  }
+
+  #heldKeys(): Promise<Set<string>> {
+    const keys = this.#keys ?? this.#store.listKeys();
+    this.#keys = keys;
+    keys.catch(() => {
+      if (this.#keys === keys) this.#keys = undefined;
+    });
+    return keys;
   }
 
   /** One upstream call per key at a time, its answer reused for LIST_TTL_MS; a failure is never kept. */
@@ -104,8 +121,7 @@ export class RegistryDiscovery implements Discovery {
     }
     const prefix = imageName(registry, repository, '');
     const tags = new Set<string>();
-    for (const key of await this.#store.listKeys())
-      if (key.startsWith(prefix)) tags.add(key.slice(prefix.length));
+    for (const key of await this.#heldKeys()) if (key.startsWith(prefix)) tags.add(key.slice(prefix.length));
     for (const [name] of this.#book.entries()) {
       // Only tags still served: not invalidated, not past --tag-max-age.
       if (name.startsWith(prefix) && this.#book.get(name) !== undefined) tags.add(name.slice(prefix.length));

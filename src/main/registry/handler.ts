@@ -5,23 +5,18 @@ import {
   ManifestUnknownError,
   MethodUnsupportedError,
   NameUnknownError,
-  PaginationInvalidError,
   PeerUnauthorizedError,
 } from '../errors.js';
 import type { Discovery } from '../mirror/discovery.js';
 import type { PeerClaim, SignedRequest } from '../mirror/peer-auth.js';
 import { TAG_CONFIRMED_HEADER } from '../mirror/peer-client.js';
-import {
-  acceptsManifest,
-  MAX_MANIFEST_BYTES,
-  MEDIA_TYPE_OCI_INDEX,
-  MEDIA_TYPE_OCTET_STREAM,
-} from '../oci/media-types.js';
+import { acceptsManifest, MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
 import { parseRegistryHost, registryInPath } from '../oci/reference.js';
 import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
+import { type DiscoveryReplyInit, referrersReply, tagListReply } from './discovery-replies.js';
 import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';
 
 /** The parts of a request the handler needs, copied out of the transport before any await. */
@@ -71,11 +66,7 @@ export interface PullHandlerDeps {
   discovery?: Discovery;
 }
 
-/** Most tags one tag-list page holds when the client names no `n`. */
-export const TAG_PAGE_MAX = 10_000;
-
 const PING_BODY = Buffer.from('{}');
-const EMPTY_INDEX = { schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: [] };
 
 /** Answers the OCI distribution pull API from a content store. Knows nothing of the HTTP server. */
 export class PullHandler {
@@ -83,7 +74,7 @@ export class PullHandler {
   readonly #localStore: ContentStore;
   readonly #ready: () => Promise<boolean>;
   readonly #authenticate: PullHandlerDeps['authenticate'];
-  readonly #discovery: Discovery | undefined;
+  readonly #discoveryInit: DiscoveryReplyInit;
   readonly #defaultRegistry: string;
   readonly #mirrored: ReadonlySet<string>;
   readonly #filters: readonly RegExp[];
@@ -95,12 +86,16 @@ export class PullHandler {
     this.#localStore = deps.localStore ?? deps.store;
     this.#ready = deps.ready;
     this.#authenticate = deps.authenticate;
-    this.#discovery = deps.discovery;
     this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
     this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
     this.#filters = init.registryFilters ?? [];
     this.#resolveTags = init.resolveTags ?? true;
     this.#manifestTimeoutMs = init.manifestTimeoutMs ?? 3000;
+    this.#discoveryInit = {
+      discovery: deps.discovery,
+      filters: this.#filters,
+      timeoutMs: this.#manifestTimeoutMs,
+    };
   }
 
   /**
@@ -123,8 +118,10 @@ export class PullHandler {
     // Filters, mirrored registries and --resolve-tags hold for every request, whoever sends it.
     this.#checkServed(registry, route);
     const member = await this.#member(request);
-    if (route.kind === 'tags') return this.#tags(registry, route.repository, request, head);
-    if (route.kind === 'referrers') return this.#referrers(registry, route, request, head);
+    if (route.kind === 'tags')
+      return tagListReply(this.#discoveryInit, registry, route.repository, request, head);
+    if (route.kind === 'referrers')
+      return referrersReply(this.#discoveryInit, registry, route.repository, route.digest, request, head);
     const store = request.mirrored === true ? this.#localStore : this.#store;
     const origin: ContentOrigin = {
       registry,
@@ -217,75 +214,6 @@ export class PullHandler {
     if (this.#filters.some((filter) => filter.test(ref))) {
       throw new NameUnknownError(`${ref} is excluded by a registry filter`);
     }
-  }
-
-  /** A page of the tag list: lexical order, `n` at most, after `last`, with a `Link` to the next page. */
-  async #tags(registry: string, repository: string, request: PullRequest, head: boolean): Promise<Reply> {
-    const params = new URLSearchParams(request.query);
-    const n = params.get('n');
-    const last = params.get('last') ?? '';
-    if (n !== null && !/^\d{1,9}$/.test(n))
-      throw new PaginationInvalidError(`n must be a count, not ${JSON.stringify(n.slice(0, 20))}`);
-    const limit = n === null ? TAG_PAGE_MAX : Math.min(Number(n), TAG_PAGE_MAX);
-    const all =
-      this.#discovery === undefined
-        ? []
-        : await withTimeout(
-            this.#discovery.tags(registry, repository),
-            this.#manifestTimeoutMs,
-            'the tag list',
-            (message) => new NameUnknownError(`tags of ${repository}: ${message}`),
-          );
-    const served = all.filter(
-      (tag) => !this.#filters.some((filter) => filter.test(`${registry}/${repository}:${tag}`)),
-    );
-    if (served.length === 0) throw new NameUnknownError(`no tags of ${registry}/${repository} are known`);
-    const after = [...new Set(served)].sort().filter((tag) => tag > last);
-    const page = after.slice(0, limit);
-    const name = request.path.slice('/v2/'.length, -'/tags/list'.length);
-    const body = Buffer.from(JSON.stringify({ name, tags: page }));
-    const headers: Array<readonly [string, string]> = [
-      ['Content-Type', 'application/json'],
-      ['Content-Length', String(body.length)],
-      API_VERSION_HEADER,
-    ];
-    if (after.length > page.length && page.length > 0) {
-      const next = new URLSearchParams({ n: String(limit), last: page[page.length - 1] as string });
-      const ns = params.get('ns');
-      if (ns !== null) next.set('ns', ns);
-      headers.push(['Link', `</v2/${name}/tags/list?${next.toString()}>; rel="next"`]);
-    }
-    return { kind: 'full', status: 200, headers, body: head ? undefined : body };
-  }
-
-  /** The referrers index of a digest (an empty one when none is known). */
-  async #referrers(
-    registry: string,
-    route: Extract<PullRoute, { kind: 'referrers' }>,
-    request: PullRequest,
-    head: boolean,
-  ): Promise<Reply> {
-    const artifactType = new URLSearchParams(request.query).get('artifactType') ?? undefined;
-    const empty = { body: Buffer.from(JSON.stringify(EMPTY_INDEX)), filtered: artifactType !== undefined };
-    const index =
-      this.#discovery === undefined
-        ? empty
-        : await withTimeout(
-            this.#discovery.referrers(registry, route.repository, route.digest, artifactType),
-            this.#manifestTimeoutMs,
-            'the referrers',
-            () => new ManifestUnknownError('referrers timed out'),
-          ).catch((err: unknown) => {
-            if (err instanceof ManifestUnknownError) return empty;
-            throw err;
-          });
-    const headers: Array<readonly [string, string]> = [
-      ['Content-Type', MEDIA_TYPE_OCI_INDEX],
-      ['Content-Length', String(index.body.length)],
-      API_VERSION_HEADER,
-    ];
-    if (index.filtered) headers.push(['OCI-Filters-Applied', 'artifactType']);
-    return { kind: 'full', status: 200, headers, body: head ? undefined : index.body };
   }
 
   async #manifest(
