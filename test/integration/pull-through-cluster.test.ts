@@ -8,7 +8,7 @@ import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js
 import { type OciDescriptor, pushLayout } from '../harness/images.js';
 import { freePort, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { ShoalProcess, staticP2pArgs, waitForMesh } from '../harness/shoal.js';
+import { clusterPullThroughArgs, ShoalProcess, waitForMesh } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 function download(url: string): Promise<{ status: number; sha256: string }> {
@@ -56,20 +56,9 @@ describe('pull-through across a cluster: one upstream fetch per digest', { timeo
     for (let i = 0; i < NODES; i++) {
       nodes.push(
         new ShoalProcess([
-          '--store',
-          'embedded',
-          ...staticP2pArgs({
-            dataDir: join(dir, `n${i}`),
-            routerPort: routerPorts[i] as number,
-            bootstrapPort: routerPorts[0] as number,
-          }),
+          ...clusterPullThroughArgs(dir, i, routerPorts, registry.host),
           '--http-bootstrap-addr',
           `127.0.0.1:${idPorts[i]}`,
-          '--upstream-fallback',
-          '--insecure-registries',
-          registry.host,
-          '--mirrored-registries',
-          `http://${registry.host}`,
         ]),
       );
     }
