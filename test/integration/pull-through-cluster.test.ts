@@ -87,6 +87,25 @@ describe('pull-through across a cluster: one upstream fetch per digest', { timeo
     assert.equal(upstreamGets(layer), 1, 'one upstream GET for the whole cluster');
   });
 
+  it('keeps asking an owner that answered 404 for one digest: the next one still leaves upstream once', async () => {
+    const layer = image.image.layers[1] as OciDescriptor;
+    const election = await OwnerElection.create();
+    const owner = election.owner(layer.digest, peerIds) as string;
+    // A digest upstream does not hold, owned by the same node: its owner answers 404.
+    let absent = '';
+    for (let i = 0; absent === ''; i++) {
+      const candidate = `sha256:${createHash('sha256').update(`absent-${i}`).digest('hex')}`;
+      if (election.owner(candidate, peerIds) === owner) absent = candidate;
+    }
+    const asker = nodes[(peerIds.indexOf(owner) + 1) % NODES] as ShoalProcess;
+    const missing = await download(`${asker.url}/v2/${repository}/blobs/${absent}?ns=${registry.host}`);
+    assert.equal(missing.status, 404);
+    const pulls = nodes.map((node) => download(blobUrl(node, layer)));
+    for (const result of await Promise.all(pulls))
+      assert.deepEqual([result.status, result.sha256], [200, layer.digest]);
+    assert.equal(upstreamGets(layer), 1, 'the node that got a 404 still went through the owner');
+  });
+
   it('fetches from upstream itself when the owner of a digest is dead', async () => {
     const layer = image.image.layers[3] as OciDescriptor;
     const election = await OwnerElection.create();

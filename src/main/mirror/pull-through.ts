@@ -10,7 +10,7 @@ import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../sto
 import type { DigestVerifier } from '../verify/verifier.js';
 import type { OwnerElection } from './owner.js';
 import { PeerAuth } from './peer-auth.js';
-import { requestOwner } from './peer-client.js';
+import { PeerRequestError, requestOwner } from './peer-client.js';
 import { Spool } from './spool.js';
 import type { UpstreamClient, UpstreamResponse } from './upstream.js';
 
@@ -278,7 +278,10 @@ export class PullThroughStore implements ContentStore {
       return { owner, response };
     } catch (err) {
       this.#log?.warn({ err, digest, owner }, 'the owner of this digest failed; fetching from upstream');
-      this.#ownerFailed(owner);
+      // An owner that answered (404: upstream has no such digest, or it hit its own deadline under load) is
+      // alive: this digest is fetched here, and the owner is still asked for the others. Passing it over for
+      // every digest would send each one upstream a second time.
+      if (!(err instanceof PeerRequestError && err.answered)) this.#ownerFailed(owner);
       return undefined;
     }
   }
