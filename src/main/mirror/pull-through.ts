@@ -136,6 +136,12 @@ export class PullThroughStore implements ContentStore {
   async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
     const held = await this.#inner.stat(digest, origin);
     if (held !== undefined || origin === undefined) return held;
+    // As in open: the download may have been committed (and its spool forgotten) while the peers were asked.
+    // Without this look, a config asked for during its download was fetched from upstream a second time.
+    if (!this.#spools.has(digest)) {
+      const cached = await this.#cache.stat(digest);
+      if (cached !== undefined) return cached;
+    }
     try {
       const download = await this.#spool(digest, origin);
       return { digest, size: download.spool.size, mediaType: download.mediaType };
