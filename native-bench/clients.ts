@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { connect, createServer, type Server } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { smallImage } from '../test/harness/fixtures.js';
@@ -15,7 +15,7 @@ import { throughput } from './measure.js';
 
 // What real clients meet at shoal's HTTP layer, against the CNCF distribution registry (Go's net/http) in
 // the same run: the answer to each malformed request and how long it took, podman's wall time through the
-// plain port, the TLS listener and direct, and the throughput a Node pass-through front door would leave.
+// plain port, the TLS listener and direct, and what the registry port's 307 for blob bytes costs.
 // Run: npm run bench -- clients
 
 const MiB = 1 << 20;
@@ -92,19 +92,15 @@ function tlsProbe(port: number): Promise<string> {
   });
 }
 
-/** A Node pass-through proxy to `port`: what a front door that parses requests would cost per byte. */
-function passThrough(port: number): Promise<{ server: Server; port: number }> {
-  const server = createServer((client) => {
-    const inner = connect(port, '127.0.0.1');
-    client.pipe(inner).pipe(client);
-    client.on('error', () => inner.destroy());
-    inner.on('error', () => client.destroy());
-  });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({ server, port: (server.address() as { port: number }).port }),
-    ),
-  );
+/** Sequential GETs per second of a small blob at `url` over `ms`, with fetch (redirects followed). */
+async function fetchRate(url: string, ms: number): Promise<number> {
+  const until = performance.now() + ms;
+  let done = 0;
+  while (performance.now() < until) {
+    await (await fetch(url)).arrayBuffer();
+    done++;
+  }
+  return done / (ms / 1000);
 }
 
 export async function clientsBench(): Promise<string[]> {
@@ -175,7 +171,7 @@ export async function clientsBench(): Promise<string[]> {
     }
     rows.push(`podman pull of a 64 KiB image: ${timings.join(', ')}`);
 
-    // The front door that would answer every malformed request: a Node pass-through in front of uWS.
+    // The registry port answers blob GETs with a 307 to the blob listener (uWS): what that costs a client.
     const { dir: layout, result: big } = await cachedLayout('bench-256', async (writer) => {
       const built = await writer.addImage({ layers: [{ size: 256 * MiB, seed: 'bench-256', gzip: false }] });
       writer.tag(built.manifest, 'bench');
@@ -190,16 +186,16 @@ export async function clientsBench(): Promise<string[]> {
       'error',
     ]);
     await importLayout(join(work, 'local'), layout, 'docker.io', 'bench/big');
+    await importLayout(join(work, 'local'), image.dir, 'docker.io', 'bench/small');
     nodes.push(local);
     await local.start();
     const layer = big.layers[0];
-    if (layer === undefined) throw new Error('no layer');
-    const proxy = await passThrough(local.port);
+    const small = image.image.layers[0];
+    if (layer === undefined || small === undefined) throw new Error('no layer');
     const path = `/v2/bench/big/blobs/${layer.digest}`;
-    const direct = await throughput(`${local.url}${path}`, 1, layer.size, 3);
-    const fronted = await throughput(`http://127.0.0.1:${proxy.port}${path}`, 1, layer.size, 3);
-    proxy.server.close();
-    // The other way out: node:http (whose parser answers every malformed request) streaming the same file.
+    const direct = await throughput(`${local.blobUrl}${path}`, 1, layer.size, 3);
+    const redirected = await throughput(`${local.url}${path}`, 1, layer.size, 3);
+    // The road not taken: node:http (whose parser answers every malformed request) streaming the same file.
     const file = join(work, 'local', 'blobs', 'sha256', layer.digest.slice('sha256:'.length));
     const plain = createHttpServer((_req, res) => {
       res.writeHead(200, { 'content-length': String(layer.size) });
@@ -214,7 +210,13 @@ export async function clientsBench(): Promise<string[]> {
     );
     plain.close();
     rows.push(
-      `256 MiB blob, 1 client: shoal (uWS) ${direct.toFixed(2)} GB/s; behind a Node pass-through ${fronted.toFixed(2)} GB/s (ratio ${(fronted / direct).toFixed(2)}); a bare node:http file server ${nodeHttp.toFixed(2)} GB/s (ratio ${(nodeHttp / direct).toFixed(2)})`,
+      `256 MiB blob, 1 curl client: blob listener (uWS) ${direct.toFixed(2)} GB/s; through the registry port (307, then the blob listener) ${redirected.toFixed(2)} GB/s (ratio ${(redirected / direct).toFixed(2)}); a bare node:http file server ${nodeHttp.toFixed(2)} GB/s (ratio ${(nodeHttp / direct).toFixed(2)})`,
+    );
+    const smallPath = `/v2/bench/small/blobs/${small.digest}`;
+    const smallDirect = await fetchRate(`${local.blobUrl}${smallPath}`, 3000);
+    const smallRedirected = await fetchRate(`${local.url}${smallPath}`, 3000);
+    rows.push(
+      `${small.size} B blob, sequential GETs: blob listener ${smallDirect.toFixed(0)}/s; through the registry port ${smallRedirected.toFixed(0)}/s (ratio ${(smallRedirected / smallDirect).toFixed(2)})`,
     );
     return rows;
   } finally {

@@ -1,9 +1,21 @@
 import { readFile } from 'node:fs/promises';
 import { run } from '../test/harness/process.js';
 
-/** Downloads with curl to /dev/null (a native client, so the server is what is measured); returns bytes. */
+/**
+ * Downloads with curl to /dev/null (a native client, so the server is what is measured); returns bytes.
+ * Follows redirects, as containerd does: shoal's registry port answers blob GETs with 307 to its blob port.
+ */
 export async function fetchAll(url: string): Promise<number> {
-  const out = await run('curl', ['-sS', '--fail', '-o', '/dev/null', '-w', '%{size_download}', url]);
+  const out = await run('curl', [
+    '-sS',
+    '--fail',
+    '--location',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{size_download}',
+    url,
+  ]);
   return Number(out.trim());
 }
 

@@ -36,6 +36,7 @@ import { TagInvalidator } from './mirror/tag-invalidator.js';
 import { UpstreamClient } from './mirror/upstream.js';
 import { CredentialStore } from './mirror/upstream-auth.js';
 import { canonicalImageName } from './oci/reference.js';
+import { FrontDoor } from './registry/front-door.js';
 import { PullHandler } from './registry/handler.js';
 import { RegistryServer } from './registry/server.js';
 import { SideServer } from './registry/side-server.js';
@@ -342,7 +343,8 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
         host: config.routerAddr.host ?? '0.0.0.0',
         port: config.routerAddr.port,
         dataDir: config.dataDir,
-        registryPort: () => server?.port ?? config.registryAddr.port,
+        // Peers fetch from the blob listener directly: no redirect between two shoals.
+        registryPort: () => server?.port ?? config.registryBlobAddr.port,
         bootstrap: bootstrapperFor(config),
         refreshIntervalMs: config.routerRefreshInterval,
         joinTimeoutMs: config.routerJoinTimeout,
@@ -444,8 +446,8 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   server = new RegistryServer(
     { handler, log: log.child({ component: 'registry' }) },
     {
-      host: config.registryAddr.host,
-      port: config.registryAddr.port,
+      host: config.registryBlobAddr.host,
+      port: config.registryBlobAddr.port,
       chunkBytes: config.streamChunkBytes,
       buffers: config.streamBuffers,
       peerUploadRate: config.peerUploadRate,
@@ -454,14 +456,24 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     },
   );
   await listenOrFail(
-    tls === undefined ? 'registry-addr' : 'registry-addr or --registry-tls-addr',
-    config.registryAddr,
+    tls === undefined ? 'registry-blob-addr' : 'registry-blob-addr or --registry-tls-addr',
+    config.registryBlobAddr,
     server,
+  );
+  const blobs = server;
+  const frontDoor = await listenOrFail(
+    'registry-addr',
+    config.registryAddr,
+    new FrontDoor(
+      { handler, log: log.child({ component: 'registry' }), blobPort: () => blobs.port },
+      { host: config.registryAddr.host, port: config.registryAddr.port },
+    ),
   );
   log.info(
     {
       host: config.registryAddr.host ?? '*',
-      port: server.port,
+      port: frontDoor.port,
+      blobPort: server.port,
       ...(tls === undefined ? {} : { tlsPort: server.tlsPort }),
       store: store.kind,
       admin: adminServer.port,
@@ -488,6 +500,7 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     process.once('SIGINT', resolve);
   });
   log.info({}, 'stopping');
+  await frontDoor.stop();
   await server.stop();
   idServer?.close();
   await advertiser?.stop();

@@ -131,6 +131,26 @@ export class BadRequestError extends ShoalError {
   override readonly ociCode = 'UNSUPPORTED';
 }
 
+/** A request line whose method no HTTP parser knows (and, on the plain port, a TLS handshake's bytes). */
+export class MethodNotImplementedError extends ShoalError {
+  override readonly code = 'METHOD_NOT_IMPLEMENTED';
+  override readonly status = 501;
+  override readonly ociCode = 'UNSUPPORTED';
+}
+
+export class HttpVersionError extends ShoalError {
+  override readonly code = 'HTTP_VERSION_UNSUPPORTED';
+  override readonly status = 505;
+  override readonly ociCode = 'UNSUPPORTED';
+}
+
+/** The request's head did not arrive in time. */
+export class RequestTimeoutError extends ShoalError {
+  override readonly code = 'REQUEST_TIMEOUT';
+  override readonly status = 408;
+  override readonly ociCode = 'UNSUPPORTED';
+}
+
 /** Content is larger than shoal is willing to buffer (manifests are capped). */
 export class ManifestTooLargeError extends ShoalError {
   override readonly code = 'MANIFEST_TOO_LARGE';

@@ -9,10 +9,8 @@ import {
 } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { GoClients, type Timed } from '../harness/podman.js';
-import { freePort } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
 import { ShoalProcess } from '../harness/shoal.js';
-import { selfSignedCert } from '../harness/tls.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const REPOSITORY = 'e2e/app';
@@ -29,7 +27,9 @@ function timed(t: TestContext, what: string, result: Timed): Timed {
 // Real podman and skopeo (containers/image, which tries https first) through one shoal that mirrors two
 // registries, each named in the mirror path: port 80 of 127.0.0.2 and of 127.0.0.3, serving different
 // images under the same name. Pulled once with the registries up, then again with both stopped. Every shoal
-// flag but addresses, the two registries and the TLS files is at its default.
+// flag but addresses and the two registries is at its default: the clients reach the plain registry port,
+// whose answer to their TLS handshake sends them to plain HTTP at once, and which redirects blob GETs to the
+// blob listener.
 describe('podman and skopeo through shoal, two registries named in the path', { timeout: 300_000 }, () => {
   let dir: string;
   let a: DistributionRegistry;
@@ -39,8 +39,7 @@ describe('podman and skopeo through shoal, two registries named in the path', { 
   let multi: MultiArchFixture;
   let node: ShoalProcess;
   let clients: GoClients;
-  let tlsPort: number;
-  const mirror = (registry: DistributionRegistry) => `127.0.0.1:${tlsPort}/${registry.host}`;
+  const mirror = (registry: DistributionRegistry) => `127.0.0.1:${node.port}/${registry.host}`;
 
   before(async () => {
     dir = await shortTempDir('shoal-go-clients');
@@ -53,8 +52,6 @@ describe('podman and skopeo through shoal, two registries named in the path', { 
     await pushLayout(imageA.dir, imageA.tag, a.host, REPOSITORY);
     await pushLayout(multi.dir, multi.tag, a.host, REPOSITORY);
     await pushLayout(imageB.dir, imageB.tag, b.host, REPOSITORY);
-    const { cert, key } = await selfSignedCert(dir, { ip: '127.0.0.1' });
-    tlsPort = await freePort();
     node = new ShoalProcess([
       '--store',
       'embedded',
@@ -65,12 +62,6 @@ describe('podman and skopeo through shoal, two registries named in the path', { 
       `http://${a.host},http://${b.host}`,
       '--insecure-registries',
       `${a.host},${b.host}`,
-      '--registry-tls-addr',
-      `127.0.0.1:${tlsPort}`,
-      '--registry-tls-cert',
-      cert,
-      '--registry-tls-key',
-      key,
     ]);
     await node.start();
     clients = new GoClients(join(dir, 'clients'));
@@ -120,7 +111,7 @@ describe('podman and skopeo through shoal, two registries named in the path', { 
   }
 
   async function inspect(t: TestContext): Promise<void> {
-    const reference = `docker://127.0.0.1:${tlsPort}/${a.host}/${REPOSITORY}:small`;
+    const reference = `docker://127.0.0.1:${node.port}/${a.host}/${REPOSITORY}:small`;
     const result = timed(
       t,
       'skopeo inspect',

@@ -19,6 +19,8 @@ import { HttpTap, type TappedResponse } from '../harness/tap.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const DIGEST_IN_PATH = /\/(blobs|manifests)\/(sha256:[0-9a-f]{64})/;
+/** Where the taps listen: an address of its own, so the blob tap can take the blob port's number. */
+const TAP_HOST = '127.0.0.7';
 
 // All real: a liar (shoal, embedded store) holds the image with one layer corrupted in the middle and another
 // in its last byte. A node (containerd + its own shoal) pulls the image through its shoal, which finds the
@@ -29,6 +31,7 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
   let containerd: Containerd;
   let image: SingleImageFixture;
   let tap: HttpTap;
+  let blobTap: HttpTap;
   const shoals: ShoalProcess[] = [];
   const repository = 'liar/app';
   const corrupted = (): OciDescriptor[] => [image.image.layers[2], image.image.layers[3]] as OciDescriptor[];
@@ -57,8 +60,15 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
     shoals.push(new ShoalProcess([...containerdStoreArgs(containerd), ...p2p('node-shoal', 1)]));
     await Promise.all(shoals.map((shoal) => shoal.start()));
     const nodeShoal = shoals[1] as ShoalProcess;
-    tap = new HttpTap({ host: nodeShoal.host, port: nodeShoal.port });
+    // containerd follows the registry port's 307 for blob bytes to the same host on the blob port: the taps
+    // sit on their own address, one before each port, so every byte containerd gets passes one of them.
+    tap = new HttpTap({ host: nodeShoal.host, port: nodeShoal.port }, { host: TAP_HOST });
+    blobTap = new HttpTap(
+      { host: nodeShoal.host, port: nodeShoal.blobPort },
+      { host: TAP_HOST, port: nodeShoal.blobPort },
+    );
     await tap.start();
+    await blobTap.start();
     await configureMirror(containerd.hostsDir, registry.url, tap.url);
     try {
       await waitFor(
@@ -83,6 +93,7 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
 
   after(async () => {
     await tap?.stop();
+    await blobTap?.stop();
     await Promise.all(shoals.map((shoal) => shoal.stop()));
     await Promise.all([containerd?.stop(), registry?.stop()]);
     await removeDir(dir);
@@ -123,7 +134,7 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
     const byDigest = new Map(
       [image.image.manifest, image.image.config, ...image.image.layers].map((blob) => [blob.digest, blob]),
     );
-    const bodies = tap.responses.filter(
+    const bodies = [...tap.responses, ...blobTap.responses].filter(
       (response) => response.method === 'GET' && DIGEST_IN_PATH.test(response.path),
     );
     t.diagnostic(

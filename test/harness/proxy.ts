@@ -1,22 +1,24 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /**
- * A TCP proxy on 127.0.0.1 in front of `target`. Subclasses decide how the bytes cross in `wire`; the
+ * A TCP proxy in front of `target`, on 127.0.0.1 and a free port unless `listen` names others. Subclasses decide how the bytes cross in `wire`; the
  * base opens the upstream connection, closes both sides together, and tears everything down in `stop`.
  */
 export abstract class LoopbackProxy {
   readonly #target: { host: string; port: number };
+  readonly #listen: { host: string; port: number };
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
   port = 0;
 
-  constructor(target: { host: string; port: number }) {
+  constructor(target: { host: string; port: number }, listen: { host?: string; port?: number } = {}) {
     this.#target = target;
+    this.#listen = { host: listen.host ?? '127.0.0.1', port: listen.port ?? 0 };
   }
 
   /** host:port, as a client names what stands behind the proxy. */
   get host(): string {
-    return `127.0.0.1:${this.port}`;
+    return `${this.#listen.host}:${this.port}`;
   }
 
   get url(): string {
@@ -40,7 +42,7 @@ export abstract class LoopbackProxy {
       };
       for (const socket of [client, upstream]) socket.on('close', close).on('error', close);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(this.#listen.port, this.#listen.host, resolve));
     this.#server = server;
     this.port = (server.address() as { port: number }).port;
   }

@@ -88,11 +88,13 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
     try {
       for (const [flag, port] of [
         ['--registry-addr', running.port],
+        ['--registry-blob-addr', running.blobPort],
         ['--admin-addr', running.adminPort],
         ['--metrics-addr', running.metricsPort],
       ] as const) {
         const addresses = new Map([
           ['--registry-addr', '127.0.0.1:0'],
+          ['--registry-blob-addr', '127.0.0.1:0'],
           ['--admin-addr', '127.0.0.1:0'],
           ['--metrics-addr', '127.0.0.1:0'],
         ]);

@@ -26,15 +26,23 @@ interface Outcome {
   body: string;
 }
 
+/** A GET or HEAD as containerd sends it: a redirect (the registry port's 307 for blob bytes) is followed. */
 function fetchOutcome(
   url: string,
   init: { method?: string; headers?: Record<string, string> } = {},
+  hops = 0,
 ): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       { method: init.method ?? 'GET', headers: init.headers ?? {}, agent: false },
       (res) => {
+        const location = res.headers.location;
+        if (res.statusCode === 307 && location !== undefined && hops < 5) {
+          res.resume();
+          fetchOutcome(new URL(location, url).toString(), init, hops + 1).then(resolve, reject);
+          return;
+        }
         const hash = createHash('sha256');
         const head: Buffer[] = [];
         let length = 0;

@@ -93,6 +93,7 @@ describe('hashing runs off the main thread', { timeout: 300_000 }, () => {
       '/dev/null',
       '-w',
       '%{size_download}',
+      '--location',
       `${node.url}/v2/big/blobs/${digest}`,
     ]);
     delay.disable();

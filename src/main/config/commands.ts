@@ -49,7 +49,14 @@ const containerdRegistryConfigPath = text(
 
 /** `shoal registry`: the mirror daemon. */
 export const registryFlags = {
-  registryAddr: address(':5000', 'Address the OCI registry API listens on.'),
+  registryAddr: address(
+    ':5000',
+    'Address the OCI registry API listens on (what containerd and other clients are pointed at).',
+  ),
+  registryBlobAddr: address(
+    ':5003',
+    'Address blob bytes are served on: the registry API redirects blob downloads here (307), and peers fetch from it directly.',
+  ),
   registryTlsAddr: address(
     ':5443',
     'Address the registry API also listens on over TLS, when --registry-tls-cert and --registry-tls-key are given (for clients that try https first: podman, skopeo, crane).',

@@ -35,6 +35,11 @@ export interface PullRequest {
   ownerFetch?: boolean;
   /** The member a peer request says it comes from, with its signature; checked before any peer treatment. */
   peer?: PeerClaim | undefined;
+  /**
+   * Where a blob's bytes are served instead (the blob listener, `--registry-blob-addr`): a blob GET that
+   * would stream gets a 307 there. Set by the front door; absent, the bytes stream in this reply.
+   */
+  blobLocation?: string | undefined;
 }
 
 export interface PullHandlerInit {
@@ -143,7 +148,7 @@ export class PullHandler {
         (message) => new BlobUnknownError(`blob ${route.digest}: ${message}`),
       );
     }
-    const reply = await this.#blob(store, route.digest, request.range, head, origin);
+    const reply = await this.#blob(store, route.digest, request.range, head, origin, request.blobLocation);
     return reply.kind === 'stream' && member !== undefined ? { ...reply, member } : reply;
   }
 
@@ -269,6 +274,7 @@ export class PullHandler {
     rangeHeader: string | undefined,
     head: boolean,
     origin: ContentOrigin,
+    location?: string,
   ): Promise<Reply> {
     const descriptor = await store.stat(digest, origin);
     if (descriptor === undefined || descriptor.mediaType !== MEDIA_TYPE_OCTET_STREAM) {
@@ -288,6 +294,8 @@ export class PullHandler {
     const status = range === undefined ? 200 : 206;
     if (head || length === 0)
       return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
+    // Misses, filters and bad ranges were answered here; only the bytes move to the blob listener.
+    if (location !== undefined) return redirectReply(location);
     const reader = await store.open(digest, range ?? whole, origin);
     return { kind: 'stream', status, headers, reader, length };
   }
@@ -300,6 +308,11 @@ function contentHeaders(descriptor: Descriptor, length: number): Headers {
     ['Etag', `"${descriptor.digest}"`],
     API_VERSION_HEADER,
   ];
+}
+
+function redirectReply(location: string): Reply {
+  const headers: Headers = [['Location', location], ['Content-Length', '0'], API_VERSION_HEADER];
+  return { kind: 'full', status: 307, headers, body: Buffer.alloc(0) };
 }
 
 function jsonReply(body: Buffer, head: boolean): Reply {

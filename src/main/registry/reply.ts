@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { isShoalError, RangeNotSatisfiableError, type ShoalError } from '../errors.js';
 import type { BlobReader } from '../store/store.js';
 
@@ -20,22 +21,9 @@ export type FullReply = Extract<Reply, { kind: 'full' }>;
 
 export const API_VERSION_HEADER = ['Docker-Distribution-API-Version', 'registry/2.0'] as const;
 
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  200: 'OK',
-  206: 'Partial Content',
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  414: 'URI Too Long',
-  416: 'Range Not Satisfiable',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
-
+/** `200 OK`: one table of reason phrases (Node's) for every listener. */
 export function statusLine(status: number): string {
-  return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
+  return `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
 }
 
 /** The OCI JSON error body for any error; errors shoal did not raise on purpose become a 500. */

@@ -1,11 +1,9 @@
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
-import { HeadersTooLargeError, UriTooLongError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { PEER_ID_HEADER, PEER_SIGNATURE_HEADER, PEER_TIME_HEADER } from '../mirror/peer-auth.js';
-import { MIRRORED_HEADER, OWNER_FETCH_HEADER } from '../mirror/peer-client.js';
 import { setBounded } from '../util/bounded-map.js';
+import { answer, type CapturedRequest, captureClaims, DEFAULT_LIMITS, type RequestLimits } from './answer.js';
 import { BufferPool } from './buffer-pool.js';
-import type { PullHandler, PullRequest } from './handler.js';
+import type { PullHandler } from './handler.js';
 import { listenExclusive } from './listen.js';
 import { ByteRateLimiter } from './rate-limit.js';
 import { errorReply, type FullReply, type Reply, statusLine } from './reply.js';
@@ -33,11 +31,6 @@ export interface RegistryServerInit {
   tls?: (TlsFiles & { host?: string | undefined; port: number }) | undefined;
 }
 
-interface CapturedRequest extends PullRequest {
-  urlBytes: number;
-  headerBytes: number;
-}
-
 /** The uWebSockets.js HTTP server: copies each request out, asks the handler, writes the reply. */
 export class RegistryServer {
   readonly #handler: PullHandler;
@@ -45,8 +38,7 @@ export class RegistryServer {
   readonly #init: RegistryServerInit;
   readonly #pool: BufferPool;
   readonly #timeoutMs: number;
-  readonly #maxUrlBytes: number;
-  readonly #maxHeaderBytes: number;
+  readonly #limits: RequestLimits;
   readonly #peerRate: number;
   /** One bucket per member that pulled lately (the least recent is forgotten past MAX_LIMITED_MEMBERS). */
   readonly #peerLimiters = new Map<string, ByteRateLimiter>();
@@ -61,8 +53,10 @@ export class RegistryServer {
     this.#init = init;
     this.#pool = new BufferPool({ bufferSize: init.chunkBytes ?? 1 << 20, count: init.buffers ?? 64 });
     this.#timeoutMs = init.timeoutMs ?? 5000;
-    this.#maxUrlBytes = init.maxUrlBytes ?? 4096;
-    this.#maxHeaderBytes = init.maxHeaderBytes ?? 16 << 10;
+    this.#limits = {
+      maxUrlBytes: init.maxUrlBytes ?? DEFAULT_LIMITS.maxUrlBytes,
+      maxHeaderBytes: init.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
+    };
     this.#peerRate = init.peerUploadRate ?? 0;
   }
 
@@ -128,20 +122,7 @@ export class RegistryServer {
   }
 
   async #serve(res: HttpResponse, request: CapturedRequest, connection: Connection): Promise<void> {
-    const head = request.method === 'HEAD';
-    let reply: Reply;
-    try {
-      if (request.urlBytes > this.#maxUrlBytes)
-        throw new UriTooLongError(`request target over ${this.#maxUrlBytes} bytes`);
-      if (request.headerBytes > this.#maxHeaderBytes) {
-        throw new HeadersTooLargeError(`request headers over ${this.#maxHeaderBytes} bytes`);
-      }
-      reply = await this.#handler.handle(request);
-    } catch (err) {
-      reply = errorReply(err, head);
-      if (reply.status >= 500)
-        this.#log.error({ err, path: request.path, method: request.method }, 'request failed');
-    }
+    const reply = await answer(this.#handler, request, this.#limits, this.#log);
     if (reply.kind === 'full') {
       if (!connection.aborted) res.cork(() => writeFull(res, reply));
       return;
@@ -181,12 +162,6 @@ export class RegistryServer {
 
 const MAX_LIMITED_MEMBERS = 4096;
 
-function captureClaim(req: HttpRequest): PullRequest['peer'] {
-  const id = req.getHeader(PEER_ID_HEADER);
-  if (id === '') return undefined;
-  return { id, time: req.getHeader(PEER_TIME_HEADER), signature: req.getHeader(PEER_SIGNATURE_HEADER) };
-}
-
 function capture(req: HttpRequest): CapturedRequest {
   const path = req.getUrl();
   const query = req.getQuery() ?? '';
@@ -199,13 +174,8 @@ function capture(req: HttpRequest): CapturedRequest {
   });
   const range = req.getHeader('range');
   const accept = accepts.join(', ');
-  // Any value claims peer treatment, so a claim that is not exactly 'true' is still checked.
-  const mirrored = req.getHeader(MIRRORED_HEADER) !== '';
-  const ownerFetch = req.getHeader(OWNER_FETCH_HEADER) !== '';
   return {
-    mirrored,
-    ownerFetch,
-    peer: captureClaim(req),
+    ...captureClaims((name) => req.getHeader(name)),
     method: req.getMethod().toUpperCase(),
     path,
     query,

@@ -1,6 +1,6 @@
 import uWS, { type us_listen_socket } from 'uWebSockets.js';
-import { STATUS_CODES } from 'node:http';
 import { listenExclusive } from './listen.js';
+import { statusLine } from './reply.js';
 
 /** What a side route answers. */
 export interface SideReply {
@@ -56,7 +56,7 @@ export class SideServer {
             if (aborted) return;
             res.cork(() =>
               res
-                .writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`)
+                .writeStatus(statusLine(reply.status))
                 .writeHeader('Content-Type', reply.contentType)
                 .end(reply.body),
             );

@@ -76,6 +76,35 @@ describe('PullHandler', () => {
     await part.reader.close();
   });
 
+  it('redirects a blob GET to the blob listener when told where, after every check, opening nothing', async () => {
+    const location = 'http://127.0.0.1:5003/v2/library/app/blobs/x';
+    let opened = 0;
+    class CountingStore extends MemoryStore {
+      override open(...args: Parameters<MemoryStore['open']>): ReturnType<MemoryStore['open']> {
+        opened++;
+        return super.open(...args);
+      }
+    }
+    const counted = new CountingStore();
+    await counted.ingest(digestOf(layer), [layer]);
+    const counting = new PullHandler({ store: counted, ready: async () => true });
+    const path = `/v2/library/app/blobs/${digestOf(layer)}`;
+    const moved = await counting.handle(request(path, { blobLocation: location, range: 'bytes=6-' }));
+    assert.equal(moved.kind, 'full');
+    assert.equal(moved.status, 307);
+    assert.equal(header(moved.headers, 'Location'), location);
+    assert.equal(opened, 0);
+    // HEAD, a miss and an unsatisfiable range are answered where they arrive.
+    const head = await counting.handle(request(path, { method: 'HEAD', blobLocation: location }));
+    assert.equal(head.status, 200);
+    await assert.rejects(
+      counting.handle(request(`/v2/library/app/blobs/sha256:${'0'.repeat(64)}`, { blobLocation: location })),
+      BlobUnknownError,
+    );
+    await assert.rejects(counting.handle(request(path, { blobLocation: location, range: 'bytes=99-100' })));
+    assert.equal(opened, 0);
+  });
+
   it('throws coded errors for misses, write methods and other registries', async () => {
     await assert.rejects(handler.handle(request('/v2/library/app/manifests/v2')), ManifestUnknownError);
     await assert.rejects(

@@ -1,0 +1,227 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import {
+  BadRequestError,
+  HeadersTooLargeError,
+  HttpVersionError,
+  MethodNotImplementedError,
+  RequestTimeoutError,
+  type ShoalError,
+} from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { answer, type CapturedRequest, captureClaims, DEFAULT_LIMITS, type RequestLimits } from './answer.js';
+import type { PullHandler } from './handler.js';
+import { errorReply, type FullReply, statusLine } from './reply.js';
+
+export interface FrontDoorInit {
+  /** Interface to bind; undefined binds every interface. */
+  host?: string | undefined;
+  /** Port; 0 picks a free one (see `port` after start). */
+  port: number;
+  maxUrlBytes?: number;
+  maxHeaderBytes?: number;
+}
+
+/**
+ * How long a connection may take to send a request head, and stay open idle between requests: what uWS
+ * allows on the blob listener, so both ports treat a silent client alike.
+ */
+export const HEAD_TIMEOUT_MS = 10_000;
+
+/**
+ * The registry port (`--registry-addr`): a Node HTTP server whose parser gives every request a status at
+ * once (a TLS handshake, HTTP/1.0, a missing Host, absolute-form, `OPTIONS *`, an unknown method, oversized
+ * headers) and answers pipelined requests in order. It answers everything but blob bytes itself: a blob GET
+ * is checked here (filters, a miss, a bad range answer at once) and then redirected with 307 to the blob
+ * listener, where uWebSockets.js streams the bytes with backpressure.
+ */
+export class FrontDoor {
+  readonly #handler: PullHandler;
+  readonly #log: Logger;
+  readonly #blobPort: () => number;
+  readonly #init: FrontDoorInit;
+  readonly #limits: RequestLimits;
+  #server: Server | undefined;
+  #port = 0;
+
+  constructor(
+    deps: {
+      handler: PullHandler;
+      log: Logger /** The blob listener's bound port. */;
+      blobPort: () => number;
+    },
+    init: FrontDoorInit,
+  ) {
+    this.#handler = deps.handler;
+    this.#log = deps.log;
+    this.#blobPort = deps.blobPort;
+    this.#init = init;
+    this.#limits = {
+      maxUrlBytes: init.maxUrlBytes ?? DEFAULT_LIMITS.maxUrlBytes,
+      maxHeaderBytes: init.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
+    };
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  async start(): Promise<void> {
+    const server = createServer({
+      // Past this, Node's parser answers 431 itself; shoal's own checks below it name the limit.
+      maxHeaderSize: this.#limits.maxHeaderBytes + this.#limits.maxUrlBytes + 1024,
+      headersTimeout: HEAD_TIMEOUT_MS,
+      requestTimeout: HEAD_TIMEOUT_MS,
+      keepAliveTimeout: HEAD_TIMEOUT_MS,
+      // Checked below instead, so the 400 carries an OCI error body like every other refusal.
+      requireHostHeader: false,
+    });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) =>
+      refuse(err, socket),
+    );
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // exclusive: a second shoal on the same port fails to start instead of sharing it.
+      server.listen({ host: this.#init.host, port: this.#init.port, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    this.#port = typeof address === 'object' && address !== null ? address.port : 0;
+    this.#server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (server === undefined) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (req.httpVersionMajor !== 1) {
+      res.shouldKeepAlive = false;
+      write(res, errorReply(new HttpVersionError(`HTTP/${req.httpVersion} is not supported`), false));
+      return;
+    }
+    if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400.
+      write(res, errorReply(new BadRequestError('an HTTP/1.1 request needs a Host header'), false));
+      return;
+    }
+    const request = capture(req, this.#blobPort());
+    answer(this.#handler, request, this.#limits, this.#log).then(
+      (reply) => {
+        if (reply.kind === 'full') return write(res, reply);
+        // Blob bytes never stream here (the handler redirects them); a stream is a bug, not a reply.
+        void reply.reader.close();
+        this.#log.error({ path: request.path }, 'front door got a stream reply');
+        write(res, errorReply(new Error('stream on the front door'), request.method === 'HEAD'));
+      },
+      (err: unknown) => {
+        this.#log.error({ err, path: request.path }, 'request handling crashed');
+        res.destroy();
+      },
+    );
+  }
+}
+
+function write(res: ServerResponse, reply: FullReply): void {
+  if (res.destroyed) return;
+  res.statusCode = reply.status;
+  for (const [name, value] of reply.headers) res.setHeader(name, value);
+  res.end(reply.body);
+}
+
+/** The path and query of a request target: origin-form, or absolute-form (`GET http://host/v2/ HTTP/1.1`). */
+function target(url: string): { path: string; query: string } {
+  let raw = url;
+  if (!url.startsWith('/') && /^https?:\/\//i.test(url)) {
+    const afterScheme = url.indexOf('//') + 2;
+    const slash = url.indexOf('/', afterScheme);
+    raw = slash < 0 ? '/' : url.slice(slash);
+  }
+  const q = raw.indexOf('?');
+  return q < 0 ? { path: raw, query: '' } : { path: raw.slice(0, q), query: raw.slice(q + 1) };
+}
+
+/** The host a client reached this node by: its Host header when it names a valid host, else the socket's. */
+function reachedHost(req: IncomingMessage): string {
+  const header = req.headers.host;
+  if (header !== undefined && header !== '') {
+    try {
+      const hostname = new URL(`http://${header}`).hostname;
+      if (hostname !== '') return hostname;
+    } catch {
+      // Not a host: fall through to the address the connection came in on.
+    }
+  }
+  const local = (req.socket.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+  return local.includes(':') ? `[${local}]` : local;
+}
+
+function capture(req: IncomingMessage, blobPort: number): CapturedRequest {
+  const { path, query } = target(req.url ?? '/');
+  let headerBytes = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    headerBytes += (raw[i] as string).length + (raw[i + 1] as string).length + 4;
+  const header = (name: string): string => {
+    const value = req.headers[name];
+    return typeof value === 'string' ? value : (value?.join(', ') ?? '');
+  };
+  // Node joins repeated Accept lines (Go clients send one per media type) with ', '.
+  const accept = header('accept');
+  const range = header('range');
+  return {
+    ...captureClaims(header),
+    method: (req.method ?? 'GET').toUpperCase(),
+    path,
+    query,
+    range: range === '' ? undefined : range,
+    accept: accept === '' ? undefined : accept,
+    urlBytes: (req.url ?? '').length,
+    headerBytes,
+    blobLocation: `http://${reachedHost(req)}:${blobPort}${path}${query === '' ? '' : `?${query}`}`,
+  };
+}
+
+/** A request Node's parser refused: its status at once, as an OCI JSON error, and a close. */
+function refuse(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const reply = errorReply(refusal(err), false);
+  const head = [`HTTP/1.1 ${statusLine(reply.status)}`, ...reply.headers.map(([n, v]) => `${n}: ${v}`)];
+  socket.end(`${[...head, 'Connection: close'].join('\r\n')}\r\n\r\n${reply.body?.toString() ?? ''}`);
+}
+
+/** `METHOD target HTTP/x.y`, the method a token (RFC 9110 §9.1). */
+const REQUEST_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ \S+ HTTP\/\d\.\d\r?\n/;
+
+function refusal(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): ShoalError {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new HeadersTooLargeError('request head too large');
+    case 'HPE_INVALID_VERSION':
+      return new HttpVersionError('only HTTP/1.0 and HTTP/1.1 are served on this port');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new RequestTimeoutError(`no complete request head within ${HEAD_TIMEOUT_MS} ms`);
+    case 'HPE_INVALID_METHOD':
+      // 0x16 is a TLS record's first byte: a client trying https first (podman, skopeo) falls back at once.
+      if (err.rawPacket?.[0] === 0x16)
+        return new BadRequestError('this port speaks plain HTTP; a TLS handshake was sent');
+      // A well-formed request line with a method nobody implements is 501; anything else is malformed.
+      if (REQUEST_LINE.test(err.rawPacket?.subarray(0, 8192).toString('latin1') ?? ''))
+        return new MethodNotImplementedError('unknown method');
+      return new BadRequestError('malformed HTTP request');
+    default:
+      return new BadRequestError('malformed HTTP request');
+  }
+}
