@@ -466,7 +466,11 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
     config.registryAddr,
     new FrontDoor(
       { handler, log: log.child({ component: 'registry' }), blobPort: () => blobs.port },
-      { host: config.registryAddr.host, port: config.registryAddr.port },
+      {
+        host: config.registryAddr.host,
+        port: config.registryAddr.port,
+        headTimeoutMs: config.registryHeadTimeout,
+      },
     ),
   );
   log.info(

@@ -62,6 +62,10 @@ describe('e2e: a cold pull on 8 containerd nodes at once reaches upstream once p
       registry.host,
       '--mirrored-registries',
       `http://${registry.host}`,
+      // Info, not the harness's warn: where each download came from and which peers went, should a blob
+      // leave upstream twice (printed below only then).
+      '--log-level',
+      'info',
     ]);
     await shoal.start();
     await configureMirror(containerd.hostsDir, registry.url, shoal.url);
@@ -147,10 +151,14 @@ describe('e2e: a cold pull on 8 containerd nodes at once reaches upstream once p
         .split('\n')
         .filter((l) => l.includes(blob.digest) && l.includes('"GET ')))
         t.diagnostic(`upstream: ${line.slice(0, 400)}`);
-      // With SHOAL_TEST_LOG_LEVEL=debug: whom each node elected, and where each download came from.
+      // Where each download came from, and which peers a node saw go (whom each node elected, too, with
+      // SHOAL_TEST_LOG_LEVEL=debug).
       for (const [i, { shoal }] of nodes.entries()) {
         for (const line of shoal.output.split('\n')) {
-          if (line.includes(blob.digest) && /owner elected|pulling through|failed/.test(line))
+          if (
+            (line.includes(blob.digest) && /owner|pulling through|failed/.test(line)) ||
+            /peer is gone|joined the cluster/.test(line)
+          )
             t.diagnostic(`node ${i}: ${line.slice(0, 600)}`);
         }
       }

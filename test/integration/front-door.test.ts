@@ -178,6 +178,27 @@ describe('the registry port (front door)', { timeout: 120_000 }, () => {
     assert.equal(bad.status, 416);
   });
 
+  it('answers 408 to a head that does not arrive within --registry-head-timeout', async () => {
+    // 1 s instead of the default 10 s only to keep the suite short; the default is what the cases above met.
+    const slow = new ShoalProcess([
+      '--store',
+      'embedded',
+      '--data-dir',
+      join(dir, 'slow'),
+      '--registry-head-timeout',
+      '1s',
+    ]);
+    await slow.start();
+    try {
+      const started = performance.now();
+      const [answer] = await exchange(slow.port, 'GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n', 1);
+      assert.equal(answer?.status, 408);
+      assert.ok(performance.now() - started >= 900, 'not before the timeout');
+    } finally {
+      await slow.stop();
+    }
+  });
+
   it('builds the redirect from the Host the client used, never from a forged one', async () => {
     const path = `/v2/door/app/blobs/${blob.digest}`;
     const named = await rawRequest(node.port, `GET ${path} HTTP/1.1\r\nHost: localhost:${node.port}\r\n\r\n`);

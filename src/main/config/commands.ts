@@ -57,6 +57,10 @@ export const registryFlags = {
     ':5003',
     'Address blob bytes are served on: the registry API redirects blob downloads here (307), and peers fetch from it directly.',
   ),
+  registryHeadTimeout: duration(
+    '10s',
+    'On --registry-addr: longest wait for a request head, and for the next request on an idle connection (uWS holds the blob port to 10 s).',
+  ),
   registryTlsAddr: address(
     ':5443',
     'Address the registry API also listens on over TLS, when --registry-tls-cert and --registry-tls-key are given (for clients that try https first: podman, skopeo, crane).',

@@ -20,13 +20,12 @@ export interface FrontDoorInit {
   port: number;
   maxUrlBytes?: number;
   maxHeaderBytes?: number;
+  /**
+   * How long a connection may take to send a request head, and stay open idle between requests; default
+   * 10 s, what uWS allows on the blob listener, so both ports treat a silent client alike.
+   */
+  headTimeoutMs?: number;
 }
-
-/**
- * How long a connection may take to send a request head, and stay open idle between requests: what uWS
- * allows on the blob listener, so both ports treat a silent client alike.
- */
-export const HEAD_TIMEOUT_MS = 10_000;
 
 /**
  * The registry port (`--registry-addr`): a Node HTTP server whose parser gives every request a status at
@@ -41,6 +40,7 @@ export class FrontDoor {
   readonly #blobPort: () => number;
   readonly #init: FrontDoorInit;
   readonly #limits: RequestLimits;
+  readonly #headTimeoutMs: number;
   #server: Server | undefined;
   #port = 0;
 
@@ -60,6 +60,7 @@ export class FrontDoor {
       maxUrlBytes: init.maxUrlBytes ?? DEFAULT_LIMITS.maxUrlBytes,
       maxHeaderBytes: init.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
     };
+    this.#headTimeoutMs = init.headTimeoutMs ?? 10_000;
   }
 
   get port(): number {
@@ -70,15 +71,17 @@ export class FrontDoor {
     const server = createServer({
       // Past this, Node's parser answers 431 itself; shoal's own checks below it name the limit.
       maxHeaderSize: this.#limits.maxHeaderBytes + this.#limits.maxUrlBytes + 1024,
-      headersTimeout: HEAD_TIMEOUT_MS,
-      requestTimeout: HEAD_TIMEOUT_MS,
-      keepAliveTimeout: HEAD_TIMEOUT_MS,
+      headersTimeout: this.#headTimeoutMs,
+      requestTimeout: this.#headTimeoutMs,
+      keepAliveTimeout: this.#headTimeoutMs,
+      // Node checks the two timeouts above only this often (30 s unless told).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, this.#headTimeoutMs / 4)),
       // Checked below instead, so the 400 carries an OCI error body like every other refusal.
       requireHostHeader: false,
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) =>
-      refuse(err, socket),
+      refuse(err, socket, this.#headTimeoutMs),
     );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -192,12 +195,16 @@ function capture(req: IncomingMessage, blobPort: number): CapturedRequest {
 }
 
 /** A request Node's parser refused: its status at once, as an OCI JSON error, and a close. */
-function refuse(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
+function refuse(
+  err: NodeJS.ErrnoException & { rawPacket?: Buffer },
+  socket: Socket,
+  headTimeoutMs: number,
+): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
   }
-  const reply = errorReply(refusal(err), false);
+  const reply = errorReply(refusal(err, headTimeoutMs), false);
   const head = [`HTTP/1.1 ${statusLine(reply.status)}`, ...reply.headers.map(([n, v]) => `${n}: ${v}`)];
   socket.end(`${[...head, 'Connection: close'].join('\r\n')}\r\n\r\n${reply.body?.toString() ?? ''}`);
 }
@@ -205,14 +212,14 @@ function refuse(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Soc
 /** `METHOD target HTTP/x.y`, the method a token (RFC 9110 §9.1). */
 const REQUEST_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ \S+ HTTP\/\d\.\d\r?\n/;
 
-function refusal(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): ShoalError {
+function refusal(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, headTimeoutMs: number): ShoalError {
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW':
       return new HeadersTooLargeError('request head too large');
     case 'HPE_INVALID_VERSION':
       return new HttpVersionError('only HTTP/1.0 and HTTP/1.1 are served on this port');
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new RequestTimeoutError(`no complete request head within ${HEAD_TIMEOUT_MS} ms`);
+      return new RequestTimeoutError(`no complete request head within ${headTimeoutMs} ms`);
     case 'HPE_INVALID_METHOD':
       // 0x16 is a TLS record's first byte: a client trying https first (podman, skopeo) falls back at once.
       if (err.rawPacket?.[0] === 0x16)
