@@ -35,8 +35,6 @@ export class PeerBlobReader implements BlobReader {
   readonly #readTimeoutMs: number;
   #position: number;
   readonly #end: number;
-  /** How many times the body moved to another peer; for tests and metrics. */
-  resumes = 0;
   /** Every peer that sent part of the body (id → registry URL): the suspects when it fails its digest. */
   readonly peers = new Map<string, string>();
   readonly #onResume: (() => void) | undefined;
@@ -108,7 +106,6 @@ export class PeerBlobReader implements BlobReader {
     if (next === undefined) {
       throw new StoreUnavailableError(`no peer could finish the body from byte ${this.#position}`);
     }
-    this.resumes++;
     this.#onResume?.();
     this.#follow(next);
   }

@@ -43,8 +43,3 @@ export function digestAlgorithm(digest: Digest): string {
 export function digestHex(digest: Digest): string {
   return digest.slice(digest.indexOf(':') + 1);
 }
-
-/** Builds a sha256 digest from a hex string produced by a hash function. */
-export function sha256Digest(hex: string): Digest {
-  return parseDigest(`sha256:${hex}`);
-}

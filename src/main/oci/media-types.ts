@@ -11,20 +11,14 @@ export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([
   MEDIA_TYPE_DOCKER_MANIFEST,
 ]);
 
-const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST]);
-
-/** Manifests and indexes are buffered and sniffed; nothing larger is treated as one. */
 /** The Accept header that asks a registry for any manifest or index shoal understands. */
 export const MANIFEST_ACCEPT = [...MANIFEST_MEDIA_TYPES].join(', ');
 
+/** Manifests and indexes are buffered and sniffed; nothing larger is treated as one. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 export function isManifestMediaType(mediaType: string | undefined): mediaType is string {
   return mediaType !== undefined && MANIFEST_MEDIA_TYPES.has(mediaType);
-}
-
-export function isIndexMediaType(mediaType: string | undefined): boolean {
-  return mediaType !== undefined && INDEX_MEDIA_TYPES.has(mediaType);
 }
 
 /**

@@ -2,7 +2,6 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { ContentCorruptError, StoreUnavailableError } from '../errors.js';
 import type { BlobReader } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
-import type { BufferPool } from './buffer-pool.js';
 import type { ByteRateLimiter } from './rate-limit.js';
 
 /** Per-connection state shared with the server's onAborted handler. */
@@ -59,12 +58,6 @@ class ChunkWriter {
     }
     return ok;
   }
-}
-
-export interface StreamOptions {
-  pool: BufferPool;
-  /** Longest wait for a pool buffer or one read from the store. */
-  timeoutMs: number;
 }
 
 /**
