@@ -18,7 +18,10 @@ export interface RequestLimits {
   maxHeaderBytes: number;
 }
 
-export const DEFAULT_LIMITS: RequestLimits = { maxUrlBytes: 4096, maxHeaderBytes: 16 << 10 };
+/** The limits a listener's init asks for, the defaults (4 KiB target, 16 KiB headers) where it is silent. */
+export function limitsOf(init: Partial<RequestLimits>): RequestLimits {
+  return { maxUrlBytes: init.maxUrlBytes ?? 4096, maxHeaderBytes: init.maxHeaderBytes ?? 16 << 10 };
+}
 
 /** The peer-treatment claims of a request, read through `header` (lower-case name in, '' when absent). */
 export function captureClaims(

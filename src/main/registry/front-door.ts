@@ -9,7 +9,7 @@ import {
   type ShoalError,
 } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { answer, type CapturedRequest, captureClaims, DEFAULT_LIMITS, type RequestLimits } from './answer.js';
+import { answer, type CapturedRequest, captureClaims, limitsOf, type RequestLimits } from './answer.js';
 import type { PullHandler } from './handler.js';
 import { errorReply, type FullReply, statusLine } from './reply.js';
 
@@ -47,7 +47,8 @@ export class FrontDoor {
   constructor(
     deps: {
       handler: PullHandler;
-      log: Logger /** The blob listener's bound port. */;
+      log: Logger;
+      /** The blob listener's bound port. */
       blobPort: () => number;
     },
     init: FrontDoorInit,
@@ -56,10 +57,7 @@ export class FrontDoor {
     this.#log = deps.log;
     this.#blobPort = deps.blobPort;
     this.#init = init;
-    this.#limits = {
-      maxUrlBytes: init.maxUrlBytes ?? DEFAULT_LIMITS.maxUrlBytes,
-      maxHeaderBytes: init.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
-    };
+    this.#limits = limitsOf(init);
     this.#headTimeoutMs = init.headTimeoutMs ?? 10_000;
   }
 
@@ -144,7 +142,7 @@ function write(res: ServerResponse, reply: FullReply): void {
 /** The path and query of a request target: origin-form, or absolute-form (`GET http://host/v2/ HTTP/1.1`). */
 function target(url: string): { path: string; query: string } {
   let raw = url;
-  if (!url.startsWith('/') && /^https?:\/\//i.test(url)) {
+  if (/^https?:\/\//i.test(url)) {
     const afterScheme = url.indexOf('//') + 2;
     const slash = url.indexOf('/', afterScheme);
     raw = slash < 0 ? '/' : url.slice(slash);
@@ -190,7 +188,7 @@ function capture(req: IncomingMessage, blobPort: number): CapturedRequest {
     accept: accept === '' ? undefined : accept,
     urlBytes: (req.url ?? '').length,
     headerBytes,
-    blobLocation: `http://${reachedHost(req)}:${blobPort}${path}${query === '' ? '' : `?${query}`}`,
+    blobLocation: () => `http://${reachedHost(req)}:${blobPort}${path}${query === '' ? '' : `?${query}`}`,
   };
 }
 

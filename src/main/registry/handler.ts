@@ -37,9 +37,10 @@ export interface PullRequest {
   peer?: PeerClaim | undefined;
   /**
    * Where a blob's bytes are served instead (the blob listener, `--registry-blob-addr`): a blob GET that
-   * would stream gets a 307 there. Set by the front door; absent, the bytes stream in this reply.
+   * would stream gets a 307 there. Set by the front door, and called only for such a GET; absent, the bytes
+   * stream in this reply.
    */
-  blobLocation?: string | undefined;
+  blobLocation?: (() => string) | undefined;
 }
 
 export interface PullHandlerInit {
@@ -274,7 +275,7 @@ export class PullHandler {
     rangeHeader: string | undefined,
     head: boolean,
     origin: ContentOrigin,
-    location?: string,
+    location?: () => string,
   ): Promise<Reply> {
     const descriptor = await store.stat(digest, origin);
     if (descriptor === undefined || descriptor.mediaType !== MEDIA_TYPE_OCTET_STREAM) {
@@ -295,7 +296,7 @@ export class PullHandler {
     if (head || length === 0)
       return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
     // Misses, filters and bad ranges were answered here; only the bytes move to the blob listener.
-    if (location !== undefined) return redirectReply(location);
+    if (location !== undefined) return redirectReply(location());
     const reader = await store.open(digest, range ?? whole, origin);
     return { kind: 'stream', status, headers, reader, length };
   }

@@ -1,7 +1,7 @@
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
 import { setBounded } from '../util/bounded-map.js';
-import { answer, type CapturedRequest, captureClaims, DEFAULT_LIMITS, type RequestLimits } from './answer.js';
+import { answer, type CapturedRequest, captureClaims, limitsOf, type RequestLimits } from './answer.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PullHandler } from './handler.js';
 import { listenExclusive } from './listen.js';
@@ -53,10 +53,7 @@ export class RegistryServer {
     this.#init = init;
     this.#pool = new BufferPool({ bufferSize: init.chunkBytes ?? 1 << 20, count: init.buffers ?? 64 });
     this.#timeoutMs = init.timeoutMs ?? 5000;
-    this.#limits = {
-      maxUrlBytes: init.maxUrlBytes ?? DEFAULT_LIMITS.maxUrlBytes,
-      maxHeaderBytes: init.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
-    };
+    this.#limits = limitsOf(init);
     this.#peerRate = init.peerUploadRate ?? 0;
   }
 

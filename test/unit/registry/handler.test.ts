@@ -78,6 +78,7 @@ describe('PullHandler', () => {
 
   it('redirects a blob GET to the blob listener when told where, after every check, opening nothing', async () => {
     const location = 'http://127.0.0.1:5003/v2/library/app/blobs/x';
+    const blobLocation = () => location;
     let opened = 0;
     class CountingStore extends MemoryStore {
       override open(...args: Parameters<MemoryStore['open']>): ReturnType<MemoryStore['open']> {
@@ -89,19 +90,19 @@ describe('PullHandler', () => {
     await counted.ingest(digestOf(layer), [layer]);
     const counting = new PullHandler({ store: counted, ready: async () => true });
     const path = `/v2/library/app/blobs/${digestOf(layer)}`;
-    const moved = await counting.handle(request(path, { blobLocation: location, range: 'bytes=6-' }));
+    const moved = await counting.handle(request(path, { blobLocation, range: 'bytes=6-' }));
     assert.equal(moved.kind, 'full');
     assert.equal(moved.status, 307);
     assert.equal(header(moved.headers, 'Location'), location);
     assert.equal(opened, 0);
     // HEAD, a miss and an unsatisfiable range are answered where they arrive.
-    const head = await counting.handle(request(path, { method: 'HEAD', blobLocation: location }));
+    const head = await counting.handle(request(path, { method: 'HEAD', blobLocation }));
     assert.equal(head.status, 200);
     await assert.rejects(
-      counting.handle(request(`/v2/library/app/blobs/sha256:${'0'.repeat(64)}`, { blobLocation: location })),
+      counting.handle(request(`/v2/library/app/blobs/sha256:${'0'.repeat(64)}`, { blobLocation })),
       BlobUnknownError,
     );
-    await assert.rejects(counting.handle(request(path, { blobLocation: location, range: 'bytes=99-100' })));
+    await assert.rejects(counting.handle(request(path, { blobLocation, range: 'bytes=99-100' })));
     assert.equal(opened, 0);
   });
 
