@@ -21,4 +21,11 @@ if (typeof promiseCtor.withResolvers !== 'function') {
   };
 }
 
-export {};
+/** A promise with its settle functions: Promise.withResolvers, typed for this TypeScript lib. */
+export function withResolvers<T>(): {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (reason?: unknown) => void;
+} {
+  return (promiseCtor.withResolvers as NonNullable<WithResolvers['withResolvers']>)<T>();
+}

@@ -86,6 +86,16 @@ export class ShoalProcess {
     return run(process.execPath, [CLI, 'invalidate', '--admin-addr', `${this.host}:${this.adminPort}`, name]);
   }
 
+  /** Sends a signal (SIGTERM: what Kubernetes sends) without waiting. */
+  kill(signal: NodeJS.Signals): void {
+    this.#child?.process.kill(signal);
+  }
+
+  /** The exit code once the process has exited (null: killed by a signal). */
+  get exited(): Promise<number | null> {
+    return this.#child?.exited ?? Promise.resolve(null);
+  }
+
   /** SIGTERM, then SIGKILL after `graceMs` (0: SIGKILL at once, a crash). */
   async stop(graceMs = 5000): Promise<void> {
     if (graceMs === 0) this.#child?.process.kill('SIGKILL');

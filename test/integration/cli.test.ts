@@ -40,6 +40,9 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
     [['registry', '--mirror-resolve-timeout', 'soon'], '--mirror-resolve-timeout'],
     [['registry', '--registry-addr', '5000'], '--registry-addr'],
     [['registry', '--registry-filters', '[oops'], '--registry-filters'],
+    [['registry', '--shutdown-grace', 'forever'], '--shutdown-grace'],
+    [['registry', '--idle-timeout', '-1s'], '--idle-timeout'],
+    [['registry', '--upstream-min-rate', 'fast'], '--upstream-min-rate'],
     [['configuration', '--mirror-targets', 'not-a-url'], '--mirror-targets'],
     [['configuration', '--containerd-registry-config-path', '/tmp/x'], '--mirror-targets'],
     [['import', '--data-dir', '/tmp/x', '/nowhere'], '--repository'],
@@ -57,6 +60,14 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
       assert.match(result.output, new RegExp(`^shoal: ${flag}`));
     });
   }
+
+  it('refuses to serve through the uWebSockets.js fallback, and says why', async () => {
+    const result = await shoal(['registry', '--store', 'embedded', '--data-dir', dir], {
+      UWS_USE_FALLBACK: '1',
+    });
+    assert.equal(result.code, 2);
+    assert.match(result.output, /^shoal: UWS_USE_FALLBACK is set/m);
+  });
 
   it('exits 2 for an unknown command and for no command', async () => {
     assert.equal((await shoal(['serve'])).code, 2);

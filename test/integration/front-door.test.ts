@@ -178,15 +178,15 @@ describe('the registry port (front door)', { timeout: 120_000 }, () => {
     assert.equal(bad.status, 416);
   });
 
-  it('answers 408 to a head that does not arrive within --registry-head-timeout', async () => {
+  it('answers 408 to a head that does not arrive within --idle-timeout', async () => {
     const slow = new ShoalProcess([
       '--store',
       'embedded',
       '--data-dir',
       join(dir, 'slow'),
-      // 1 s instead of the default 10 s only to keep the suite short: waiting out the default would add
-      // 10 s per run and prove nothing more. The cases above run at the default.
-      '--registry-head-timeout',
+      // 1 s instead of the default 30 s only to keep the suite short: waiting out the default would add
+      // 30 s per run and prove nothing more. The cases above run at the default.
+      '--idle-timeout',
       '1s',
     ]);
     await slow.start();

@@ -57,9 +57,13 @@ export const registryFlags = {
     ':5003',
     'Address blob bytes are served on: the registry API redirects blob downloads here (307), and peers fetch from it directly.',
   ),
-  registryHeadTimeout: duration(
-    '10s',
-    'On --registry-addr: longest wait for a request head, and for the next request on an idle connection (uWS holds the blob port to 10 s).',
+  idleTimeout: duration(
+    '30s',
+    'Longest a connection may go without progress: a request head not yet complete, an idle keep-alive connection, or a blob reader that takes no bytes. A reader that takes bytes, however slowly, is never cut.',
+  ),
+  shutdownGrace: duration(
+    '25s',
+    'On SIGTERM: how long in-flight downloads may run to completion (new connections are refused, /readyz answers 503); what remains is then cut and the exit status is 3. Keep it below terminationGracePeriodSeconds (30 s).',
   ),
   registryTlsAddr: address(
     ':5443',
@@ -164,6 +168,12 @@ export const registryFlags = {
     'Bytes per second this node streams to each member (0: unlimited); keeps peer serving off the node’s own pulls.',
   ),
   streamBuffers: integer(64, 4, 4096, 'Buffers in the streaming pool; bounds memory used by blob downloads.'),
+  streamParkedBytes: integer(
+    256 << 20,
+    0,
+    Number.MAX_SAFE_INTEGER,
+    'Bytes slow readers may hold outside the streaming pool, all together: a reader that keeps a write waiting gives its pool buffers back and is served in small reads from memory of its own (0: never).',
+  ),
   upstreamFallback: bool(
     false,
     'Fetch from the registry itself what neither this node nor its peers hold (pull-through), and cache it; needs --mirrored-registries.',
@@ -186,7 +196,16 @@ export const registryFlags = {
     Number.MAX_SAFE_INTEGER,
     'Most bytes the embedded store keeps, evicting least recently used content not being served (0: no bound).',
   ),
-  upstreamTimeout: duration('10s', 'Longest wait for an upstream registry’s headers or a token.'),
+  upstreamTimeout: duration(
+    '10s',
+    'Longest wait for an upstream registry’s headers, retries, token and redirects included.',
+  ),
+  upstreamMinRate: integer(
+    8 << 10,
+    0,
+    Number.MAX_SAFE_INTEGER,
+    'Slowest an upstream (or owner) download may run, in bytes per second over each --idle-timeout; a slower one is dropped (0: only silence is).',
+  ),
   verifyWorkers: integer(0, 0, 256, 'Digest worker threads; 0: one per core less one, at least 1.'),
   verifyRemote: bool(
     true,

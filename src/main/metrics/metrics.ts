@@ -1,8 +1,13 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Incremented by the parts that see an event; the only metrics surface parts depend on. */
 export interface CounterLike<L extends string> {
   inc(labels: Partial<Record<L, string>>, value?: number): void;
+}
+
+/** Records observations (seconds, bytes) into a histogram. */
+export interface HistogramLike {
+  observe(value: number): void;
 }
 
 /**
@@ -27,6 +32,10 @@ export class Metrics {
   readonly corruptReports: CounterLike<'result'>;
   /** DHT lookups this node started (a request's cold lookup or a background refresh), by whether they found a provider. */
   readonly routerLookups: CounterLike<'result'>;
+  /** How long a blob response waited for a stream buffer from the pool, in seconds. */
+  readonly bufferWait: HistogramLike;
+  /** Blob responses cut because their client took no byte for --idle-timeout. */
+  readonly streamsStalled: CounterLike<never>;
 
   constructor(init: { defaultMetrics?: boolean } = {}) {
     const counter = <L extends string>(name: string, help: string, labelNames: L[]): Counter<L> =>
@@ -56,6 +65,17 @@ export class Metrics {
       'DHT lookups started, cold or as a background refresh, by whether one found a provider.',
       ['result'],
     );
+    this.bufferWait = new Histogram({
+      name: 'shoal_stream_buffer_wait_seconds',
+      help: 'How long a blob response waited for a stream buffer from the pool.',
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [this.#registry],
+    });
+    this.streamsStalled = counter(
+      'shoal_stream_stalled_total',
+      'Blob responses cut because the client took no byte for --idle-timeout.',
+      [],
+    );
     if (init.defaultMetrics === true) collectDefaultMetrics({ register: this.#registry });
   }
 
@@ -75,6 +95,12 @@ export class Metrics {
       'Other live nodes this node knows (the members owners are elected among).',
       count,
     );
+  }
+
+  /** Reports slow readers served outside the stream pool: how many now, and the bytes they hold. */
+  watchParked(streams: () => number, bytes: () => number): void {
+    this.#watch('shoal_stream_parked', 'Blob responses to slow readers, served outside the pool.', streams);
+    this.#watch('shoal_stream_parked_bytes', 'Bytes slow readers hold outside the pool.', bytes);
   }
 
   /** A gauge read from `value()` at every scrape. */

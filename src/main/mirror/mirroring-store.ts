@@ -163,6 +163,7 @@ export class MirroringStore implements ContentStore {
     const remote = await this.#describe(
       digest,
       kinds.map((kind) => peerPath(kind, digest, origin)),
+      origin?.signal,
     );
     if (remote?.digest === digest) this.#remember(remote);
     return remote;
@@ -189,13 +190,16 @@ export class MirroringStore implements ContentStore {
       }
       const range =
         offset === 0 && fetched.end === kind.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`;
-      const won = await this.#race(digest, async (provider, signal) =>
-        getPeerBody(provider.registry, path, {
-          range,
-          signal,
-          timeoutMs: this.#peerTimeoutMs,
-          auth: await this.#auth.headers(provider.id, peerGet('GET', path, range)),
-        }),
+      const won = await this.#race(
+        digest,
+        async (provider, signal) =>
+          getPeerBody(provider.registry, path, {
+            range,
+            signal,
+            timeoutMs: this.#peerTimeoutMs,
+            auth: await this.#auth.headers(provider.id, peerGet('GET', path, range)),
+          }),
+        origin?.signal,
       );
       return won === undefined
         ? undefined
@@ -245,23 +249,27 @@ export class MirroringStore implements ContentStore {
   }
 
   /** HEADs `paths` in order on racing providers of `key`; the first answer describes the content. */
-  async #describe(key: string, paths: string[]): Promise<Descriptor | undefined> {
-    const won = await this.#race(key, async (provider, signal) => {
-      let lastError: unknown;
-      for (const path of paths) {
-        try {
-          return await requestPeer(provider.registry, path, {
-            method: 'HEAD',
-            signal,
-            timeoutMs: this.#peerTimeoutMs,
-            auth: await this.#auth.headers(provider.id, peerGet('HEAD', path, undefined)),
-          });
-        } catch (err) {
-          lastError = err;
+  async #describe(key: string, paths: string[], gone?: AbortSignal): Promise<Descriptor | undefined> {
+    const won = await this.#race(
+      key,
+      async (provider, signal) => {
+        let lastError: unknown;
+        for (const path of paths) {
+          try {
+            return await requestPeer(provider.registry, path, {
+              method: 'HEAD',
+              signal,
+              timeoutMs: this.#peerTimeoutMs,
+              auth: await this.#auth.headers(provider.id, peerGet('HEAD', path, undefined)),
+            });
+          } catch (err) {
+            lastError = err;
+          }
         }
-      }
-      throw lastError;
-    });
+        throw lastError;
+      },
+      gone,
+    );
     if (won === undefined) return undefined;
     const response = won.result;
     const digest = response.headers['docker-content-digest'];
@@ -277,10 +285,14 @@ export class MirroringStore implements ContentStore {
       : { digest: digest as Digest, size, mediaType };
   }
 
-  /** Races providers of `key`; failed peers are quarantined, time to headers feeds the hedge delay. */
+  /**
+   * Races providers of `key`; failed peers are quarantined, time to headers feeds the hedge delay. When
+   * `gone` aborts (the client left), the lookup and every attempt still running are abandoned at once.
+   */
   async #race<T>(
     key: string,
     attempt: (provider: Provider, signal: AbortSignal) => Promise<T>,
+    gone?: AbortSignal,
   ): Promise<Attempt<T> | undefined> {
     const lookup = new AbortController();
     const timed = async (provider: Provider, signal: AbortSignal): Promise<T> => {
@@ -305,7 +317,10 @@ export class MirroringStore implements ContentStore {
         maxAttempts: this.#maxAttempts,
         hedgeDelayMs: Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, this.#latency.quantile(0.9, 100))),
         firstProviderTimeoutMs: this.#resolveWait.ms,
-        signal: AbortSignal.timeout(this.#peerTimeoutMs),
+        signal:
+          gone === undefined
+            ? AbortSignal.timeout(this.#peerTimeoutMs)
+            : AbortSignal.any([AbortSignal.timeout(this.#peerTimeoutMs), gone]),
       });
       return won;
     } finally {

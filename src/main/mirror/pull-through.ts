@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BlobUnknownError, ManifestUnknownError, UpstreamUnavailableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type Digest, isDigest } from '../oci/digest.js';
@@ -29,7 +30,12 @@ export interface PullThroughInit {
   tagTimeoutMs?: number;
   /** Longest silence of an upstream download, or wait of a reader for new bytes, in ms; default 30 s. */
   stallMs?: number;
+  /** The slowest a download may run, in bytes per second over each `stallMs`; default 0 (no floor). */
+  minBytesPerSecond?: number;
 }
+
+/** How long to wait before asking again an owner that did not recognise this node as a member. */
+const OWNER_RECHECK_MS = 1000;
 
 /**
  * With `--upstream-fallback`: what neither this node nor its peers hold is fetched from the registry
@@ -54,6 +60,7 @@ export class PullThroughStore implements ContentStore {
   readonly #failedOwners = new Map<string, number>();
   readonly #tagTimeoutMs: number;
   readonly #stallMs: number;
+  readonly #minRate: number;
   /** Downloads under way, by digest: the single flight every concurrent request joins. */
   readonly #spools = new Map<Digest, Promise<Download>>();
 
@@ -86,6 +93,7 @@ export class PullThroughStore implements ContentStore {
     this.kind = `${deps.inner.kind}+upstream`;
     this.#tagTimeoutMs = init.tagTimeoutMs ?? 2000;
     this.#stallMs = init.stallMs ?? 30_000;
+    this.#minRate = init.minBytesPerSecond ?? 0;
   }
 
   start(): Promise<void> {
@@ -135,7 +143,8 @@ export class PullThroughStore implements ContentStore {
    */
   async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
     const held = await this.#inner.stat(digest, origin);
-    if (held !== undefined || origin === undefined) return held;
+    // A client that left starts no download: nobody would read it.
+    if (held !== undefined || origin === undefined || origin.signal?.aborted === true) return held;
     // As in open: the download may have been committed (and its spool forgotten) while the peers were asked.
     // Without this look, a config asked for during its download was fetched from upstream a second time.
     if (!this.#spools.has(digest)) {
@@ -158,6 +167,7 @@ export class PullThroughStore implements ContentStore {
       if (!(err instanceof BlobUnknownError)) throw err;
     }
     if (origin === undefined) throw new BlobUnknownError(`${digest} is held nowhere and has no known origin`);
+    if (origin.signal?.aborted === true) throw new BlobUnknownError(`the client asking for ${digest} left`);
     // The download may have finished while the peers were asked. A spool is forgotten only after it is
     // committed, so with no spool under way the cache is looked at once more: without this, a small blob
     // (a config) was fetched from upstream a second time by a request that arrived during its download.
@@ -233,7 +243,7 @@ export class PullThroughStore implements ContentStore {
         await this.#cache.adopt(path, digest);
         return (await this.#cache.localPath(digest)) ?? path;
       },
-      { stallMs: this.#stallMs },
+      { stallMs: this.#stallMs, minBytesPerSecond: this.#minRate },
     );
     // An owner that broke off or sent bad bytes is passed over for a while: the retry fetches upstream.
     spool.done.catch((err: unknown) => {
@@ -261,7 +271,8 @@ export class PullThroughStore implements ContentStore {
   ): Promise<{ owner: string; response: UpstreamResponse } | undefined> {
     const router = this.#router;
     const election = this.#election;
-    if (router === undefined || election === undefined || this.#auth === undefined) return undefined;
+    const auth = this.#auth;
+    if (router === undefined || election === undefined || auth === undefined) return undefined;
     const now = Date.now();
     const members = [router.selfId, ...router.members()].filter(
       (id) => (this.#failedOwners.get(id) ?? 0) <= now,
@@ -273,14 +284,27 @@ export class PullThroughStore implements ContentStore {
       const provider = await router.provider(owner, AbortSignal.timeout(this.#ownerTimeoutMs));
       if (provider === undefined) throw new Error('unreachable');
       const path = `/v2/${origin.repository}/${origin.kind}/${digest}?ns=${encodeURIComponent(origin.registry)}`;
-      const auth = await this.#auth.headers(owner, {
-        method: 'GET',
-        target: path,
-        range: undefined,
-        mirrored: false,
-        ownerFetch: true,
-      });
-      const response = await requestOwner(provider.registry, path, origin.kind, this.#ownerTimeoutMs, auth);
+      const signed = { method: 'GET', target: path, range: undefined, mirrored: false, ownerFetch: true };
+      const ask = async (): Promise<UpstreamResponse> =>
+        requestOwner(
+          provider.registry,
+          path,
+          origin.kind,
+          this.#ownerTimeoutMs,
+          await auth.headers(owner, signed),
+        );
+      let response: UpstreamResponse;
+      try {
+        response = await ask();
+      } catch (err) {
+        // 401: the owner does not count this node a member at this moment (its liveness check timed out on
+        // a busy node, or its dial back did). Views settle within a second; fetching here instead would take
+        // the digest from upstream a second time.
+        if (!(err instanceof PeerRequestError && err.peerStatus === 401)) throw err;
+        this.#log?.info({ digest, owner }, 'the owner did not recognise this node; asking again');
+        await sleep(OWNER_RECHECK_MS);
+        response = await ask();
+      }
       return { owner, response };
     } catch (err) {
       this.#log?.warn({ err, digest, owner }, 'the owner of this digest failed; fetching from upstream');

@@ -1,14 +1,26 @@
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { BlobUnknownError, ContentCorruptError, StoreUnavailableError } from '../errors.js';
+import {
+  BlobUnknownError,
+  ContentCorruptError,
+  StoreUnavailableError,
+  UpstreamUnavailableError,
+} from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
+import { withResolvers } from '../polyfill.js';
 import type { BlobReader } from '../store/store.js';
 import type { DigestVerifier, Verdict } from '../verify/verifier.js';
 
 export interface SpoolInit {
   /** Longest silence from the source, or wait of a reader without progress, in ms; default 30 000. */
   stallMs?: number;
+  /**
+   * The slowest the source may send once its headers are in, in bytes per second, judged over each
+   * `stallMs`; default 0 (silence alone fails it). A source under it is dropped, not resumed: it is slow,
+   * not broken, and every reader is waiting on it.
+   */
+  minBytesPerSecond?: number;
 }
 
 export interface SpoolTarget {
@@ -43,10 +55,11 @@ export class Spool {
   readonly done: Promise<Verdict>;
   readonly #path: string;
   readonly #stallMs: number;
+  readonly #minRate: number;
   #written = 0;
   #verified = false;
   /** Settles once the temporary file exists (or could not be made): readers open it only after. */
-  readonly #created = deferred();
+  readonly #created = withResolvers<void>();
   /** Where the commit put the file; readers that come later open it there. */
   #committedPath: string | undefined;
   #failure: Error | undefined;
@@ -62,6 +75,7 @@ export class Spool {
     this.size = target.size;
     this.#path = target.path;
     this.#stallMs = init.stallMs ?? 30_000;
+    this.#minRate = init.minBytesPerSecond ?? 0;
     this.#created.promise.catch(() => undefined);
     this.done = this.#download(deps.verifier, target, commit);
     this.done.catch(() => undefined);
@@ -139,7 +153,7 @@ export class Spool {
       this.#created.resolve();
       for (let resumes = 0; ; resumes++) {
         try {
-          for await (const chunk of stallLimited(source, this.#stallMs)) {
+          for await (const chunk of floored(source, this.#stallMs, this.#minRate)) {
             if (this.#written + chunk.length > this.size) {
               throw new ContentCorruptError(
                 `the source sent more than the ${this.size} bytes of ${this.digest}`,
@@ -153,7 +167,12 @@ export class Spool {
           if (this.#written === this.size) break;
           throw new StoreUnavailableError(`the source of ${this.digest} ended at byte ${this.#written}`);
         } catch (err) {
-          if (err instanceof ContentCorruptError || target.resume === undefined || resumes >= SPOOL_RESUMES)
+          if (
+            err instanceof ContentCorruptError ||
+            err instanceof UpstreamUnavailableError ||
+            target.resume === undefined ||
+            resumes >= SPOOL_RESUMES
+          )
             throw err;
           source.destroy();
           source = await target.resume(this.#written);
@@ -185,20 +204,42 @@ export class Spool {
   }
 }
 
-/** The chunks of `source`, failing when it is silent for longer than `stallMs`. */
-async function* stallLimited(source: Readable, stallMs: number): AsyncGenerator<Buffer> {
+/**
+ * The chunks of `source`, failing when a window of `windowMs` brings fewer than `minBytesPerSecond` ×
+ * the window (at least one byte: silence always fails). A trickle thus ends within one window.
+ */
+async function* floored(
+  source: Readable,
+  windowMs: number,
+  minBytesPerSecond: number,
+): AsyncGenerator<Buffer> {
   const chunks = source[Symbol.asyncIterator]();
+  const need = Math.max(1, Math.floor((minBytesPerSecond * windowMs) / 1000));
+  let got = 0;
+  let windowEnds = Date.now() + windowMs;
   for (;;) {
     let timer: NodeJS.Timeout | undefined;
-    const stalled = new Promise<never>((_, reject) => {
+    const judged = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new StoreUnavailableError(`the source sent nothing for ${stallMs} ms`)),
-        stallMs,
+        () =>
+          reject(
+            got === 0
+              ? new StoreUnavailableError(`the source sent nothing for ${windowMs} ms`)
+              : new UpstreamUnavailableError(
+                  `the source sent ${got} bytes in ${windowMs} ms, under the floor of ${minBytesPerSecond} B/s`,
+                ),
+          ),
+        Math.max(0, windowEnds - Date.now()),
       );
     });
     try {
-      const next = await Promise.race([chunks.next(), stalled]);
+      const next = await Promise.race([chunks.next(), judged]);
       if (next.done === true) return;
+      got += (next.value as Buffer).length;
+      if (got >= need) {
+        got = 0;
+        windowEnds = Date.now() + windowMs;
+      }
       yield next.value as Buffer;
     } finally {
       clearTimeout(timer);
@@ -243,15 +284,4 @@ class SpoolReader implements BlobReader {
     this.#closed = true;
     await this.#file.close();
   }
-}
-
-/** A promise with its settle functions (Promise.withResolvers needs Node 22). */
-function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } {
-  let resolve: () => void = () => undefined;
-  let reject: (err: Error) => void = () => undefined;
-  const promise = new Promise<void>((onResolve, onReject) => {
-    resolve = onResolve;
-    reject = onReject;
-  });
-  return { promise, resolve, reject };
 }

@@ -20,6 +20,15 @@ import { UpstreamGuard } from './upstream-guard.js';
 /** Sent with every upstream request. */
 export const USER_AGENT = 'shoal-pull-through';
 
+/** A request's options inside the client: `deadlineAt` (epoch ms) bounds the wait for its headers. */
+type SendOptions = {
+  method: 'GET' | 'HEAD';
+  accept?: string;
+  range?: string;
+  signal?: AbortSignal | undefined;
+  deadlineAt?: number;
+};
+
 export interface UpstreamClientInit {
   /** The only registries ever contacted, as containerd names them (`--mirrored-registries`). */
   mirroredRegistries: readonly string[];
@@ -123,11 +132,18 @@ export class UpstreamClient {
     const scope = `repository:${target.repository}:pull`;
     let lastStatus: number | undefined;
     let lastError: unknown;
+    // One bound for the headers, whatever it takes to get them: retries, a token, redirects.
+    const deadlineAt = Date.now() + this.#timeoutMs;
+    const sending: SendOptions = { ...opts, deadlineAt };
     for (let attempt = 0; attempt <= this.#retries; attempt++) {
+      if (attempt > 0 && Date.now() >= deadlineAt) {
+        lastError ??= new Error(`no answer within --upstream-timeout (${this.#timeoutMs} ms)`);
+        break;
+      }
       let response: UpstreamResponse;
       let foreign: boolean;
       try {
-        ({ response, foreign } = await this.#followed(target.registry, url, scope, opts));
+        ({ response, foreign } = await this.#followed(target.registry, url, scope, sending));
       } catch (err) {
         if (err instanceof UpstreamUnauthorizedError || err instanceof UpstreamRefusedError) throw err;
         // The caller's deadline passed: a coded error like any other unavailability, never a raw abort
@@ -139,7 +155,7 @@ export class UpstreamClient {
         // Nothing listens there, or the name does not resolve: asking again in 200 ms changes nothing, and
         // the caller has the tag book and containerd has the registry to fall back on, at once.
         if (UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? '')) break;
-        await this.#backoff(attempt, undefined);
+        await this.#backoff(attempt, undefined, deadlineAt);
         continue;
       }
       const { status } = response;
@@ -165,7 +181,7 @@ export class UpstreamClient {
       // A redirect target that refuses (a signed URL that expired on the way) is asked for anew, through the
       // registry, like a server error.
       if (status !== 429 && status < 500 && !foreign) break;
-      await this.#backoff(attempt, response.headers['retry-after']);
+      await this.#backoff(attempt, response.headers['retry-after'], deadlineAt);
     }
     const why =
       lastStatus === undefined
@@ -177,14 +193,18 @@ export class UpstreamClient {
     });
   }
 
-  async #backoff(attempt: number, retryAfter: string | string[] | undefined): Promise<void> {
+  async #backoff(
+    attempt: number,
+    retryAfter: string | string[] | undefined,
+    deadlineAt: number,
+  ): Promise<void> {
     if (attempt >= this.#retries) return;
     const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
     const ms =
       Number.isFinite(seconds) && seconds >= 0
         ? Math.min(seconds * 1000, RETRY_AFTER_CAP_MS)
         : this.#backoffMs * 2 ** attempt;
-    await sleep(ms);
+    await sleep(Math.max(0, Math.min(ms, deadlineAt - Date.now())));
   }
 
   /**
@@ -196,7 +216,7 @@ export class UpstreamClient {
     registry: string,
     url: string,
     scope: string,
-    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
+    opts: SendOptions,
   ): Promise<{ response: UpstreamResponse; foreign: boolean }> {
     let response = await this.#authorized(registry, url, scope, opts);
     const origin = new URL(url).origin;
@@ -234,7 +254,7 @@ export class UpstreamClient {
     registry: string,
     url: string,
     scope: string,
-    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
+    opts: SendOptions,
   ): Promise<UpstreamResponse> {
     const known = this.#challenges.get(registry);
     const upFront = known === undefined ? undefined : await this.#answer(registry, known, scope, false);
@@ -340,11 +360,7 @@ export class UpstreamClient {
     return { token, expiresAt: issued + lifetime * 1000 * 0.9 };
   }
 
-  #send(
-    url: string,
-    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
-    authorization: string | undefined,
-  ): Promise<UpstreamResponse> {
+  #send(url: string, opts: SendOptions, authorization: string | undefined): Promise<UpstreamResponse> {
     const secure = url.startsWith('https:');
     // Named, so a registry's access log tells shoal's fetches from containerd's own fallbacks.
     const headers: Record<string, string> = { accept: opts.accept ?? '*/*', 'user-agent': USER_AGENT };
@@ -367,9 +383,10 @@ export class UpstreamClient {
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
         },
       );
+      const waitMs = Math.max(1, (opts.deadlineAt ?? Date.now() + this.#timeoutMs) - Date.now());
       const timer = setTimeout(
-        () => req.destroy(new Error(`no headers within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
+        () => req.destroy(new Error(`no headers within --upstream-timeout (${this.#timeoutMs} ms)`)),
+        waitMs,
       );
       req.on('error', (err) => {
         clearTimeout(timer);

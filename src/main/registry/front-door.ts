@@ -43,6 +43,9 @@ export class FrontDoor {
   readonly #headTimeoutMs: number;
   #server: Server | undefined;
   #port = 0;
+  /** Requests answered on but not yet finished. */
+  readonly #open = new Set<ServerResponse>();
+  #draining = false;
 
   constructor(
     deps: {
@@ -94,6 +97,29 @@ export class FrontDoor {
     this.#server = server;
   }
 
+  /** Requests in flight. */
+  get inFlight(): number {
+    return this.#open.size;
+  }
+
+  /**
+   * Stops accepting connections and closes idle ones, lets the requests in flight be answered (each with
+   * `Connection: close`) until `deadline` (epoch ms), then cuts what remains. Returns how many were cut.
+   */
+  async drain(deadline: number): Promise<number> {
+    this.#draining = true;
+    const server = this.#server;
+    this.#server = undefined;
+    if (server === undefined) return 0;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    while (this.#open.size > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
+    const cut = this.#open.size;
+    server.closeAllConnections();
+    await closed;
+    return cut;
+  }
+
   async stop(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
@@ -105,6 +131,9 @@ export class FrontDoor {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#open.add(res);
+    res.once('close', () => this.#open.delete(res));
+    if (this.#draining) res.shouldKeepAlive = false;
     if (req.httpVersionMajor !== 1) {
       res.shouldKeepAlive = false;
       write(res, errorReply(new HttpVersionError(`HTTP/${req.httpVersion} is not supported`), false));
@@ -115,7 +144,11 @@ export class FrontDoor {
       write(res, errorReply(new BadRequestError('an HTTP/1.1 request needs a Host header'), false));
       return;
     }
-    const request = capture(req, this.#blobPort());
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const request: CapturedRequest = { ...capture(req, this.#blobPort()), signal: gone.signal };
     answer(this.#handler, request, this.#limits, this.#log).then(
       (reply) => {
         if (reply.kind === 'full') return write(res, reply);

@@ -35,6 +35,8 @@ export interface PullRequest {
   ownerFetch?: boolean;
   /** The member a peer request says it comes from, with its signature; checked before any peer treatment. */
   peer?: PeerClaim | undefined;
+  /** Aborts when the client disconnects before its answer is complete. */
+  signal?: AbortSignal | undefined;
   /**
    * Where a blob's bytes are served instead (the blob listener, `--registry-blob-addr`): a blob GET that
    * would stream gets a 307 there. Set by the front door, and called only for such a GET; absent, the bytes
@@ -134,6 +136,7 @@ export class PullHandler {
       repository: route.repository,
       kind: route.kind === 'manifest' ? 'manifests' : 'blobs',
       forwarded: request.ownerFetch === true,
+      signal: request.signal,
     };
     if (route.kind === 'manifest') {
       const name = route.tag ?? route.digest;

@@ -1,5 +1,6 @@
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { setBounded } from '../util/bounded-map.js';
 import { answer, type CapturedRequest, captureClaims, limitsOf, type RequestLimits } from './answer.js';
 import { BufferPool } from './buffer-pool.js';
@@ -7,7 +8,7 @@ import type { PullHandler } from './handler.js';
 import { listenExclusive } from './listen.js';
 import { ByteRateLimiter } from './rate-limit.js';
 import { errorReply, type FullReply, type Reply, statusLine } from './reply.js';
-import { type Connection, streamBody } from './stream.js';
+import { type Connection, ParkBudget, StallWatch, type StreamContext, streamBody } from './stream.js';
 import type { TlsFiles } from './tls.js';
 
 export interface RegistryServerInit {
@@ -27,6 +28,10 @@ export interface RegistryServerInit {
   maxHeaderBytes?: number;
   /** Bytes per second this node streams to each member (peer requests it proved); 0 (default) is unlimited. */
   peerUploadRate?: number;
+  /** Bytes slow readers may hold outside the pool, all together; default 4 × the pool. */
+  parkedBytes?: number;
+  /** Longest a blob reader may take no bytes before it is cut, in ms; default 30 s (`--idle-timeout`). */
+  idleTimeoutMs?: number;
   /** A second listener, over TLS, for the same API (`--registry-tls-*`). */
   tls?: (TlsFiles & { host?: string | undefined; port: number }) | undefined;
 }
@@ -42,12 +47,19 @@ export class RegistryServer {
   readonly #peerRate: number;
   /** One bucket per member that pulled lately (the least recent is forgotten past MAX_LIMITED_MEMBERS). */
   readonly #peerLimiters = new Map<string, ByteRateLimiter>();
+  readonly #stalls: StallWatch;
+  readonly #park: ParkBudget;
+  /** Every response not yet finished, so a drain can wait for them and then cut what remains. */
+  readonly #open = new Map<HttpResponse, Connection>();
   #listenSocket: us_listen_socket | undefined;
   #tlsSocket: us_listen_socket | undefined;
   #port = 0;
   #tlsPort = 0;
 
-  constructor(deps: { handler: PullHandler; log: Logger }, init: RegistryServerInit) {
+  readonly #metrics: Metrics | undefined;
+
+  constructor(deps: { handler: PullHandler; log: Logger; metrics?: Metrics }, init: RegistryServerInit) {
+    this.#metrics = deps.metrics;
     this.#handler = deps.handler;
     this.#log = deps.log;
     this.#init = init;
@@ -55,6 +67,18 @@ export class RegistryServer {
     this.#timeoutMs = init.timeoutMs ?? 5000;
     this.#limits = limitsOf(init);
     this.#peerRate = init.peerUploadRate ?? 0;
+    this.#stalls = new StallWatch(init.idleTimeoutMs ?? 30_000, () => deps.metrics?.streamsStalled.inc({}));
+    this.#park = new ParkBudget(init.parkedBytes ?? 4 * this.#pool.bufferSize * (init.buffers ?? 64));
+    const park = this.#park;
+    deps.metrics?.watchParked(
+      () => park.streams,
+      () => park.used,
+    );
+  }
+
+  /** Responses in flight (a blob streaming, or an answer being worked out). */
+  get inFlight(): number {
+    return this.#open.size;
   }
 
   /** The bound port, once started. */
@@ -88,6 +112,24 @@ export class RegistryServer {
     }
   }
 
+  /**
+   * Stops accepting connections, lets every response in flight finish until `deadline` (epoch ms), then
+   * cuts what remains. Returns how many responses were cut.
+   */
+  async drain(deadline: number): Promise<number> {
+    await this.stop();
+    while (this.#open.size > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
+    let cut = 0;
+    for (const [res, connection] of this.#open) {
+      if (connection.aborted) continue;
+      cut++;
+      res.close();
+    }
+    return cut;
+  }
+
+  /** Stops accepting connections; responses in flight go on. */
   async stop(): Promise<void> {
     for (const socket of [this.#listenSocket, this.#tlsSocket])
       if (socket !== undefined) uWS.us_listen_socket_close(socket);
@@ -105,17 +147,22 @@ export class RegistryServer {
 
   #accept(res: HttpResponse, req: HttpRequest): void {
     // uWS request objects die at the first await: copy everything now.
-    const request = capture(req);
+    const gone = new AbortController();
+    const request: CapturedRequest = { ...capture(req), signal: gone.signal };
     const connection: Connection = { aborted: false, onAbort: undefined };
     res.onAborted(() => {
       connection.aborted = true;
       connection.onAbort?.();
+      gone.abort();
     });
-    this.#serve(res, request, connection).catch((err: unknown) => {
-      // Only a bug gets here (handler errors become replies); never let it become an unhandled rejection.
-      this.#log.error({ err, path: request.path }, 'request handling crashed');
-      if (!connection.aborted) res.close();
-    });
+    this.#open.set(res, connection);
+    this.#serve(res, request, connection)
+      .catch((err: unknown) => {
+        // Only a bug gets here (handler errors become replies); never let it become an unhandled rejection.
+        this.#log.error({ err, path: request.path }, 'request handling crashed');
+        if (!connection.aborted) res.close();
+      })
+      .finally(() => this.#open.delete(res));
   }
 
   async #serve(res: HttpResponse, request: CapturedRequest, connection: Connection): Promise<void> {
@@ -134,9 +181,12 @@ export class RegistryServer {
     connection: Connection,
   ): Promise<void> {
     let buffers: Buffer[] | undefined;
+    const asked = performance.now();
     try {
       buffers = await this.#pool.acquire(reply.length > this.#pool.bufferSize ? 2 : 1, this.#timeoutMs);
+      this.#metrics?.bufferWait.observe((performance.now() - asked) / 1000);
     } catch (err) {
+      this.#metrics?.bufferWait.observe((performance.now() - asked) / 1000);
       await reply.reader.close();
       if (!connection.aborted) res.cork(() => writeFull(res, errorReply(err, false)));
       return;
@@ -144,14 +194,23 @@ export class RegistryServer {
     try {
       if (connection.aborted) return;
       res.cork(() => writeHead(res, reply.status, reply.headers, false));
-      const limiter = reply.member === undefined ? undefined : this.#limiterOf(reply.member);
-      await streamBody(res, reply.reader, buffers, reply.length, connection, this.#timeoutMs, limiter);
+      const context: StreamContext = {
+        pool: this.#pool,
+        timeoutMs: this.#timeoutMs,
+        stalls: this.#stalls,
+        park: this.#park,
+        limiter: reply.member === undefined ? undefined : this.#limiterOf(reply.member),
+      };
+      // streamBody gives the buffers back (early, when the client turns out slow).
+      const lent = buffers;
+      buffers = undefined;
+      await streamBody(res, reply.reader, lent, reply.length, connection, context);
     } catch (err) {
       // Status and part of the body are out: the only honest signal left is cutting the connection.
       this.#log.error({ err, path: request.path }, 'blob stream failed; closing connection');
       if (!connection.aborted) res.close();
     } finally {
-      this.#pool.release(buffers);
+      if (buffers !== undefined) this.#pool.release(buffers);
       await reply.reader.close().catch(() => undefined);
     }
   }

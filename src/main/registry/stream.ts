@@ -2,6 +2,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { ContentCorruptError, StoreUnavailableError } from '../errors.js';
 import type { BlobReader } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
+import type { BufferPool } from './buffer-pool.js';
 import type { ByteRateLimiter } from './rate-limit.js';
 
 /** Per-connection state shared with the server's onAborted handler. */
@@ -9,6 +10,55 @@ export interface Connection {
   aborted: boolean;
   /** Set while a stream waits for the socket to drain, so an abort wakes it. */
   onAbort: (() => void) | undefined;
+}
+
+/**
+ * Watches every response that waits for its client to take bytes. uWS (this build) cuts a response
+ * 10 s after a write stalls, whatever the client does next, and Linux signals a slow socket writable only
+ * once much of its send buffer has drained, which a reader at 50 KB/s may take longer than 10 s to do.
+ * So every tick each waiting response is offered its pending bytes again: that sends what the socket
+ * takes now and re-arms uWS's timer. A response whose client took no byte for `idleMs` is cut.
+ */
+export class StallWatch {
+  readonly idleMs: number;
+  readonly #tickMs: number;
+  readonly #writers = new Set<ChunkWriter>();
+  #timer: NodeJS.Timeout | undefined;
+
+  readonly #onStall: () => void;
+
+  constructor(idleMs: number, onStall: () => void = () => undefined) {
+    this.idleMs = idleMs;
+    this.#onStall = onStall;
+    // uWS's timer fires 10–14 s after it is armed; re-arming every 2 s keeps well inside that.
+    this.#tickMs = Math.max(50, Math.min(2000, Math.floor(idleMs / 4)));
+  }
+
+  /** Responses now waiting on their client. */
+  get waiting(): number {
+    return this.#writers.size;
+  }
+
+  watch(writer: ChunkWriter): void {
+    this.#writers.add(writer);
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => this.#tick(), this.#tickMs);
+      this.#timer.unref();
+    }
+  }
+
+  unwatch(writer: ChunkWriter): void {
+    this.#writers.delete(writer);
+    if (this.#writers.size === 0 && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    for (const writer of [...this.#writers]) if (writer.pump(now, this.idleMs)) this.#onStall();
+  }
 }
 
 /**
@@ -20,13 +70,17 @@ class ChunkWriter {
   readonly #res: HttpResponse;
   readonly #total: number;
   readonly #connection: Connection;
+  readonly #stalls: StallWatch;
   #pending: { chunk: Buffer; start: number; resolve: (written: boolean) => void } | undefined;
   #registered = false;
+  #lastOffset = 0;
+  #lastProgress = 0;
 
-  constructor(res: HttpResponse, total: number, connection: Connection) {
+  constructor(res: HttpResponse, total: number, connection: Connection, stalls: StallWatch) {
     this.#res = res;
     this.#total = total;
     this.#connection = connection;
+    this.#stalls = stalls;
   }
 
   /** Resolves true once uWS has taken every byte (the buffer may be reused), false if the client left. */
@@ -37,9 +91,12 @@ class ChunkWriter {
       result = this.#res.tryEnd(chunk, this.#total);
     });
     if (result[0] || result[1]) return Promise.resolve(true);
+    this.#lastOffset = this.#res.getWriteOffset();
+    this.#lastProgress = Date.now();
     return new Promise((resolve) => {
       this.#pending = { chunk, start, resolve };
-      this.#connection.onAbort = () => resolve(false);
+      this.#connection.onAbort = () => this.#settle(false);
+      this.#stalls.watch(this);
       if (!this.#registered) {
         this.#registered = true;
         this.#res.onWritable((offset) => this.#resume(offset));
@@ -47,23 +104,104 @@ class ChunkWriter {
     });
   }
 
+  /** Whether a write waits for the client to take bytes. */
+  get waiting(): boolean {
+    return this.#pending !== undefined;
+  }
+
+  /** Moves the pending write's unsent bytes to memory of their own, so its buffer may go back; returns their size. */
+  moveToHeap(): number {
+    const pending = this.#pending;
+    if (pending === undefined) return 0;
+    const offset = this.#res.getWriteOffset();
+    pending.chunk = Buffer.from(pending.chunk.subarray(offset - pending.start));
+    pending.start = offset;
+    return pending.chunk.length;
+  }
+
+  /** One tick of the stall watch: cut the response if its client took nothing for `idleMs`, else offer again. */
+  /** Returns true when it cut the response. */
+  pump(now: number, idleMs: number): boolean {
+    if (this.#pending === undefined || this.#connection.aborted) return false;
+    const offset = this.#res.getWriteOffset();
+    if (offset !== this.#lastOffset) {
+      this.#lastOffset = offset;
+      this.#lastProgress = now;
+    }
+    if (now - this.#lastProgress >= idleMs) {
+      this.#settle(false);
+      this.#res.close();
+      return true;
+    }
+    this.#res.cork(() => this.#resume(this.#res.getWriteOffset()));
+    return false;
+  }
+
   #resume(offset: number): boolean {
     const pending = this.#pending;
     if (pending === undefined) return true;
     const [ok, done] = this.#res.tryEnd(pending.chunk.subarray(offset - pending.start), this.#total);
-    if (ok || done) {
-      this.#pending = undefined;
-      this.#connection.onAbort = undefined;
-      pending.resolve(true);
-    }
+    if (ok || done) this.#settle(true);
     return ok;
+  }
+
+  #settle(written: boolean): void {
+    const pending = this.#pending;
+    if (pending === undefined) return;
+    this.#pending = undefined;
+    this.#connection.onAbort = undefined;
+    this.#stalls.unwatch(this);
+    pending.resolve(written);
   }
 }
 
+/** Bytes parked streams may hold outside the pool, shared by every stream of a server. */
+export class ParkBudget {
+  readonly limit: number;
+  used = 0;
+  /** Streams parked now. */
+  streams = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
+
+export interface StreamContext {
+  pool: BufferPool;
+  /** Longest wait for one store read, in ms. */
+  timeoutMs: number;
+  stalls: StallWatch;
+  park: ParkBudget;
+  limiter?: ByteRateLimiter | undefined;
+}
+
+/** A write still waiting after this long marks its client slower than the pool is meant for. */
+const PARK_AFTER_MS = 50;
+/** What a parked stream reads at a time, into memory of its own. */
+const PARKED_CHUNK_BYTES = 64 << 10;
+
 /**
- * Streams `total` bytes from a reader to a response whose status and headers are already written. Two
- * pooled buffers alternate: the store fills one while the socket drains the other, and nothing is read
- * ahead of that, so a slow client slows the disk read instead of growing memory.
+ * Streams `total` bytes from a reader to a response whose status and headers are already written, and
+ * gives `buffers` (borrowed from `ctx.pool`) back when done. Two pooled buffers alternate: the store fills
+ * one while the socket drains the other, and nothing is read ahead of that, so a slow client slows the
+ * disk read instead of growing memory.
+ *
+ * A client that keeps a write waiting past PARK_AFTER_MS is parked: its unsent bytes move to memory of
+ * their own (bounded for all streams together by `ctx.park`), its pool buffers go back at once, and it is
+ * served from then on in small reads, one at a time. So a slow or stalled reader never holds the pool that
+ * fast clients draw from, and is never cut for being slow; only the stall watch cuts a reader that takes
+ * nothing for --idle-timeout.
  * Throws when the body cannot be finished; the caller must then cut the connection.
  */
 export async function streamBody(
@@ -72,13 +210,12 @@ export async function streamBody(
   buffers: Buffer[],
   total: number,
   connection: Connection,
-  timeoutMs: number,
-  limiter?: ByteRateLimiter,
+  ctx: StreamContext,
 ): Promise<void> {
   const read = (into: Buffer): Promise<number> => {
     const reading = withTimeout(
       reader.read(into),
-      timeoutMs,
+      ctx.timeoutMs,
       'content store read',
       (message) => new StoreUnavailableError(message),
     );
@@ -87,10 +224,12 @@ export async function streamBody(
     reading.catch(() => undefined);
     return reading;
   };
-  const writer = new ChunkWriter(res, total, connection);
+  const writer = new ChunkWriter(res, total, connection, ctx.stalls);
   let [current, spare] = buffers as [Buffer, Buffer | undefined];
   let next: Promise<number> | undefined = read(current);
   let sent = 0;
+  let pooled = true;
+  let parked = 0;
   try {
     while (sent < total && next !== undefined) {
       const n = await next;
@@ -99,14 +238,52 @@ export async function streamBody(
       if (n === 0) throw new ContentCorruptError(`store ended the body at ${sent} of ${total} bytes`);
       const chunk = current.subarray(0, Math.min(n, total - sent));
       if (spare !== undefined && sent + chunk.length < total) next = read(spare);
-      await limiter?.take(chunk.length);
-      if (connection.aborted || !(await writer.write(chunk))) return;
+      await ctx.limiter?.take(chunk.length);
+      if (connection.aborted) return;
+      const writing = writer.write(chunk);
+      if (pooled && writer.waiting && !(await settlesWithin(writing, PARK_AFTER_MS))) {
+        // Reserve the most parking can take (a whole chunk unsent, a whole read-ahead, a small buffer),
+        // then give back what it did not.
+        const most = 2 * current.length + PARKED_CHUNK_BYTES;
+        if (writer.waiting && ctx.park.take(most)) {
+          parked = most;
+          ctx.park.streams++;
+          const unsent = writer.moveToHeap();
+          // The read-ahead lands in memory of its own too; then no pooled byte is left in use.
+          let ahead: Buffer | undefined;
+          if (next !== undefined && spare !== undefined) ahead = Buffer.from(spare.subarray(0, await next));
+          ctx.pool.release(buffers);
+          pooled = false;
+          current = ahead ?? Buffer.allocUnsafe(PARKED_CHUNK_BYTES);
+          spare = undefined;
+          next = ahead === undefined ? undefined : Promise.resolve(ahead.length);
+          parked = unsent + (ahead?.length ?? 0) + PARKED_CHUNK_BYTES;
+          ctx.park.give(most - parked);
+        }
+      }
+      if (!(await writing)) return;
       sent += chunk.length;
       if (spare !== undefined) [current, spare] = [spare, current];
+      else if (!pooled && current.length !== PARKED_CHUNK_BYTES && next === undefined)
+        current = Buffer.allocUnsafe(PARKED_CHUNK_BYTES);
       if (next === undefined && sent < total) next = read(current);
     }
   } finally {
     // A read still filling a buffer must finish before the buffer goes back to the pool.
     await next?.catch(() => 0);
+    if (pooled) ctx.pool.release(buffers);
+    ctx.park.give(parked);
+    if (parked > 0) ctx.park.streams--;
   }
+}
+
+/** Whether `work` settles within `ms`. */
+function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    void work.then(() => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
 }

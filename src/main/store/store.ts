@@ -28,6 +28,11 @@ export interface ContentOrigin {
   kind: 'manifests' | 'blobs';
   /** Another node chose this one to fetch it from upstream: fetch, never forward again. */
   forwarded?: boolean;
+  /**
+   * Aborts when the client that asked has gone: work started only for it (a peer race, a lookup) stops.
+   * Work others share (a download being spooled) goes on.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 /**

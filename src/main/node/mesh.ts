@@ -1,0 +1,80 @@
+import type { RegistryConfig } from '../config/commands.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { Advertiser } from '../mirror/advertiser.js';
+import { MirroringStore } from '../mirror/mirroring-store.js';
+import { PeerAuth } from '../mirror/peer-auth.js';
+import type { Libp2pRouter } from '../routing/libp2p/router.js';
+import type { ContentStore } from '../store/store.js';
+import type { VerifyPool } from '../verify/pool.js';
+import { bootstrapperFor } from './parts.js';
+
+/** The P2P side of a node: the router, proof of membership, the peer-fetching store and the advertiser. */
+export interface Mesh {
+  router: Libp2pRouter;
+  auth: PeerAuth;
+  /** `held`, plus what peers hold. */
+  store: ContentStore;
+  advertiser: Advertiser;
+}
+
+/** Builds the mesh (nothing started yet; the node starts the router once the registry listens). */
+export async function buildMesh(
+  config: RegistryConfig,
+  deps: {
+    held: ContentStore;
+    verifier: VerifyPool;
+    metrics: Metrics;
+    psk: Uint8Array | undefined;
+    blobPort: () => number;
+    log: Logger;
+  },
+): Promise<Mesh> {
+  const { held, log } = deps;
+  // libp2p is loaded only when P2P is on, so `shoal configuration` in an init container starts fast.
+  const { Libp2pRouter } = await import('../routing/libp2p/router.js');
+  const router = new Libp2pRouter(
+    { log: log.child({ component: 'router' }) },
+    {
+      host: config.routerAddr.host ?? '0.0.0.0',
+      port: config.routerAddr.port,
+      dataDir: config.dataDir,
+      registryPort: deps.blobPort,
+      bootstrap: bootstrapperFor(config),
+      refreshIntervalMs: config.routerRefreshInterval,
+      joinTimeoutMs: config.routerJoinTimeout,
+      psk: deps.psk,
+    },
+  );
+  if (deps.psk === undefined) {
+    log.warn(
+      { flag: '--p2p-psk-file' },
+      'no private network key: any process that reaches the router port can join this cluster',
+    );
+  }
+  const auth = new PeerAuth({ router });
+  const store = new MirroringStore(
+    {
+      local: held,
+      router,
+      auth,
+      verifier: config.verifyRemote ? deps.verifier : undefined,
+      metrics: deps.metrics,
+      log: log.child({ component: 'mirror' }),
+    },
+    {
+      resolveTimeoutMs: config.mirrorResolveTimeout,
+      resolveTimeoutMaxMs: config.mirrorResolveTimeoutMax,
+      lookupRefreshMs: config.mirrorLookupRefresh,
+      maxAttempts: config.mirrorResolveRetries,
+      corruptQuarantineMs: config.peerCorruptQuarantine,
+      chunkBytes: config.streamChunkBytes,
+    },
+  );
+  const advertiser = new Advertiser(
+    { store: held, router, log: log.child({ component: 'advertiser' }) },
+    { readyWaitMs: config.routerJoinTimeout },
+  );
+  deps.metrics.watchMembers(() => router.members().length);
+  return { router, auth, store, advertiser };
+}

@@ -1,0 +1,230 @@
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import type { RegistryConfig } from '../config/commands.js';
+import { hostDirName } from '../containerd/hosts.js';
+import type { Logger } from '../log/logger.js';
+import { Metrics } from '../metrics/metrics.js';
+import { RegistryDiscovery } from '../mirror/discovery.js';
+import { BookedStore, KnownTagsStore } from '../mirror/known-tags.js';
+import { TagBook } from '../mirror/tag-book.js';
+import { TagInvalidator } from '../mirror/tag-invalidator.js';
+import { FrontDoor } from '../registry/front-door.js';
+import { PullHandler } from '../registry/handler.js';
+import { RegistryServer } from '../registry/server.js';
+import { loadTlsFiles } from '../registry/tls.js';
+import { serveBootstrapId } from '../routing/bootstrap.js';
+import { loadPsk } from '../routing/psk.js';
+import type { ContentStore } from '../store/store.js';
+import { UnionStore } from '../store/union.js';
+import { GuardedStore } from '../verify/guarded-store.js';
+import { LocalChecker } from '../verify/local-checker.js';
+import { Lifecycle } from './lifecycle.js';
+import { buildMesh, type Mesh } from './mesh.js';
+import {
+  checkRegistryConfig,
+  listenOrFail,
+  openCache,
+  openStore,
+  startAdmin,
+  startMetrics,
+  startVerifier,
+} from './parts.js';
+import { buildPullThrough } from './pull-through.js';
+
+/** What a drain left behind: responses still running at the deadline, which were cut. */
+export interface DrainResult {
+  cut: number;
+}
+
+/**
+ * The composition root of `shoal registry`: it owns every part of a node. `start` brings the parts up in
+ * dependency order and, when one fails, stops those already running. `drain` takes the node out of
+ * service gracefully; `stop` tears it down in reverse order.
+ */
+export class ShoalNode {
+  readonly #log: Logger;
+  readonly #life: Lifecycle;
+  #draining = false;
+  #frontDoor: FrontDoor | undefined;
+  #blobs: RegistryServer | undefined;
+
+  private constructor(log: Logger) {
+    this.#log = log;
+    this.#life = new Lifecycle(log);
+  }
+
+  /** Starts a node; throws (with every part that started stopped again) when any part cannot start. */
+  static async start(config: RegistryConfig, log: Logger): Promise<ShoalNode> {
+    checkRegistryConfig(config);
+    const node = new ShoalNode(log);
+    try {
+      await node.#start(config);
+    } catch (err) {
+      await node.#life.stopAll();
+      throw err;
+    }
+    return node;
+  }
+
+  /** The bound ports, once started. */
+  get ports(): { registry: number; blob: number } {
+    return { registry: this.#frontDoor?.port ?? 0, blob: this.#blobs?.port ?? 0 };
+  }
+
+  /**
+   * Takes the node out of service: `/readyz` answers 503, the registry ports refuse new connections, and
+   * responses in flight run until `deadline` (epoch ms). The router and advertiser stay up meanwhile, so
+   * nothing still being served is withdrawn. What runs at the deadline is cut and counted.
+   */
+  async drain(deadline: number): Promise<DrainResult> {
+    this.#draining = true;
+    const [front, blobs] = await Promise.all([
+      this.#frontDoor?.drain(deadline) ?? 0,
+      this.#blobs?.drain(deadline) ?? 0,
+    ]);
+    return { cut: front + blobs };
+  }
+
+  /** Stops every part, in reverse order of start. */
+  stop(): Promise<void> {
+    return this.#life.stopAll();
+  }
+
+  async #start(config: RegistryConfig): Promise<void> {
+    const log = this.#log;
+    const life = this.#life;
+    const psk = config.p2pPskFile === '' ? undefined : await loadPsk(config.p2pPskFile);
+    const tls = await loadTlsFiles(config.registryTlsCert, config.registryTlsKey);
+    const metrics = new Metrics({ defaultMetrics: true });
+    const metricsServer = life.started('metrics', await startMetrics(config, metrics));
+    const verifier = life.started('verify', await startVerifier(config, log, metrics));
+    log.info(
+      { threads: verifier.threads, port: metricsServer.port },
+      'digest workers warm; metrics listening',
+    );
+    // Content found corrupt here is neither served nor advertised again.
+    const local = life.started('store', new GuardedStore({ store: await openStore(config, log, verifier) }));
+    // Pull-through keeps what it fetched in the embedded store: the node's own, or one beside containerd.
+    let cache = config.upstreamFallback ? await openCache(config, local.inner, verifier) : undefined;
+    if (cache !== undefined && cache !== local.inner) cache = life.started('cache', cache);
+    // What this node serves to peers and advertises: its store, plus a cache kept beside containerd.
+    const owned: ContentStore =
+      cache === undefined || cache === local.inner ? local : new UnionStore([local, cache]);
+    // The last-known-good tag map: what keeps tags answering when the registry is down.
+    await mkdir(config.dataDir, { recursive: true });
+    const book = new TagBook(
+      { log: log.child({ component: 'tags' }) },
+      { path: join(config.dataDir, 'tags.json'), maxAgeMs: config.tagMaxAge },
+    );
+    await book.start();
+    life.started('tags', book);
+    const held = new BookedStore({ inner: owned, book });
+    // Peers fetch from the blob listener directly: no redirect between two shoals.
+    const blobPort = (): number => this.#blobs?.port ?? config.registryBlobAddr.port;
+    const mesh: Mesh | undefined =
+      config.bootstrapKind === 'none'
+        ? undefined
+        : await buildMesh(config, { held, verifier, metrics, psk, blobPort, log });
+    let store: ContentStore = mesh?.store ?? held;
+    const pull =
+      cache === undefined ? undefined : await buildPullThrough(config, { store, cache, verifier, mesh, log });
+    store = new KnownTagsStore({ inner: pull?.store ?? store, book });
+    const invalidator = new TagInvalidator({
+      book,
+      router: mesh?.router,
+      log: log.child({ component: 'tags' }),
+    });
+    const adminServer = life.started('admin', await startAdmin(config, invalidator));
+    const checker = new LocalChecker(
+      { store: local, verifier, metrics, log: log.child({ component: 'verify-local' }) },
+      {
+        scrub: config.verifyLocal,
+        scrubIntervalMs: config.verifyLocalInterval,
+        bytesPerSecond: config.verifyLocalRate,
+      },
+    );
+    // Corrupt reports from members arrive over the router, never on the registry port.
+    mesh?.router.onMessage('corrupt', async (_from, message) => {
+      checker.report(message.digest);
+      return true;
+    });
+    const handler = new PullHandler(
+      {
+        store,
+        localStore: held,
+        // Ready once the node can find what peers hold and peers can find what it holds; never in a drain.
+        ready: async () => !this.#draining && (await store.ready()) && (mesh?.advertiser.announced() ?? true),
+        ...(mesh === undefined ? {} : { authenticate: mesh.auth.verify.bind(mesh.auth) }),
+        discovery: new RegistryDiscovery({
+          store: held,
+          book,
+          ...(pull === undefined ? {} : { upstream: pull.upstream }),
+          log: log.child({ component: 'discovery' }),
+        }),
+      },
+      {
+        defaultRegistry: config.defaultRegistry,
+        mirroredRegistries: config.mirroredRegistries.map(hostDirName),
+        registryFilters: config.registryFilters,
+        resolveTags: config.resolveTags,
+        manifestTimeoutMs: config.manifestTimeout,
+      },
+    );
+    const blobs = new RegistryServer(
+      { handler, log: log.child({ component: 'registry' }), metrics },
+      {
+        host: config.registryBlobAddr.host,
+        port: config.registryBlobAddr.port,
+        chunkBytes: config.streamChunkBytes,
+        buffers: config.streamBuffers,
+        parkedBytes: config.streamParkedBytes,
+        peerUploadRate: config.peerUploadRate,
+        timeoutMs: config.storeTimeout,
+        idleTimeoutMs: config.idleTimeout,
+        tls: tls && { ...tls, host: config.registryTlsAddr.host, port: config.registryTlsAddr.port },
+      },
+    );
+    const flag = tls === undefined ? 'registry-blob-addr' : 'registry-blob-addr or --registry-tls-addr';
+    this.#blobs = life.started('blob listener', await listenOrFail(flag, config.registryBlobAddr, blobs));
+    const frontDoor = new FrontDoor(
+      { handler, log: log.child({ component: 'registry' }), blobPort: () => blobs.port },
+      { host: config.registryAddr.host, port: config.registryAddr.port, headTimeoutMs: config.idleTimeout },
+    );
+    this.#frontDoor = life.started(
+      'registry',
+      await listenOrFail('registry-addr', config.registryAddr, frontDoor),
+    );
+    log.info(
+      {
+        host: config.registryAddr.host ?? '*',
+        port: frontDoor.port,
+        blobPort: blobs.port,
+        ...(tls === undefined ? {} : { tlsPort: blobs.tlsPort }),
+        store: store.kind,
+        admin: adminServer.port,
+      },
+      'registry listening',
+    );
+    if (mesh !== undefined) await this.#startMesh(config, mesh);
+    checker.start();
+    life.started('scrub', checker);
+  }
+
+  async #startMesh(config: RegistryConfig, mesh: Mesh): Promise<void> {
+    const { router, advertiser } = mesh;
+    await router.start();
+    this.#life.started('router', router);
+    this.#log.info({ peerId: router.peerId, addresses: router.addresses }, 'router listening');
+    if (config.httpBootstrapAddr !== undefined) {
+      const idServer: Server = await serveBootstrapId(
+        config.httpBootstrapAddr.host,
+        config.httpBootstrapAddr.port,
+        () => router.addresses,
+      );
+      this.#life.onStop('bootstrap id', () => idServer.close());
+    }
+    advertiser.start();
+    this.#life.started('advertiser', advertiser);
+  }
+}

@@ -1,0 +1,168 @@
+import { join } from 'node:path';
+import type { RegistryConfig } from '../config/commands.js';
+import { ContainerdClient } from '../containerd/client.js';
+import { ContainerdStore } from '../containerd/store.js';
+import { ConfigError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { TagInvalidator } from '../mirror/tag-invalidator.js';
+import { canonicalImageName } from '../oci/reference.js';
+import { SideServer } from '../registry/side-server.js';
+import { type Bootstrapper, dnsBootstrap, httpBootstrap, staticBootstrap } from '../routing/bootstrap.js';
+import { EmbeddedStore } from '../store/embedded.js';
+import type { ContentStore } from '../store/store.js';
+import { VerifyPool } from '../verify/pool.js';
+
+/** Where `shoal invalidate` POSTs on the node's admin address. */
+export const ADMIN_INVALIDATE_PATH = '/_shoal/v1/admin/invalidate';
+
+export async function openStore(
+  config: RegistryConfig,
+  log: Logger,
+  verifier: VerifyPool,
+): Promise<ContentStore> {
+  if (config.store !== 'embedded') {
+    const client = new ContainerdClient({
+      socket: config.containerdSock,
+      namespace: config.containerdNamespace,
+      timeoutMs: config.storeTimeout,
+    });
+    const store = new ContainerdStore(
+      { client },
+      { contentPath: config.containerdContentPath, timeoutMs: config.storeTimeout },
+    );
+    try {
+      await store.start();
+      log.info(
+        { socket: config.containerdSock, namespace: config.containerdNamespace },
+        'serving from containerd',
+      );
+      return store;
+    } catch (cause) {
+      client.close();
+      if (config.store === 'containerd') {
+        throw new ConfigError(`--containerd-sock: containerd does not answer at ${config.containerdSock}`, {
+          cause,
+        });
+      }
+      log.warn(
+        { socket: config.containerdSock },
+        'containerd does not answer; --store auto falls back to the embedded store',
+      );
+    }
+  }
+  const store = new EmbeddedStore({ verifier }, { dataDir: config.dataDir, maxBytes: config.cacheMaxBytes });
+  await store.start();
+  log.info({ dataDir: config.dataDir }, 'serving from the embedded store');
+  return store;
+}
+
+export function bootstrapperFor(config: RegistryConfig): Bootstrapper {
+  switch (config.bootstrapKind) {
+    case 'dns':
+      if (config.dnsBootstrapDomain === '')
+        throw new ConfigError('--dns-bootstrap-domain: required with --bootstrap-kind dns');
+      return dnsBootstrap(
+        config.dnsBootstrapDomain,
+        config.routerAddr.port,
+        config.storeTimeout,
+        config.dnsBootstrapResolver === '' ? undefined : config.dnsBootstrapResolver,
+      );
+    case 'http':
+      if (config.httpBootstrapUrl === '')
+        throw new ConfigError('--http-bootstrap-url: required with --bootstrap-kind http');
+      return httpBootstrap(config.httpBootstrapUrl, config.storeTimeout);
+    default:
+      if (config.staticBootstrapPeers.length === 0 && config.httpBootstrapAddr === undefined) {
+        throw new ConfigError(
+          '--static-bootstrap-peers: at least one peer is needed with --bootstrap-kind static',
+        );
+      }
+      return staticBootstrap(config.staticBootstrapPeers);
+  }
+}
+
+/** The digest worker pool, started warm; every command that takes content in needs one. */
+export async function startVerifier(
+  config: { verifyWorkers: number; verifyTimeout?: number },
+  log: Logger,
+  metrics: Metrics,
+): Promise<VerifyPool> {
+  const pool = new VerifyPool(
+    { log: log.child({ component: 'verify' }), metrics },
+    {
+      ...(config.verifyWorkers > 0 ? { threads: config.verifyWorkers } : {}),
+      ...(config.verifyTimeout === undefined ? {} : { timeoutMs: config.verifyTimeout }),
+    },
+  );
+  await pool.start();
+  return pool;
+}
+
+/** Starts a server, naming the flag of its address when it cannot listen (in use by another shoal?). */
+export async function listenOrFail<T extends { start(): Promise<void> }>(
+  flag: string,
+  address: { host: string | undefined; port: number },
+  server: T,
+): Promise<T> {
+  try {
+    await server.start();
+  } catch (cause) {
+    throw new ConfigError(`--${flag}: cannot listen on ${address.host ?? '*'}:${address.port}`, { cause });
+  }
+  return server;
+}
+
+export function startMetrics(config: RegistryConfig, metrics: Metrics): Promise<SideServer> {
+  const route = {
+    method: 'get' as const,
+    path: '/metrics',
+    handle: async () => ({ status: 200, contentType: metrics.contentType, body: await metrics.render() }),
+  };
+  const address = { host: config.metricsAddr.host, port: config.metricsAddr.port };
+  return listenOrFail('metrics-addr', address, new SideServer({ name: 'metrics', routes: [route] }, address));
+}
+
+/** The operator's endpoint: `shoal invalidate` POSTs here. */
+export function startAdmin(config: RegistryConfig, invalidator: TagInvalidator): Promise<SideServer> {
+  const route = {
+    method: 'post' as const,
+    path: ADMIN_INVALIDATE_PATH,
+    handle: async (query: string) => {
+      let name: string;
+      try {
+        name = canonicalImageName(new URLSearchParams(query).get('name') ?? '');
+      } catch (err) {
+        return { status: 400, contentType: 'text/plain', body: `${(err as Error).message}\n` };
+      }
+      const result = await invalidator.invalidate(name);
+      return { status: 200, contentType: 'application/json', body: JSON.stringify(result) };
+    },
+  };
+  const address = { host: config.adminAddr.host, port: config.adminAddr.port };
+  return listenOrFail('admin-addr', address, new SideServer({ name: 'admin', routes: [route] }, address));
+}
+
+/** Where pull-through keeps what it fetched: the embedded store itself, or one beside containerd's. */
+export async function openCache(
+  config: RegistryConfig,
+  local: ContentStore,
+  verifier: VerifyPool,
+): Promise<EmbeddedStore> {
+  if (local instanceof EmbeddedStore) return local;
+  const cache = new EmbeddedStore(
+    { verifier },
+    { dataDir: join(config.dataDir, 'cache'), maxBytes: config.cacheMaxBytes },
+  );
+  await cache.start();
+  return cache;
+}
+
+/** Settings that contradict each other, found before anything starts. */
+export function checkRegistryConfig(config: RegistryConfig): void {
+  if (config.upstreamFallback && config.mirroredRegistries.length === 0) {
+    throw new ConfigError(
+      '--mirrored-registries: required with --upstream-fallback (pull-through reaches only the registries named there)',
+    );
+  }
+}

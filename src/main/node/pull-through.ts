@@ -1,0 +1,58 @@
+import type { RegistryConfig } from '../config/commands.js';
+import { hostDirName } from '../containerd/hosts.js';
+import type { Logger } from '../log/logger.js';
+import { OwnerElection } from '../mirror/owner.js';
+import { PullThroughStore } from '../mirror/pull-through.js';
+import { UpstreamClient } from '../mirror/upstream.js';
+import { CredentialStore } from '../mirror/upstream-auth.js';
+import type { EmbeddedStore } from '../store/embedded.js';
+import type { ContentStore } from '../store/store.js';
+import type { VerifyPool } from '../verify/pool.js';
+import type { Mesh } from './mesh.js';
+
+/** Pull-through: the upstream client and the store that fetches (once per digest) what nobody holds. */
+export async function buildPullThrough(
+  config: RegistryConfig,
+  deps: {
+    store: ContentStore;
+    cache: EmbeddedStore;
+    verifier: VerifyPool;
+    mesh: Mesh | undefined;
+    log: Logger;
+  },
+): Promise<{ upstream: UpstreamClient; store: ContentStore }> {
+  const credentials =
+    config.registryCredentials === '' ? undefined : await CredentialStore.load(config.registryCredentials);
+  const upstream = new UpstreamClient(
+    { credentials },
+    {
+      mirroredRegistries: config.mirroredRegistries.map(hostDirName),
+      privateHosts: config.upstreamPrivateHosts,
+      insecureRegistries: config.insecureRegistries,
+      timeoutMs: config.upstreamTimeout,
+    },
+  );
+  const { mesh } = deps;
+  // With P2P on, one node per digest fetches from upstream (rendezvous hashing over the members).
+  const election = mesh === undefined ? undefined : await OwnerElection.create();
+  const store = new PullThroughStore(
+    {
+      inner: deps.store,
+      cache: deps.cache,
+      upstream,
+      verifier: deps.verifier,
+      router: mesh?.router,
+      election,
+      auth: mesh?.auth,
+      log: deps.log.child({ component: 'pull-through' }),
+    },
+    {
+      tagTimeoutMs: Math.min(2000, config.manifestTimeout),
+      // A download is judged over windows of --idle-timeout: as long as any connection may go without
+      // progress. Shorter windows cut owners that hold back a blob's last bytes while they check it.
+      stallMs: config.idleTimeout,
+      minBytesPerSecond: config.upstreamMinRate,
+    },
+  );
+  return { upstream, store };
+}
