@@ -1,5 +1,5 @@
 import { silentLogger } from '../src/main/log/logger.js';
-import { LookupCache } from '../src/main/mirror/lookup-cache.js';
+import { LookupCache } from '../src/main/peer/lookup-cache.js';
 import { staticBootstrap } from '../src/main/routing/bootstrap.js';
 import { Libp2pRouter } from '../src/main/routing/libp2p/router.js';
 

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { silentLogger } from '../../src/main/log/logger.js';
-import { PeerAuth } from '../../src/main/mirror/peer-auth.js';
+import { PeerAuth } from '../../src/main/peer/peer-auth.js';
 import { PullHandler, type PullHandlerInit } from '../../src/main/registry/handler.js';
 import { RegistryServer, type RegistryServerInit } from '../../src/main/registry/server.js';
 import { MemoryNetwork, MemoryRouter } from '../../src/main/routing/memory.js';

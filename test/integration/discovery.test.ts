@@ -4,11 +4,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { NameUnknownError } from '../../src/main/errors.js';
-import { RegistryDiscovery } from '../../src/main/mirror/discovery.js';
-import { TagBook } from '../../src/main/mirror/tag-book.js';
-import { UpstreamClient } from '../../src/main/mirror/upstream.js';
 import type { Digest } from '../../src/main/oci/digest.js';
+import { UpstreamClient } from '../../src/main/pullthrough/upstream.js';
 import { MemoryStore } from '../../src/main/store/memory.js';
+import { RegistryDiscovery } from '../../src/main/tags/discovery.js';
+import { TagBook } from '../../src/main/tags/tag-book.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
 

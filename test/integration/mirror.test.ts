@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { MirroringStore } from '../../src/main/mirror/mirroring-store.js';
-import { PeerAuth } from '../../src/main/mirror/peer-auth.js';
 import { parseDigest } from '../../src/main/oci/digest.js';
 import { MEDIA_TYPE_OCI_MANIFEST } from '../../src/main/oci/media-types.js';
+import { MirroringStore } from '../../src/main/peer/mirroring-store.js';
+import { PeerAuth } from '../../src/main/peer/peer-auth.js';
 import { MemoryNetwork, MemoryRouter } from '../../src/main/routing/memory.js';
 import { importOciLayout } from '../../src/main/store/oci-layout.js';
 import { FaultyStore } from '../harness/faulty-store.js';

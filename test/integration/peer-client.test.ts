@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { requestPeer } from '../../src/main/mirror/peer-client.js';
 import { parseDigest } from '../../src/main/oci/digest.js';
+import { requestPeer } from '../../src/main/peer/peer-client.js';
 import { MemoryStore } from '../../src/main/store/memory.js';
 import { memberPair, startRegistry } from '../harness/http.js';
 

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { OwnerElection } from '../../src/main/mirror/owner.js';
+import { OwnerElection } from '../../src/main/pullthrough/owner.js';
 import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js';
 import { type OciDescriptor, pushLayout } from '../harness/images.js';
 import { freePort, waitFor } from '../harness/process.js';

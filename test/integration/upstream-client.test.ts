@@ -11,8 +11,8 @@ import {
   UpstreamUnauthorizedError,
   UpstreamUnavailableError,
 } from '../../src/main/errors.js';
-import { UpstreamClient, type UpstreamTarget, USER_AGENT } from '../../src/main/mirror/upstream.js';
-import { CredentialStore } from '../../src/main/mirror/upstream-auth.js';
+import { UpstreamClient, type UpstreamTarget, USER_AGENT } from '../../src/main/pullthrough/upstream.js';
+import { CredentialStore } from '../../src/main/pullthrough/upstream-auth.js';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { run } from '../harness/process.js';

@@ -1,9 +1,9 @@
 import type { RegistryConfig } from '../config/commands.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { Advertiser } from '../mirror/advertiser.js';
-import { MirroringStore } from '../mirror/mirroring-store.js';
-import { PeerAuth } from '../mirror/peer-auth.js';
+import { MirroringStore } from '../peer/mirroring-store.js';
+import { PeerAuth } from '../peer/peer-auth.js';
+import { Advertiser } from '../routing/advertiser.js';
 import type { Libp2pRouter } from '../routing/libp2p/router.js';
 import type { ContentStore } from '../store/store.js';
 import type { VerifyPool } from '../verify/pool.js';

@@ -5,12 +5,12 @@ import { ContainerdStore } from '../containerd/store.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { TagInvalidator } from '../mirror/tag-invalidator.js';
 import { canonicalImageName } from '../oci/reference.js';
 import { SideServer } from '../registry/side-server.js';
 import { type Bootstrapper, dnsBootstrap, httpBootstrap, staticBootstrap } from '../routing/bootstrap.js';
 import { EmbeddedStore } from '../store/embedded.js';
 import type { ContentStore } from '../store/store.js';
+import type { TagInvalidator } from '../tags/tag-invalidator.js';
 import { VerifyPool } from '../verify/pool.js';
 
 /** Where `shoal invalidate` POSTs on the node's admin address. */

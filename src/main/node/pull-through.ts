@@ -1,10 +1,10 @@
 import type { RegistryConfig } from '../config/commands.js';
 import { hostDirName } from '../containerd/hosts.js';
 import type { Logger } from '../log/logger.js';
-import { OwnerElection } from '../mirror/owner.js';
-import { PullThroughStore } from '../mirror/pull-through.js';
-import { UpstreamClient } from '../mirror/upstream.js';
-import { CredentialStore } from '../mirror/upstream-auth.js';
+import { OwnerElection } from '../pullthrough/owner.js';
+import { PullThroughStore } from '../pullthrough/pull-through.js';
+import { UpstreamClient } from '../pullthrough/upstream.js';
+import { CredentialStore } from '../pullthrough/upstream-auth.js';
 import type { EmbeddedStore } from '../store/embedded.js';
 import type { ContentStore } from '../store/store.js';
 import type { VerifyPool } from '../verify/pool.js';

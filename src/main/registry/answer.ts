@@ -1,7 +1,12 @@
 import { HeadersTooLargeError, UriTooLongError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { PEER_ID_HEADER, PEER_SIGNATURE_HEADER, PEER_TIME_HEADER } from '../mirror/peer-auth.js';
-import { MIRRORED_HEADER, OWNER_FETCH_HEADER } from '../mirror/peer-client.js';
+import {
+  MIRRORED_HEADER,
+  OWNER_FETCH_HEADER,
+  PEER_ID_HEADER,
+  PEER_SIGNATURE_HEADER,
+  PEER_TIME_HEADER,
+} from '../peer/protocol.js';
 import type { PullHandler, PullRequest } from './handler.js';
 import { errorReply, type Reply } from './reply.js';
 

@@ -1,7 +1,7 @@
 import { ManifestUnknownError, NameUnknownError, PaginationInvalidError } from '../errors.js';
-import type { Discovery } from '../mirror/discovery.js';
 import type { Digest } from '../oci/digest.js';
 import { MEDIA_TYPE_OCI_INDEX } from '../oci/media-types.js';
+import type { Discovery } from '../tags/discovery.js';
 import { withTimeout } from '../util/timeout.js';
 import type { PullRequest } from './handler.js';
 import { API_VERSION_HEADER, type Reply } from './reply.js';

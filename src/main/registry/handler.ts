@@ -7,14 +7,14 @@ import {
   NameUnknownError,
   PeerUnauthorizedError,
 } from '../errors.js';
-import type { Discovery } from '../mirror/discovery.js';
-import type { PeerClaim, SignedRequest } from '../mirror/peer-auth.js';
-import { TAG_CONFIRMED_HEADER } from '../mirror/peer-client.js';
 import { acceptsManifest, MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
 import { parseRegistryHost, registryInPath } from '../oci/reference.js';
+import type { PeerClaim, SignedRequest } from '../peer/peer-auth.js';
+import { TAG_CONFIRMED_HEADER } from '../peer/protocol.js';
 import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from '../store/store.js';
+import type { Discovery } from '../tags/discovery.js';
 import { withTimeout } from '../util/timeout.js';
 import { type DiscoveryReplyInit, referrersReply, tagListReply } from './discovery-replies.js';
 import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
-import type { Router } from '../routing/router.js';
 import type { ContentStore } from '../store/store.js';
+import type { Router } from './router.js';
 
 export interface AdvertiserInit {
   /** Wait after a change before syncing, so one pull's burst of changes costs one sync; default 500 ms. */

@@ -14,8 +14,9 @@ import { LatencyTracker } from './latency.js';
 import { LookupCache } from './lookup-cache.js';
 import { PeerAuth, type SignedRequest } from './peer-auth.js';
 import { getPeerBody } from './peer-body.js';
-import { PeerRequestError, requestPeer, TAG_CONFIRMED_HEADER } from './peer-client.js';
+import { PeerRequestError, requestPeer } from './peer-client.js';
 import { PeerBlobReader, type PeerStream } from './peer-reader.js';
+import { TAG_CONFIRMED_HEADER } from './protocol.js';
 import { ResolveWait } from './resolve-wait.js';
 
 export interface MirroringStoreInit {

@@ -1,18 +1,7 @@
 import { Agent, type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
 import { ShoalError, type ShoalErrorOptions } from '../errors.js';
 import { MANIFEST_ACCEPT } from '../oci/media-types.js';
-
-/**
- * Marks a request as coming from a peer: the receiver serves it from its own store only, so requests never
- * loop. It grants nothing else, and only a request signed by a member may carry it (see PeerAuth).
- */
-export const MIRRORED_HEADER = 'x-shoal-mirrored';
-
-/** Sent to the node elected to fetch a digest from upstream: it fetches itself and never forwards again. */
-export const OWNER_FETCH_HEADER = 'x-shoal-owner-fetch';
-
-/** On a manifest answered by tag: when a registry last confirmed the tag names it (ms since the epoch). */
-export const TAG_CONFIRMED_HEADER = 'x-shoal-tag-confirmed';
+import { MIRRORED_HEADER, OWNER_FETCH_HEADER } from './protocol.js';
 
 export class PeerRequestError extends ShoalError {
   override readonly code = 'PEER_REQUEST_FAILED';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ResolveWait } from '../../../src/main/mirror/resolve-wait.js';
+import { ResolveWait } from '../../../src/main/peer/resolve-wait.js';
 
 describe('ResolveWait', () => {
   it('waits up to the cap until it has seen enough lookups to judge', () => {

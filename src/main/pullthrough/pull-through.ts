@@ -5,13 +5,13 @@ import type { Logger } from '../log/logger.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MANIFEST_ACCEPT, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
+import { PeerAuth } from '../peer/peer-auth.js';
+import { PeerRequestError, requestOwner } from '../peer/peer-client.js';
 import type { Router } from '../routing/router.js';
 import type { EmbeddedStore } from '../store/embedded.js';
 import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
 import type { DigestVerifier } from '../verify/verifier.js';
 import type { OwnerElection } from './owner.js';
-import { PeerAuth } from './peer-auth.js';
-import { PeerRequestError, requestOwner } from './peer-client.js';
 import { Spool } from './spool.js';
 import type { UpstreamClient, UpstreamResponse } from './upstream.js';
 

@@ -4,10 +4,10 @@ import type { Logger } from '../log/logger.js';
 import type { Digest } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCI_INDEX } from '../oci/media-types.js';
 import { imageName } from '../oci/reference.js';
+import type { UpstreamClient } from '../pullthrough/upstream.js';
 import type { ContentStore } from '../store/store.js';
 import { setBounded } from '../util/bounded-map.js';
 import type { TagBook } from './tag-book.js';
-import type { UpstreamClient } from './upstream.js';
 
 /** The content-discovery half of the pull API: tag lists and referrers. */
 export interface Discovery {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { TagBook } from '../../../src/main/mirror/tag-book.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
+import { TagBook } from '../../../src/main/tags/tag-book.js';
 import { removeDir, shortTempDir } from '../../harness/tmp.js';
 
 const D1 = `sha256:${'1'.repeat(64)}` as Digest;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TagBook } from '../../../src/main/mirror/tag-book.js';
-import { TagInvalidator } from '../../../src/main/mirror/tag-invalidator.js';
 import { MemoryNetwork, MemoryRouter } from '../../../src/main/routing/memory.js';
+import { TagBook } from '../../../src/main/tags/tag-book.js';
+import { TagInvalidator } from '../../../src/main/tags/tag-invalidator.js';
 
 const NAME = 'docker.io/library/app:v1';
 

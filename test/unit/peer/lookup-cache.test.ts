@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LookupCache } from '../../../src/main/mirror/lookup-cache.js';
+import { LookupCache } from '../../../src/main/peer/lookup-cache.js';
 import type { Provider, Router } from '../../../src/main/routing/router.js';
 
 /** A router whose lookups are counted and yield its providers slowly; `now` is what it knows of each now. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hedgedRace } from '../../../src/main/mirror/hedge.js';
+import { hedgedRace } from '../../../src/main/peer/hedge.js';
 import type { Provider } from '../../../src/main/routing/router.js';
 
 const provider = (id: string): Provider => ({ id, registry: `http://${id}` });

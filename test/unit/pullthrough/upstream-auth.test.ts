@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../../../src/main/errors.js';
-import { upstreamOrigin } from '../../../src/main/mirror/upstream.js';
-import { CredentialStore, parseChallenge } from '../../../src/main/mirror/upstream-auth.js';
+import { upstreamOrigin } from '../../../src/main/pullthrough/upstream.js';
+import { CredentialStore, parseChallenge } from '../../../src/main/pullthrough/upstream-auth.js';
 
 describe('upstream registry addressing', () => {
   it('sends docker.io to registry-1.docker.io over https, and insecure hosts over http', () => {

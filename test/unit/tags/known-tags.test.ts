@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ManifestUnknownError } from '../../../src/main/errors.js';
-import { BookedStore, KnownTagsStore } from '../../../src/main/mirror/known-tags.js';
-import { TagBook } from '../../../src/main/mirror/tag-book.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { MemoryStore } from '../../../src/main/store/memory.js';
 import type { ContentStore, Descriptor } from '../../../src/main/store/store.js';
+import { BookedStore, KnownTagsStore } from '../../../src/main/tags/known-tags.js';
+import { TagBook } from '../../../src/main/tags/tag-book.js';
 
 const REG = '127.0.0.1:5000';
 

@@ -1,10 +1,6 @@
 import { PeerUnauthorizedError } from '../errors.js';
 import type { Router } from '../routing/router.js';
-
-/** Who a peer request says it is from, when it was signed, and the signature (base64url). */
-export const PEER_ID_HEADER = 'x-shoal-peer';
-export const PEER_TIME_HEADER = 'x-shoal-peer-time';
-export const PEER_SIGNATURE_HEADER = 'x-shoal-peer-signature';
+import { PEER_ID_HEADER, PEER_SIGNATURE_HEADER, PEER_TIME_HEADER } from './protocol.js';
 
 /** Longer than any peer id: such a claim is refused before any work. */
 const MAX_PEER_ID = 128;

@@ -7,9 +7,9 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContentCorruptError, StoreUnavailableError } from '../../../src/main/errors.js';
-import { Spool } from '../../../src/main/mirror/spool.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import type { ByteRange } from '../../../src/main/oci/range.js';
+import { Spool } from '../../../src/main/pullthrough/spool.js';
 import type { VerifyPool } from '../../../src/main/verify/pool.js';
 import { startVerifier } from '../../harness/verifier.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UpstreamRefusedError } from '../../../src/main/errors.js';
-import { isRefusedAddress, UpstreamGuard } from '../../../src/main/mirror/upstream-guard.js';
+import { isRefusedAddress, UpstreamGuard } from '../../../src/main/pullthrough/upstream-guard.js';
 
 describe('UpstreamGuard', () => {
   it('classifies loopback, link-local, private and special addresses as refused', () => {

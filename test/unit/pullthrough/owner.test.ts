@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { before, describe, it } from 'node:test';
-import { OwnerElection } from '../../../src/main/mirror/owner.js';
+import { OwnerElection } from '../../../src/main/pullthrough/owner.js';
 
 const digests = Array.from(
   { length: 2000 },

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
-import { MIRRORED_HEADER, PeerRequestError } from './peer-client.js';
+import { PeerRequestError } from './peer-client.js';
+import { MIRRORED_HEADER } from './protocol.js';
 
 /** Bytes a connection reads into at a time; reused for every read, so no memory is allocated per chunk. */
 const READ_BUFFER_BYTES = 512 << 10;

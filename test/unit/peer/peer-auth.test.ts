@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PeerUnauthorizedError } from '../../../src/main/errors.js';
-import {
-  PEER_ID_HEADER,
-  PEER_SIGNATURE_HEADER,
-  PEER_TIME_HEADER,
-  PeerAuth,
-  type SignedRequest,
-} from '../../../src/main/mirror/peer-auth.js';
+import { PeerAuth, type SignedRequest } from '../../../src/main/peer/peer-auth.js';
+import { PEER_ID_HEADER, PEER_SIGNATURE_HEADER, PEER_TIME_HEADER } from '../../../src/main/peer/protocol.js';
 import { MemoryNetwork, MemoryRouter } from '../../../src/main/routing/memory.js';
 
 async function cluster(): Promise<{
