@@ -1,10 +1,11 @@
 import { BlobUnknownError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { Metrics } from '../metrics/metrics.js';
-import { type Digest, isDigest } from '../oci/digest.js';
-import { isManifestMediaType, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
+import type { Digest } from '../oci/digest.js';
+import { isManifestMediaType } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
 import type { Provider, Router } from '../routing/router.js';
+import { PassThroughStore } from '../store/pass-through.js';
 import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
 import { setBounded } from '../util/bounded-map.js';
 import type { DigestVerifier, Verdict } from '../verify/verifier.js';
@@ -12,11 +13,12 @@ import { VerifyingReader } from '../verify/verifying-reader.js';
 import { type Attempt, hedgedRace } from './hedge.js';
 import { LatencyTracker } from './latency.js';
 import { LookupCache } from './lookup-cache.js';
-import { PeerAuth, type SignedRequest } from './peer-auth.js';
+import { Membership } from './membership.js';
+import { PeerAuth } from './peer-auth.js';
 import { getPeerBody } from './peer-body.js';
 import { PeerRequestError, requestPeer } from './peer-client.js';
 import { PeerBlobReader, type PeerStream } from './peer-reader.js';
-import { TAG_CONFIRMED_HEADER } from './protocol.js';
+import { describedBy, peerGet, peerPath } from './protocol.js';
 import { ResolveWait } from './resolve-wait.js';
 
 export interface MirroringStoreInit {
@@ -51,17 +53,6 @@ export interface MirroringStoreDeps {
   log?: Logger;
 }
 
-// Peers serve digests whatever the repository; without an origin this name only satisfies the grammar.
-const PEER_REPOSITORY = 'shoal/peer';
-
-/**
- * Where on a peer a digest is asked for: under the repository and registry the client asked for, so the
- * peer applies the same filters and mirrored registries to it as to any request.
- */
-function peerPath(kind: 'blobs' | 'manifests', digest: Digest, origin: ContentOrigin | undefined): string {
-  if (origin === undefined) return `/v2/${PEER_REPOSITORY}/${kind}/${digest}`;
-  return `/v2/${origin.repository}/${kind}/${digest}?ns=${encodeURIComponent(origin.registry)}`;
-}
 const HEDGE_MIN_MS = 10;
 const HEDGE_MAX_MS = 1000;
 const REMOTE_DESCRIPTORS = 4096;
@@ -75,14 +66,12 @@ const REMOTE_DESCRIPTORS = 4096;
  * ranged request is cut from the whole body, and the last bytes go out only once the digest matches. A
  * peer whose bytes fail is quarantined, counted and told, so it re-checks its copy.
  */
-export class MirroringStore implements ContentStore {
-  readonly kind: string;
-  readonly #local: ContentStore;
+export class MirroringStore extends PassThroughStore {
   readonly #router: Router;
   readonly #auth: PeerAuth;
   readonly #lookups: LookupCache;
   readonly #latency = new LatencyTracker();
-  readonly #quarantine = new Map<string, number>();
+  readonly #membership: Membership;
   /**
    * Descriptors peers gave for digests (content is immutable, so they never go stale): the handler stats
    * a digest and then opens it, and the open must not ask the peers the same question again.
@@ -100,11 +89,12 @@ export class MirroringStore implements ContentStore {
   readonly #log: Logger | undefined;
 
   constructor(deps: MirroringStoreDeps, init: MirroringStoreInit = {}) {
-    this.#local = deps.local;
+    super(deps.local, `${deps.local.kind}+peers`);
     this.#router = deps.router;
     this.#auth = deps.auth ?? new PeerAuth({ router: deps.router });
     this.#verifier = deps.verifier;
     this.#metrics = deps.metrics ?? new Metrics();
+    this.#membership = new Membership({ setAside: this.#metrics.peerQuarantines });
     this.#log = deps.log;
     this.#resolveWait = new ResolveWait(
       { log: deps.log },
@@ -122,7 +112,6 @@ export class MirroringStore implements ContentStore {
       { refreshMs: init.lookupRefreshMs ?? 5000 },
     );
     this.#metrics.watchResolveTimeout(() => this.#resolveWait.ms / 1000);
-    this.kind = `${deps.local.kind}+peers`;
     this.#maxAttempts = init.maxAttempts ?? 3;
     this.#peerTimeoutMs = init.peerTimeoutMs ?? 3000;
     this.#readTimeoutMs = init.readTimeoutMs ?? 5000;
@@ -131,32 +120,19 @@ export class MirroringStore implements ContentStore {
     this.#chunkBytes = init.chunkBytes ?? 1 << 20;
   }
 
-  start(): Promise<void> {
-    return this.#local.start();
-  }
-  stop(): Promise<void> {
-    return this.#local.stop();
-  }
-  /** Only what this node holds itself is ever advertised. */
-  listKeys(): Promise<Set<string>> {
-    return this.#local.listKeys();
-  }
-  onChange(listener: () => void): () => void {
-    return this.#local.onChange(listener);
-  }
-  async ready(): Promise<boolean> {
-    return (await this.#local.ready()) && this.#router.ready();
+  override async ready(): Promise<boolean> {
+    return (await this.inner.ready()) && this.#router.ready();
   }
 
-  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
-    const local = await this.#local.resolve(registry, repository, tag);
+  override async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+    const local = await this.inner.resolve(registry, repository, tag);
     if (local !== undefined) return local;
     const path = `/v2/${repository}/manifests/${tag}?ns=${encodeURIComponent(registry)}`;
     return this.#describe(`${registry}/${repository}:${tag}`, [path]);
   }
 
-  async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
-    const local = await this.#local.stat(digest);
+  override async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
+    const local = await this.inner.stat(digest);
     if (local !== undefined) return local;
     // A peer serves a manifest only from /manifests/, so ask where the client asked first, then the other.
     const kinds =
@@ -170,10 +146,10 @@ export class MirroringStore implements ContentStore {
     return remote;
   }
 
-  async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
+  override async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
     try {
       // The handler has just stat'ed this digest; a local hit is opened without asking again.
-      return await this.#local.open(digest, range);
+      return await this.inner.open(digest, range);
     } catch (err) {
       if (!(err instanceof BlobUnknownError)) throw err;
     }
@@ -185,7 +161,7 @@ export class MirroringStore implements ContentStore {
     const fetched = verifier === undefined ? range : { start: 0, end: kind.size - 1 };
     const fetchFrom = async (offset: number, failed?: string): Promise<PeerStream | undefined> => {
       if (failed !== undefined) {
-        this.#setAside(failed, this.#quarantineMs, 'failed');
+        this.#membership.setAside(failed, this.#quarantineMs, 'failed');
         // The cached providers may hold only the peer that just died: resume from a fresh lookup.
         this.#lookups.forget(digest);
       }
@@ -229,20 +205,12 @@ export class MirroringStore implements ContentStore {
       'peer content failed its digest check; cutting the response and setting the peers aside',
     );
     for (const peer of peers.keys()) {
-      this.#setAside(peer, this.#corruptQuarantineMs, 'corrupt');
+      this.#membership.setAside(peer, this.#corruptQuarantineMs, 'corrupt');
       const report = { kind: 'corrupt', digest: descriptor.digest } as const;
       void this.#router.tell(peer, report, AbortSignal.timeout(this.#peerTimeoutMs));
     }
     this.#lookups.forget(descriptor.digest);
     this.#remote.delete(descriptor.digest);
-  }
-
-  #setAside(peer: string, ms: number, reason: 'failed' | 'corrupt'): void {
-    const until = Date.now() + ms;
-    // A shorter quarantine for a failure never cuts a longer one for corruption short.
-    if ((this.#quarantine.get(peer) ?? 0) >= until) return;
-    this.#quarantine.set(peer, until);
-    this.#metrics.peerQuarantines.inc({ reason });
   }
 
   #remember(descriptor: Descriptor): void {
@@ -272,18 +240,7 @@ export class MirroringStore implements ContentStore {
       gone,
     );
     if (won === undefined) return undefined;
-    const response = won.result;
-    const digest = response.headers['docker-content-digest'];
-    const size = Number(response.headers['content-length']);
-    const contentType = response.headers['content-type'];
-    if (typeof digest !== 'string' || !isDigest(digest) || !Number.isSafeInteger(size) || size < 0) {
-      return undefined;
-    }
-    const mediaType = isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
-    const confirmedAt = Number(response.headers[TAG_CONFIRMED_HEADER]);
-    return Number.isSafeInteger(confirmedAt) && confirmedAt > 0
-      ? { digest: digest as Digest, size, mediaType, confirmedAt }
-      : { digest: digest as Digest, size, mediaType };
+    return describedBy(won.result.headers);
   }
 
   /**
@@ -307,14 +264,15 @@ export class MirroringStore implements ContentStore {
         // tag it no longer serves): set aside, it would be skipped for every other key too.
         const answered = err instanceof PeerRequestError && err.answered;
         if (!signal.aborted) this.#log?.debug({ key, peer: provider.id, err }, 'peer attempt failed');
-        if (!signal.aborted && !answered) this.#setAside(provider.id, this.#quarantineMs, 'failed');
+        if (!signal.aborted && !answered)
+          this.#membership.setAside(provider.id, this.#quarantineMs, 'failed');
         // Either way it is not handed out for this key again; the lookup cache refreshes the key.
         if (!signal.aborted) this.#lookups.failed(key, provider.id);
         throw err;
       }
     };
     try {
-      const won = await hedgedRace(this.#live(this.#lookups.lookup(key, lookup.signal)), timed, {
+      const won = await hedgedRace(this.#membership.live(this.#lookups.lookup(key, lookup.signal)), timed, {
         maxAttempts: this.#maxAttempts,
         hedgeDelayMs: Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, this.#latency.quantile(0.9, 100))),
         firstProviderTimeoutMs: this.#resolveWait.ms,
@@ -328,15 +286,4 @@ export class MirroringStore implements ContentStore {
       lookup.abort();
     }
   }
-
-  async *#live(providers: AsyncIterable<Provider>): AsyncIterable<Provider> {
-    for await (const provider of providers) {
-      if ((this.#quarantine.get(provider.id) ?? 0) <= Date.now()) yield provider;
-    }
-  }
-}
-
-/** A mirrored request to a peer, as its signature covers it. */
-function peerGet(method: 'GET' | 'HEAD', target: string, range: string | undefined): SignedRequest {
-  return { method, target, range, mirrored: true, ownerFetch: false };
 }

@@ -1,19 +1,19 @@
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BlobUnknownError, ManifestUnknownError, UpstreamUnavailableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MANIFEST_ACCEPT, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
 import { PeerAuth } from '../peer/peer-auth.js';
-import { PeerRequestError, requestOwner } from '../peer/peer-client.js';
 import type { Router } from '../routing/router.js';
 import type { EmbeddedStore } from '../store/embedded.js';
+import { PassThroughStore } from '../store/pass-through.js';
 import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
 import type { DigestVerifier } from '../verify/verifier.js';
 import type { OwnerElection } from './owner.js';
+import { Owners } from './owners.js';
 import { Spool } from './spool.js';
-import type { UpstreamClient, UpstreamResponse } from './upstream.js';
+import type { UpstreamClient } from './upstream.js';
 
 /** A download under way, with the media type its source gave it. */
 interface Download {
@@ -34,9 +34,6 @@ export interface PullThroughInit {
   minBytesPerSecond?: number;
 }
 
-/** How long to wait before asking again an owner that did not recognise this node as a member. */
-const OWNER_RECHECK_MS = 1000;
-
 /**
  * With `--upstream-fallback`: what neither this node nor its peers hold is fetched from the registry
  * itself. Concurrent requests for one digest share one download (a Spool) that they all read as it grows;
@@ -44,20 +41,14 @@ const OWNER_RECHECK_MS = 1000;
  * then on. Tags ask upstream first, so a moved tag is seen at once, and fall back to what the node and its
  * peers know when upstream does not answer (the tag book, above this store, remembers upstream's answers).
  */
-export class PullThroughStore implements ContentStore {
-  readonly kind: string;
-  readonly #inner: ContentStore;
+export class PullThroughStore extends PassThroughStore {
   readonly #cache: EmbeddedStore;
   readonly #upstream: UpstreamClient;
   readonly #verifier: DigestVerifier;
   readonly #log: Logger | undefined;
-  readonly #router: Router | undefined;
-  readonly #election: OwnerElection | undefined;
-  readonly #auth: PeerAuth | undefined;
-  readonly #ownerTimeoutMs: number;
-  readonly #ownerRetryMs: number;
+  /** With P2P on: the nodes elected to fetch each digest. */
+  readonly #owners: Owners | undefined;
   /** Owners that failed lately, passed over until the time given. */
-  readonly #failedOwners = new Map<string, number>();
   readonly #tagTimeoutMs: number;
   readonly #stallMs: number;
   readonly #minRate: number;
@@ -80,43 +71,33 @@ export class PullThroughStore implements ContentStore {
     },
     init: PullThroughInit = {},
   ) {
-    this.#inner = deps.inner;
+    super(deps.inner, `${deps.inner.kind}+upstream`);
     this.#cache = deps.cache;
     this.#upstream = deps.upstream;
     this.#verifier = deps.verifier;
     this.#log = deps.log;
-    this.#router = deps.router;
-    this.#election = deps.election;
-    this.#auth = deps.auth ?? (deps.router === undefined ? undefined : new PeerAuth({ router: deps.router }));
-    this.#ownerTimeoutMs = init.ownerTimeoutMs ?? 15_000;
-    this.#ownerRetryMs = init.ownerRetryMs ?? 30_000;
-    this.kind = `${deps.inner.kind}+upstream`;
+    this.#owners =
+      deps.router === undefined || deps.election === undefined
+        ? undefined
+        : new Owners(
+            {
+              router: deps.router,
+              election: deps.election,
+              auth: deps.auth ?? new PeerAuth({ router: deps.router }),
+              log: deps.log,
+            },
+            { ownerTimeoutMs: init.ownerTimeoutMs ?? 15_000, ownerRetryMs: init.ownerRetryMs ?? 30_000 },
+          );
     this.#tagTimeoutMs = init.tagTimeoutMs ?? 2000;
     this.#stallMs = init.stallMs ?? 30_000;
     this.#minRate = init.minBytesPerSecond ?? 0;
-  }
-
-  start(): Promise<void> {
-    return this.#inner.start();
-  }
-  stop(): Promise<void> {
-    return this.#inner.stop();
-  }
-  listKeys(): Promise<Set<string>> {
-    return this.#inner.listKeys();
-  }
-  onChange(listener: () => void): () => void {
-    return this.#inner.onChange(listener);
-  }
-  ready(): Promise<boolean> {
-    return this.#inner.ready();
   }
 
   /**
    * Upstream is the authority for tags: its answer (confirmed now) wins, and its "no such tag" is final.
    * Only when it does not answer do the node's and its peers' last-known-good mappings resolve the tag.
    */
-  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  override async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
     const origin: ContentOrigin = { registry, repository, kind: 'manifests' };
     let named: { digest: Digest; mediaType: string };
     try {
@@ -127,7 +108,7 @@ export class PullThroughStore implements ContentStore {
         { err, registry, repository, tag },
         'upstream did not resolve the tag; using what is known',
       );
-      return this.#inner.resolve(registry, repository, tag);
+      return this.inner.resolve(registry, repository, tag);
     }
     // The HEAD names the digest; the size comes from bytes that are checked (held, or being fetched).
     const held = await this.stat(named.digest, origin);
@@ -141,8 +122,8 @@ export class PullThroughStore implements ContentStore {
    * the body is held to, byte for byte and by digest, never an unchecked HEAD's (an upstream that answered
    * HEAD with a smaller size got clients a complete-looking response of the wrong bytes).
    */
-  async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
-    const held = await this.#inner.stat(digest, origin);
+  override async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
+    const held = await this.inner.stat(digest, origin);
     // A client that left starts no download: nobody would read it.
     if (held !== undefined || origin === undefined || origin.signal?.aborted === true) return held;
     // As in open: the download may have been committed (and its spool forgotten) while the peers were asked.
@@ -156,13 +137,13 @@ export class PullThroughStore implements ContentStore {
       return { digest, size: download.spool.size, mediaType: download.mediaType };
     } catch (err) {
       if (err instanceof BlobUnknownError || err instanceof ManifestUnknownError) return undefined;
-      return this.#secondChance(err, () => this.#inner.stat(digest, origin));
+      return this.#secondChance(err, () => this.inner.stat(digest, origin));
     }
   }
 
-  async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
+  override async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
     try {
-      return await this.#inner.open(digest, range, origin);
+      return await this.inner.open(digest, range, origin);
     } catch (err) {
       if (!(err instanceof BlobUnknownError)) throw err;
     }
@@ -178,7 +159,7 @@ export class PullThroughStore implements ContentStore {
     try {
       download = await this.#spool(digest, origin);
     } catch (err) {
-      return this.#secondChance(err, () => this.#inner.open(digest, range, origin));
+      return this.#secondChance(err, () => this.inner.open(digest, range, origin));
     }
     return download.spool.reader(range);
   }
@@ -210,7 +191,7 @@ export class PullThroughStore implements ContentStore {
   }
 
   async #startSpool(digest: Digest, origin: ContentOrigin): Promise<Download> {
-    const fromOwner = origin.forwarded === true ? undefined : await this.#askOwner(digest, origin);
+    const fromOwner = origin.forwarded === true ? undefined : await this.#owners?.ask(digest, origin);
     const response =
       fromOwner?.response ??
       (await this.#upstream.request(
@@ -251,69 +232,12 @@ export class PullThroughStore implements ContentStore {
         { err, digest, from: fromOwner?.owner ?? 'upstream' },
         'a pull-through download failed; the next request starts another',
       );
-      if (fromOwner !== undefined) this.#ownerFailed(fromOwner.owner);
+      if (fromOwner !== undefined) this.#owners?.failed(fromOwner.owner);
     });
     const contentType = response.headers['content-type'];
     const mediaType =
       origin.kind === 'manifests' && isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
     return { spool, mediaType };
-  }
-
-  /**
-   * With P2P on, the node with the highest rendezvous score among the live members fetches each digest from
-   * upstream, and the others stream from it: one upstream download per digest for the whole cluster.
-   * Undefined when this node is the owner, or the owner cannot be reached: then this node fetches itself,
-   * so coalescing never becomes a single point of failure.
-   */
-  async #askOwner(
-    digest: Digest,
-    origin: ContentOrigin,
-  ): Promise<{ owner: string; response: UpstreamResponse } | undefined> {
-    const router = this.#router;
-    const election = this.#election;
-    const auth = this.#auth;
-    if (router === undefined || election === undefined || auth === undefined) return undefined;
-    const now = Date.now();
-    const members = [router.selfId, ...router.members()].filter(
-      (id) => (this.#failedOwners.get(id) ?? 0) <= now,
-    );
-    const owner = election.owner(digest, members);
-    this.#log?.debug({ digest, owner, self: router.selfId, members: members.length }, 'owner elected');
-    if (owner === undefined || owner === router.selfId) return undefined;
-    try {
-      const provider = await router.provider(owner, AbortSignal.timeout(this.#ownerTimeoutMs));
-      if (provider === undefined) throw new Error('unreachable');
-      const path = `/v2/${origin.repository}/${origin.kind}/${digest}?ns=${encodeURIComponent(origin.registry)}`;
-      const signed = { method: 'GET', target: path, range: undefined, mirrored: false, ownerFetch: true };
-      const ask = async (): Promise<UpstreamResponse> =>
-        requestOwner(
-          provider.registry,
-          path,
-          origin.kind,
-          this.#ownerTimeoutMs,
-          await auth.headers(owner, signed),
-        );
-      let response: UpstreamResponse;
-      try {
-        response = await ask();
-      } catch (err) {
-        // 401: the owner does not count this node a member at this moment (its liveness check timed out on
-        // a busy node, or its dial back did). Views settle within a second; fetching here instead would take
-        // the digest from upstream a second time.
-        if (!(err instanceof PeerRequestError && err.peerStatus === 401)) throw err;
-        this.#log?.info({ digest, owner }, 'the owner did not recognise this node; asking again');
-        await sleep(OWNER_RECHECK_MS);
-        response = await ask();
-      }
-      return { owner, response };
-    } catch (err) {
-      this.#log?.warn({ err, digest, owner }, 'the owner of this digest failed; fetching from upstream');
-      // An owner that answered (404: upstream has no such digest, or it hit its own deadline under load) is
-      // alive: this digest is fetched here, and the owner is still asked for the others. Passing it over for
-      // every digest would send each one upstream a second time.
-      if (!(err instanceof PeerRequestError && err.answered)) this.#ownerFailed(owner);
-      return undefined;
-    }
   }
 
   /** The rest of `digest` from byte `offset`: only a 206 that starts there will do. */
@@ -329,10 +253,6 @@ export class PullThroughStore implements ContentStore {
     }
     this.#log?.info({ digest, offset }, 'pull-through download resumed');
     return response.body;
-  }
-
-  #ownerFailed(owner: string): void {
-    this.#failedOwners.set(owner, Date.now() + this.#ownerRetryMs);
   }
 
   /** HEADs `reference` upstream for the digest it names and its media type; its size is not trusted. */

@@ -14,8 +14,10 @@ import {
   UpstreamUnauthorizedError,
   UpstreamUnavailableError,
 } from '../errors.js';
-import { basicHeader, type Challenge, type CredentialStore, parseChallenge } from './upstream-auth.js';
+import { followRedirects } from './redirects.js';
+import { type CredentialStore, parseChallenge } from './upstream-auth.js';
 import { UpstreamGuard } from './upstream-guard.js';
+import { UpstreamTokens } from './upstream-token.js';
 
 /** Sent with every upstream request. */
 export const USER_AGENT = 'shoal-pull-through';
@@ -63,15 +65,6 @@ export interface UpstreamResponse {
   body: IncomingMessage;
 }
 
-interface CachedToken {
-  token: string;
-  expiresAt: number;
-}
-
-const DEFAULT_TOKEN_SECONDS = 60;
-/** Redirects followed per request: registries send one (to object storage or a CDN), rarely two. */
-export const MAX_REDIRECTS = 5;
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Connection errors that a retry within a second will not cure. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EREFUSEDADDRESS']);
 const RETRY_AFTER_CAP_MS = 5000;
@@ -89,20 +82,16 @@ export function upstreamOrigin(registry: string, insecure: ReadonlySet<string>):
  * registry and its token realm only: never to peers, never into logs.
  */
 export class UpstreamClient {
-  readonly #credentials: CredentialStore | undefined;
   readonly #insecure: ReadonlySet<string>;
   readonly #guard: UpstreamGuard;
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #backoffMs: number;
-  readonly #tokens = new Map<string, CachedToken>();
-  /** What each registry asked for last time, so the next request can answer up front. */
-  readonly #challenges = new Map<string, Challenge>();
+  readonly #tokens: UpstreamTokens;
   readonly #http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
   readonly #https = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
 
   constructor(deps: { credentials?: CredentialStore | undefined }, init: UpstreamClientInit) {
-    this.#credentials = deps.credentials;
     this.#guard = new UpstreamGuard({
       registries: init.mirroredRegistries,
       privateHosts: init.privateHosts ?? [],
@@ -111,10 +100,16 @@ export class UpstreamClient {
     this.#timeoutMs = init.timeoutMs ?? 10_000;
     this.#retries = init.retries ?? 2;
     this.#backoffMs = init.backoffMs ?? 200;
+    this.#tokens = new UpstreamTokens(
+      { credentials: deps.credentials, guard: this.#guard },
+      { timeoutMs: this.#timeoutMs },
+    );
   }
 
   /** Tokens fetched so far (for tests of the cache). */
-  tokensFetched = 0;
+  get tokensFetched(): number {
+    return this.#tokens.fetched;
+  }
 
   /**
    * Resolves at the headers of a 2xx answer. 404 becomes BlobUnknown/ManifestUnknown; 401/403 after the
@@ -208,9 +203,8 @@ export class UpstreamClient {
   }
 
   /**
-   * One request through the auth flow, then through the redirects a registry sends for blobs (signed URLs on
-   * object storage or a CDN). Each hop must pass the guard, never downgrades https to http, and carries the
-   * registry's Authorization only while it stays on the registry's own origin.
+   * One request through the auth flow, then through the redirects a registry sends for blobs (see
+   * `followRedirects`); the registry's Authorization goes only to its own origin.
    */
   async #followed(
     registry: string,
@@ -218,35 +212,14 @@ export class UpstreamClient {
     scope: string,
     opts: SendOptions,
   ): Promise<{ response: UpstreamResponse; foreign: boolean }> {
-    let response = await this.#authorized(registry, url, scope, opts);
     const origin = new URL(url).origin;
-    let current = new URL(url);
-    for (let hop = 0; REDIRECTS.has(response.status); hop++) {
-      const location = response.headers.location;
-      response.body.resume();
-      if (location === undefined || location === '') {
-        throw new UpstreamRefusedError(`${registry} answered ${response.status} without a Location`);
-      }
-      if (hop >= MAX_REDIRECTS) {
-        throw new UpstreamRefusedError(`${registry} redirected more than ${MAX_REDIRECTS} times`);
-      }
-      let next: URL;
-      try {
-        next = new URL(location, current);
-      } catch (cause) {
-        throw new UpstreamRefusedError(`${registry} redirected to an invalid Location`, { cause });
-      }
-      if (current.protocol === 'https:' && next.protocol !== 'https:') {
-        throw new UpstreamRefusedError(`${registry} redirected from https to ${next.protocol}`);
-      }
-      await this.#guard.checkUrl(next);
-      current = next;
-      response =
+    return followRedirects(registry, new URL(url), await this.#authorized(registry, url, scope, opts), {
+      check: (next) => this.#guard.checkUrl(next),
+      ask: (next) =>
         next.origin === origin
-          ? await this.#authorized(registry, next.href, scope, opts)
-          : await this.#send(next.href, opts, undefined);
-    }
-    return { response, foreign: current.origin !== origin };
+          ? this.#authorized(registry, next.href, scope, opts)
+          : this.#send(next.href, opts, undefined),
+    });
   }
 
   /** One request through the auth flow: answer a known challenge up front, or learn it from a 401. */
@@ -256,108 +229,19 @@ export class UpstreamClient {
     scope: string,
     opts: SendOptions,
   ): Promise<UpstreamResponse> {
-    const known = this.#challenges.get(registry);
-    const upFront = known === undefined ? undefined : await this.#answer(registry, known, scope, false);
+    const known = this.#tokens.challengeOf(registry);
+    const upFront =
+      known === undefined ? undefined : await this.#tokens.answer(registry, known, scope, false);
     const first = await this.#send(url, opts, upFront);
     if (first.status !== 401) return first;
     const challenge = parseChallenge(first.headers['www-authenticate'] as string | undefined);
     if (challenge === undefined) return first;
     first.body.resume();
-    this.#challenges.set(registry, challenge);
+    this.#tokens.learn(registry, challenge);
     // A cached token the registry refused (expired early, revoked) is dropped and fetched anew, once.
-    const answer = await this.#answer(registry, challenge, scope, true);
+    const answer = await this.#tokens.answer(registry, challenge, scope, true);
     if (answer === undefined) return first;
     return this.#send(url, opts, answer);
-  }
-
-  /** The Authorization header for `challenge`, or undefined when there is nothing to answer with. */
-  async #answer(
-    registry: string,
-    challenge: Challenge,
-    scope: string,
-    refresh: boolean,
-  ): Promise<string | undefined> {
-    const credential = this.#credentials?.get(registry);
-    if (challenge.scheme === 'basic') {
-      return credential?.kind === 'basic' ? basicHeader(credential) : undefined;
-    }
-    if (credential?.kind === 'registry-token') return `Bearer ${credential.token}`;
-    const key = `${registry}\n${scope}`;
-    const cached = this.#tokens.get(key);
-    if (!refresh && cached !== undefined && cached.expiresAt > Date.now()) return `Bearer ${cached.token}`;
-    this.#tokens.delete(key);
-    const token = await this.#fetchToken(registry, challenge, scope);
-    this.#tokens.set(key, token);
-    return `Bearer ${token.token}`;
-  }
-
-  /** Asks the realm for a token; a refusal throws UpstreamUnauthorized and nothing is cached. */
-  async #fetchToken(
-    registry: string,
-    challenge: Extract<Challenge, { scheme: 'bearer' }>,
-    scope: string,
-  ): Promise<CachedToken> {
-    const credential = this.#credentials?.get(registry);
-    const realm = new URL(challenge.realm);
-    // The realm is the registry's choice of host: never one on the node's own networks.
-    await this.#guard.checkUrl(realm);
-    const form = new URLSearchParams({ scope });
-    if (challenge.service !== undefined) form.set('service', challenge.service);
-    let response: Response;
-    try {
-      if (credential?.kind === 'identity-token') {
-        // OAuth2: trade the refresh token for an access token.
-        form.set('grant_type', 'refresh_token');
-        form.set('refresh_token', credential.token);
-        form.set('client_id', 'shoal');
-        response = await fetch(realm, {
-          method: 'POST',
-          body: form,
-          signal: AbortSignal.timeout(this.#timeoutMs),
-        });
-      } else {
-        for (const [name, value] of form) realm.searchParams.set(name, value);
-        const headers: Record<string, string> = {};
-        if (credential?.kind === 'basic') headers.authorization = basicHeader(credential);
-        response = await fetch(realm, { headers, signal: AbortSignal.timeout(this.#timeoutMs) });
-      }
-    } catch (cause) {
-      throw new UpstreamUnavailableError(`token service of ${registry} did not answer`, { cause });
-    }
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
-      throw new UpstreamUnauthorizedError(
-        `token service of ${registry} refused the credentials (${response.status})`,
-        {
-          detail: { upstreamStatus: response.status },
-        },
-      );
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new UpstreamUnavailableError(`token service of ${registry} answered ${response.status}`, {
-        detail: { upstreamStatus: response.status },
-      });
-    }
-    const body = (await response.json()) as {
-      token?: string;
-      access_token?: string;
-      expires_in?: number;
-      issued_at?: string;
-    };
-    const token = body.token ?? body.access_token;
-    if (typeof token !== 'string' || token === '') {
-      throw new UpstreamUnavailableError(`token service of ${registry} sent no token`);
-    }
-    this.tokensFetched++;
-    const lifetime =
-      typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
-    const issued =
-      body.issued_at === undefined
-        ? Date.now()
-        : Math.min(Date.now(), Date.parse(body.issued_at) || Date.now());
-    // Renew a little early, so a token never expires between the cache and the registry.
-    return { token, expiresAt: issued + lifetime * 1000 * 0.9 };
   }
 
   #send(url: string, opts: SendOptions, authorization: string | undefined): Promise<UpstreamResponse> {

@@ -7,8 +7,9 @@ import {
   PEER_SIGNATURE_HEADER,
   PEER_TIME_HEADER,
 } from '../peer/protocol.js';
-import type { PullHandler, PullRequest } from './handler.js';
+import type { PullHandler } from './handler.js';
 import { errorReply, type Reply } from './reply.js';
+import type { PullRequest } from './request.js';
 
 /** A request copied out of its transport, with the sizes the limits are checked against. */
 export interface CapturedRequest extends PullRequest {

@@ -3,8 +3,8 @@ import type { Digest } from '../oci/digest.js';
 import { MEDIA_TYPE_OCI_INDEX } from '../oci/media-types.js';
 import type { Discovery } from '../tags/discovery.js';
 import { withTimeout } from '../util/timeout.js';
-import type { PullRequest } from './handler.js';
-import { API_VERSION_HEADER, type Reply } from './reply.js';
+import { bodyReply, type Reply } from './reply.js';
+import type { PullRequest } from './request.js';
 
 /** What the content-discovery replies need of the handler. */
 export interface DiscoveryReplyInit {
@@ -51,18 +51,14 @@ export async function tagListReply(
   const page = after.slice(0, limit);
   const name = request.path.slice('/v2/'.length, -'/tags/list'.length);
   const body = Buffer.from(JSON.stringify({ name, tags: page }));
-  const headers: Array<readonly [string, string]> = [
-    ['Content-Type', 'application/json'],
-    ['Content-Length', String(body.length)],
-    API_VERSION_HEADER,
-  ];
+  const link: Array<readonly [string, string]> = [];
   if (after.length > page.length && page.length > 0) {
     const next = new URLSearchParams({ n: String(limit), last: page[page.length - 1] as string });
     const ns = params.get('ns');
     if (ns !== null) next.set('ns', ns);
-    headers.push(['Link', `</v2/${name}/tags/list?${next.toString()}>; rel="next"`]);
+    link.push(['Link', `</v2/${name}/tags/list?${next.toString()}>; rel="next"`]);
   }
-  return { kind: 'full', status: 200, headers, body: head ? undefined : body };
+  return bodyReply(200, 'application/json', body, head, link);
 }
 
 /** The referrers index of a digest (an empty one when none is known). */
@@ -88,11 +84,8 @@ export async function referrersReply(
           if (err instanceof ManifestUnknownError) return empty;
           throw err;
         });
-  const headers: Array<readonly [string, string]> = [
-    ['Content-Type', MEDIA_TYPE_OCI_INDEX],
-    ['Content-Length', String(index.body.length)],
-    API_VERSION_HEADER,
-  ];
-  if (index.filtered) headers.push(['OCI-Filters-Applied', 'artifactType']);
-  return { kind: 'full', status: 200, headers, body: head ? undefined : index.body };
+  const filtered: Array<readonly [string, string]> = index.filtered
+    ? [['OCI-Filters-Applied', 'artifactType']]
+    : [];
+  return bodyReply(200, MEDIA_TYPE_OCI_INDEX, index.body, head, filtered);
 }

@@ -17,33 +17,15 @@ import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from 
 import type { Discovery } from '../tags/discovery.js';
 import { withTimeout } from '../util/timeout.js';
 import { type DiscoveryReplyInit, referrersReply, tagListReply } from './discovery-replies.js';
-import { API_VERSION_HEADER, type Headers, type Reply } from './reply.js';
-
-/** The parts of a request the handler needs, copied out of the transport before any await. */
-export interface PullRequest {
-  method: string;
-  /** Raw path, still percent-encoded. */
-  path: string;
-  /** Raw query string without `?`. */
-  query: string;
-  range: string | undefined;
-  /** The client's Accept header: manifests of other types are not sent to it. */
-  accept?: string | undefined;
-  /** Sent by a peer shoal: answer from this node's own store only, so requests never loop. */
-  mirrored?: boolean;
-  /** Sent by a peer shoal that elected this node to fetch the content from upstream. */
-  ownerFetch?: boolean;
-  /** The member a peer request says it comes from, with its signature; checked before any peer treatment. */
-  peer?: PeerClaim | undefined;
-  /** Aborts when the client disconnects before its answer is complete. */
-  signal?: AbortSignal | undefined;
-  /**
-   * Where a blob's bytes are served instead (the blob listener, `--registry-blob-addr`): a blob GET that
-   * would stream gets a 307 there. Set by the front door, and called only for such a GET; absent, the bytes
-   * stream in this reply.
-   */
-  blobLocation?: (() => string) | undefined;
-}
+import {
+  API_VERSION_HEADER,
+  bodyReply,
+  type Headers,
+  type Reply,
+  redirectReply,
+  textReply,
+} from './reply.js';
+import type { PullRequest } from './request.js';
 
 export interface PullHandlerInit {
   /** Registry assumed when a request carries no `ns` parameter; default docker.io. */
@@ -121,7 +103,7 @@ export class PullHandler {
     if (request.path === '/readyz')
       return (await this.#ready()) ? textReply(200, 'ready', head) : textReply(503, 'not ready', head);
     const parsed = parsePullPath(request.path);
-    if (parsed.kind === 'ping') return jsonReply(PING_BODY, head);
+    if (parsed.kind === 'ping') return bodyReply(200, 'application/json', PING_BODY, head);
     const { registry, route } = this.#registryOf(request.query, parsed);
     // Filters, mirrored registries and --resolve-tags hold for every request, whoever sends it.
     this.#checkServed(registry, route);
@@ -312,27 +294,4 @@ function contentHeaders(descriptor: Descriptor, length: number): Headers {
     ['Etag', `"${descriptor.digest}"`],
     API_VERSION_HEADER,
   ];
-}
-
-function redirectReply(location: string): Reply {
-  const headers: Headers = [['Location', location], ['Content-Length', '0'], API_VERSION_HEADER];
-  return { kind: 'full', status: 307, headers, body: Buffer.alloc(0) };
-}
-
-function jsonReply(body: Buffer, head: boolean): Reply {
-  const headers: Headers = [
-    ['Content-Type', 'application/json'],
-    ['Content-Length', String(body.length)],
-    API_VERSION_HEADER,
-  ];
-  return { kind: 'full', status: 200, headers, body: head ? undefined : body };
-}
-
-function textReply(status: number, text: string, head: boolean): Reply {
-  const body = Buffer.from(`${text}\n`);
-  const headers: Headers = [
-    ['Content-Type', 'text/plain'],
-    ['Content-Length', String(body.length)],
-  ];
-  return { kind: 'full', status, headers, body: head ? undefined : body };
 }

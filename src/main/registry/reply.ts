@@ -26,6 +26,35 @@ export function statusLine(status: number): string {
   return `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
 }
 
+/** A whole reply whose body is `contentType`; `api` adds the distribution API version header. */
+export function bodyReply(
+  status: number,
+  contentType: string,
+  body: Buffer,
+  head: boolean,
+  extra: Headers = [],
+  api = true,
+): FullReply {
+  const headers: Headers = [
+    ['Content-Type', contentType],
+    ['Content-Length', String(body.length)],
+    ...(api ? [API_VERSION_HEADER] : []),
+    ...extra,
+  ];
+  return { kind: 'full', status, headers, body: head ? undefined : body };
+}
+
+/** A plain-text reply (probes): no API version header, it is not a registry answer. */
+export function textReply(status: number, text: string, head: boolean): FullReply {
+  return bodyReply(status, 'text/plain', Buffer.from(`${text}\n`), head, [], false);
+}
+
+/** A blob's bytes are served on the blob listener: 307 there, with no body. */
+export function redirectReply(location: string): FullReply {
+  const headers: Headers = [['Location', location], ['Content-Length', '0'], API_VERSION_HEADER];
+  return { kind: 'full', status: 307, headers, body: Buffer.alloc(0) };
+}
+
 /** The OCI JSON error body for any error; errors shoal did not raise on purpose become a 500. */
 export function errorReply(err: unknown, head: boolean): FullReply {
   const known: ShoalError | undefined = isShoalError(err) ? err : undefined;
@@ -36,12 +65,8 @@ export function errorReply(err: unknown, head: boolean): FullReply {
   };
   if (known?.detail !== undefined && known.publicMessage === undefined) entry.detail = known.detail;
   const body = Buffer.from(JSON.stringify({ errors: [entry] }));
-  const headers: Array<readonly [string, string]> = [
-    ['Content-Type', 'application/json'],
-    ['Content-Length', String(body.length)],
-    API_VERSION_HEADER,
-  ];
-  if (err instanceof RangeNotSatisfiableError) headers.push(['Content-Range', `bytes */${err.size}`]);
-  if (status === 405) headers.push(['Allow', 'GET, HEAD']);
-  return { kind: 'full', status, headers, body: head ? undefined : body };
+  const extra: Array<readonly [string, string]> = [];
+  if (err instanceof RangeNotSatisfiableError) extra.push(['Content-Range', `bytes */${err.size}`]);
+  if (status === 405) extra.push(['Allow', 'GET, HEAD']);
+  return bodyReply(status, 'application/json', body, head, extra);
 }

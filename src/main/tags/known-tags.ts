@@ -1,48 +1,28 @@
 import type { Digest } from '../oci/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
-import type { ByteRange } from '../oci/range.js';
 import { imageName } from '../oci/reference.js';
-import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
+import { PassThroughStore } from '../store/pass-through.js';
+import type { ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
 import { subscribeAll } from '../util/changes.js';
 import type { TagBook } from './tag-book.js';
 
-/** A store seen through another: everything passes through unless a subclass says otherwise. */
-abstract class StoreView implements ContentStore {
-  readonly kind: string;
-  protected readonly inner: ContentStore;
+/** A store seen through the tag book: tags resolve through it, and its changes are the store's too. */
+abstract class StoreView extends PassThroughStore {
   protected readonly book: TagBook;
 
   constructor(deps: { inner: ContentStore; book: TagBook }) {
-    this.inner = deps.inner;
+    super(deps.inner);
     this.book = deps.book;
-    this.kind = deps.inner.kind;
   }
 
-  abstract resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined>;
+  abstract override resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+  ): Promise<Descriptor | undefined>;
 
-  stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
-    return this.inner.stat(digest, origin);
-  }
-  open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
-    return this.inner.open(digest, range, origin);
-  }
-  listKeys(): Promise<Set<string>> {
-    return this.inner.listKeys();
-  }
-  onChange(listener: () => void): () => void {
+  override onChange(listener: () => void): () => void {
     return subscribeAll(listener, [this.book, this.inner]);
-  }
-  localPath(digest: Digest): Promise<string | undefined> {
-    return this.inner.localPath?.(digest) ?? Promise.resolve(undefined);
-  }
-  ready(): Promise<boolean> {
-    return this.inner.ready();
-  }
-  start(): Promise<void> {
-    return this.inner.start();
-  }
-  stop(): Promise<void> {
-    return this.inner.stop();
   }
 
   /** `digest` described as a manifest a tag named at `confirmedAt`, if the store can see it. */

@@ -10,7 +10,8 @@ import {
 } from '../../../src/main/errors.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { MEDIA_TYPE_OCI_MANIFEST } from '../../../src/main/oci/media-types.js';
-import { PullHandler, type PullRequest } from '../../../src/main/registry/handler.js';
+import { PullHandler } from '../../../src/main/registry/handler.js';
+import type { PullRequest } from '../../../src/main/registry/request.js';
 import { MemoryStore } from '../../../src/main/store/memory.js';
 
 const digestOf = (bytes: Buffer): Digest =>

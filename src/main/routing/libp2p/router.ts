@@ -1,77 +1,24 @@
 // libp2p calls Promise.withResolvers (Node 22+); whoever uses this router gets the polyfill first.
 import '../../polyfill.js';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import { identify } from '@libp2p/identify';
-import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
-import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht';
+import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { ping } from '@libp2p/ping';
-import { preSharedKey } from '@libp2p/pnet';
-import { tcp } from '@libp2p/tcp';
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
-import { createLibp2p } from 'libp2p';
+import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from '../../log/logger.js';
-import { setBounded } from '../../util/bounded-map.js';
-import type { Bootstrapper } from '../bootstrap.js';
 import { MessageDispatch, type MessageHandler, type MessageKind, type PeerMessage } from '../messages.js';
 import type { Provider, Router } from '../router.js';
+import { AddressBook } from './address-book.js';
 import { loadIdentity } from './identity.js';
 import { routingCid } from './keys.js';
 import { Liveness } from './liveness.js';
 import { MemberProof, peerIdOf } from './member-proof.js';
+import { createNode, dialAll, type Libp2pRouterInit, type Node, serveRegistryPort, table } from './node.js';
 import { NoticeChannel } from './notices.js';
-import { isRegistryAddress, registryAddresses, registryOrigin, remoteHost } from './registry-address.js';
-
-export const DHT_PROTOCOL = '/shoal/kad/1.0.0';
-/** Served for nodes of the previous version, which ask every provider for its registry port. */
-export const REGISTRY_PROTOCOL = '/shoal/registry/1.0.0';
-
-export interface Libp2pRouterInit {
-  /** Interface and TCP port the router listens on (port 0 picks one). */
-  host: string;
-  port: number;
-  /** Holds the node identity. */
-  dataDir: string;
-  /** Port of this node's registry API, announced to peers (a function when known only after listen). */
-  registryPort: number | (() => number);
-  /** Multiaddrs to join through (peer id optional), asked for at start and when the node is cut off. */
-  bootstrap?: Bootstrapper;
-  /** Longest wait to dial a peer (bootstrap, liveness probe); default 1000 ms. */
-  peerTimeoutMs?: number;
-  /** How often a cut-off node bootstraps again (doubling up to 8×); default 1000 ms. */
-  rebootstrapMs?: number;
-  /**
-   * How often the node looks itself up in the DHT, meeting the nodes nearest to it; default 30 s
-   * (`--router-refresh-interval`). kad-dht's own default is 5 min, which left nodes that joined at about
-   * the same time unaware of each other for minutes, so their owner elections disagreed.
-   */
-  refreshIntervalMs?: number;
-  /** Longest a joining node waits for its first self-lookup before it reports ready anyway; default 10 s. */
-  joinTimeoutMs?: number;
-  /**
-   * The private network's pre-shared key (`/key/swarm/psk/1.0.0/` format, `--p2p-psk-file`): a node
-   * without the same key cannot complete a connection. Undefined: an open network.
-   */
-  psk?: Uint8Array | undefined;
-}
-
-type Node = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
-
-/** kad-dht's routing table: public on the implementation but missing from the KadDHT interface type. */
-function table(
-  node: Node,
-): { size: number; kb?: { toIterable(): Iterable<{ peerId: PeerId }> } } | undefined {
-  return (node.services.dht as unknown as { routingTable?: ReturnType<typeof table> }).routingTable;
-}
-
-/** Peers whose identify answer is remembered (the least recently identified is forgotten first). */
-const MAX_ANNOUNCED = 10_000;
+import { isRegistryAddress, registryOrigin, remoteHost } from './registry-address.js';
 
 /** Longest wait to reach an elected owner that is not connected; the caller's own deadline is usually shorter. */
 const MEMBER_TIMEOUT_MS = 30_000;
 
-/** Kademlia routing over libp2p on shoal's own protocol prefix. The only module that imports libp2p. */
+/** Kademlia routing over libp2p on shoal’s own protocol prefix (the libp2p node itself is built in node.ts). */
 export class Libp2pRouter implements Router {
   readonly #init: Libp2pRouterInit;
   readonly #log: Logger;
@@ -85,17 +32,7 @@ export class Libp2pRouter implements Router {
   /** Set once the first self-lookup has met the nodes nearest to this one (or the join wait ran out). */
   #joined = false;
   #joinTimer: NodeJS.Timeout | undefined;
-  /**
-   * Where each peer's registry serves, from its latest identify answer and the connection that carried it
-   * (worked out once there, not on every request). The peer store also merges addresses from other nodes'
-   * provider records, which can still name a port from before a restart.
-   */
-  readonly #announced = new Map<string, string>();
-  /**
-   * Peers connected but not identified since: what they announced before may name a port from before a
-   * restart, so they are skipped until identify answers (milliseconds).
-   */
-  readonly #identifying = new Set<string>();
+  readonly #book = new AddressBook((id) => this.#liveness?.isGone(id) === true);
 
   constructor(deps: { log: Logger }, init: Libp2pRouterInit) {
     this.#log = deps.log;
@@ -118,35 +55,7 @@ export class Libp2pRouter implements Router {
     const privateKey = await loadIdentity(this.#init.dataDir);
     const registryPort = (): number =>
       typeof this.#init.registryPort === 'function' ? this.#init.registryPort() : this.#init.registryPort;
-    const node = (await createLibp2p({
-      privateKey,
-      addresses: {
-        listen: [`/ip4/${this.#init.host}/tcp/${this.#init.port}`],
-        // The registry's address travels with this node's addresses: in identify and in provider records.
-        announceFilter: (addresses) => [...addresses, ...registryAddresses(addresses, registryPort())],
-      },
-      transports: [tcp()],
-      ...(this.#init.psk === undefined ? {} : { connectionProtector: preSharedKey({ psk: this.#init.psk }) }),
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      services: {
-        identify: identify(),
-        ping: ping(),
-        // Keep private and loopback addresses: the default mapper drops them and the table stays empty.
-        dht: kadDHT({
-          protocol: DHT_PROTOCOL,
-          clientMode: false,
-          peerInfoMapper: passthroughMapper,
-          // kad-dht re-provides every record a day before its 48 h expiry. A provide costs ~12 ms of CPU
-          // (npm run bench -- p2p), so two at a time keeps a node with thousands of keys from spiking.
-          reprovide: { concurrency: 2 },
-          querySelfInterval: this.#init.refreshIntervalMs ?? 30_000,
-          // Every query waits for the first self-lookup, which kad-dht starts 1 s after start by default:
-          // a node that had just joined answered its first requests with misses. Start it at once.
-          initialQuerySelfInterval: 0,
-        }),
-      },
-    })) as unknown as Node;
+    const node = await createNode(privateKey, this.#init, registryPort);
     const liveness = new Liveness(
       {
         log: this.#log,
@@ -159,25 +68,22 @@ export class Libp2pRouter implements Router {
     );
     node.addEventListener('peer:connect', (event) => {
       const id = event.detail.toString();
-      if (!this.#announced.has(id)) this.#identifying.add(id);
+      this.#book.connected(id);
       liveness.connected(id);
       this.#armJoinTimer();
     });
     node.addEventListener('peer:disconnect', (event) => {
       const id = event.detail.toString();
-      // An identify answer belongs to the connection that carried it.
-      this.#announced.delete(id);
-      this.#identifying.delete(id);
+      this.#book.disconnected(id);
       liveness.disconnected(id);
     });
     node.addEventListener('peer:identify', ({ detail }) => {
       const id = detail.peerId.toString();
-      this.#identifying.delete(id);
-      this.#remember(id, registryOrigin(detail.listenAddrs, remoteHost(detail.connection.remoteAddr)));
+      this.#book.identified(id, registryOrigin(detail.listenAddrs, remoteHost(detail.connection.remoteAddr)));
     });
     // kad-dht announces each finished self-lookup on the node's event bus.
     (node as unknown as EventTarget).addEventListener('kad-dht:query:self', () => this.#join());
-    await node.handle(REGISTRY_PROTOCOL, (stream) => this.#tellRegistry(stream, registryPort()));
+    await serveRegistryPort(node, registryPort);
     const notices = new NoticeChannel(node, this.#log, (from, message) =>
       this.#messages.dispatch(from, message),
     );
@@ -266,15 +172,15 @@ export class Libp2pRouter implements Router {
     if (node === undefined) return [];
     // kad-dht admits a node that connects only after pinging it, and a failed ping is not retried until a
     // query meets it again: the nodes that identified themselves are members from their first connection.
-    const ids = new Set(this.#announced.keys());
+    const ids = new Set(this.#book.ids());
     for (const contact of table(node)?.kb?.toIterable() ?? []) ids.add(contact.peerId.toString());
     ids.delete(node.peerId.toString());
-    return [...ids].filter((id) => this.#usable(id));
+    return [...ids].filter((id) => this.#book.usable(id));
   }
 
   current(provider: Provider): Provider | undefined {
-    if (this.#node === undefined || !this.#usable(provider.id)) return undefined;
-    const registry = this.#announced.get(provider.id);
+    if (this.#node === undefined || !this.#book.usable(provider.id)) return undefined;
+    const registry = this.#book.registryOf(provider.id);
     return registry === undefined || registry === provider.registry
       ? provider
       : { id: provider.id, registry };
@@ -356,50 +262,22 @@ export class Libp2pRouter implements Router {
    * its registry proves it alive.
    */
   #provider(id: string, recorded: Multiaddr[], peer: PeerId): Provider | undefined {
-    if (!this.#usable(id)) return undefined;
+    if (!this.#book.usable(id)) return undefined;
     const registry =
-      this.#announced.get(id) ??
+      this.#book.registryOf(id) ??
       registryOrigin(recorded, remoteHost(this.#require().getConnections(peer)[0]?.remoteAddr));
     return registry === undefined ? undefined : { id, registry };
   }
 
-  /** Neither gone nor reconnected with its identify answer still on the way. */
-  #usable(id: string): boolean {
-    return this.#liveness?.isGone(id) !== true && !this.#identifying.has(id);
-  }
-
-  #remember(id: string, registry: string | undefined): void {
-    if (registry === undefined) return;
-    setBounded(this.#announced, id, registry, MAX_ANNOUNCED);
-  }
-
-  #tellRegistry(stream: Stream, port: number): void {
-    // One JSON line; the asker stops at the newline (stream end is not signalled promptly by every muxer).
-    stream.send(new TextEncoder().encode(`${JSON.stringify({ port })}\n`));
-    void stream.close().catch(() => undefined);
-  }
-
   async #bootstrap(): Promise<void> {
     const node = this.#require();
-    const self = node.peerId.toString();
-    const own = new Set(node.getMultiaddrs().map((address) => address.decapsulateCode(421).toString()));
     let entries: string[] = [];
     try {
       entries = (await this.#init.bootstrap?.()) ?? [];
     } catch (err) {
       this.#log.warn({ err }, 'bootstrap source failed');
     }
-    // Entries naming this node are skipped, so one list can serve every node.
-    for (const entry of entries) {
-      const address = multiaddr(entry);
-      const peer = address.getComponents().find((component) => component.name === 'p2p')?.value;
-      if (peer === self || own.has(address.decapsulateCode(421).toString())) continue;
-      try {
-        await node.dial(address, { signal: AbortSignal.timeout(this.#init.peerTimeoutMs ?? 1000) });
-      } catch (err) {
-        this.#log.debug({ address: entry, err }, 'bootstrap peer unreachable');
-      }
-    }
+    await dialAll(node, entries, this.#init.peerTimeoutMs ?? 1000, this.#log);
   }
 
   /** A node with no live connection (or an empty table) is cut off: join again, backing off while that fails. */

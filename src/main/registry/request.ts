@@ -1,0 +1,27 @@
+import type { PeerClaim } from '../peer/peer-auth.js';
+
+/** The parts of a request the handler needs, copied out of the transport before any await. */
+export interface PullRequest {
+  method: string;
+  /** Raw path, still percent-encoded. */
+  path: string;
+  /** Raw query string without `?`. */
+  query: string;
+  range: string | undefined;
+  /** The client's Accept header: manifests of other types are not sent to it. */
+  accept?: string | undefined;
+  /** Sent by a peer shoal: answer from this node's own store only, so requests never loop. */
+  mirrored?: boolean;
+  /** Sent by a peer shoal that elected this node to fetch the content from upstream. */
+  ownerFetch?: boolean;
+  /** The member a peer request says it comes from, with its signature; checked before any peer treatment. */
+  peer?: PeerClaim | undefined;
+  /** Aborts when the client disconnects before its answer is complete. */
+  signal?: AbortSignal | undefined;
+  /**
+   * Where a blob's bytes are served instead (the blob listener, `--registry-blob-addr`): a blob GET that
+   * would stream gets a 307 there. Set by the front door, and called only for such a GET; absent, the bytes
+   * stream in this reply.
+   */
+  blobLocation?: (() => string) | undefined;
+}
