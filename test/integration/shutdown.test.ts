@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../harness/process.js';
 import { pacedDownload, refused } from '../harness/readers.js';
 import { seededEmbeddedBlob } from '../harness/seeded-store.js';
 import { ShoalProcess } from '../harness/shoal.js';
@@ -78,7 +79,12 @@ describe('SIGTERM drains a node (what a DaemonSet rollout sends)', { timeout: 12
       for (const result of results) assert.equal(result.complete, false);
       assert.ok(cutAfter >= 1800 && cutAfter < 6000, `cut ${Math.round(cutAfter)} ms after SIGTERM`);
       assert.equal(await shoal.exited, 3, shoal.output);
-      assert.match(shoal.output, /--shutdown-grace ran out/);
+      // 'exit' can come before the last of the child's stderr is read.
+      await waitFor(
+        'the cut named in the log',
+        async () => /--shutdown-grace ran out/.test(shoal.output),
+        5000,
+      );
     } finally {
       await shoal.stop();
     }
