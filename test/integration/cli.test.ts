@@ -40,6 +40,7 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
     [['registry', '--mirror-resolve-timeout', 'soon'], '--mirror-resolve-timeout'],
     [['registry', '--registry-addr', '5000'], '--registry-addr'],
     [['registry', '--registry-filters', '[oops'], '--registry-filters'],
+    // Values that do not parse, not timings a node runs with.
     [['registry', '--shutdown-grace', 'forever'], '--shutdown-grace'],
     [['registry', '--idle-timeout', '-1s'], '--idle-timeout'],
     [['registry', '--upstream-min-rate', 'fast'], '--upstream-min-rate'],

@@ -11,6 +11,7 @@ import { RegistryServer } from '../registry/server.js';
 import { loadTlsFiles } from '../registry/tls.js';
 import { serveBootstrapId } from '../routing/bootstrap.js';
 import { loadPsk } from '../routing/psk.js';
+import { EmbeddedStore } from '../store/embedded.js';
 import type { ContentStore } from '../store/store.js';
 import { UnionStore } from '../store/union.js';
 import { RegistryDiscovery } from '../tags/discovery.js';
@@ -24,7 +25,7 @@ import { buildMesh, type Mesh } from './mesh.js';
 import {
   checkRegistryConfig,
   listenOrFail,
-  openCache,
+  openCacheBeside,
   openStore,
   startAdmin,
   startMetrics,
@@ -106,11 +107,14 @@ export class ShoalNode {
     // Content found corrupt here is neither served nor advertised again.
     const local = life.started('store', new GuardedStore({ store: await openStore(config, log, verifier) }));
     // Pull-through keeps what it fetched in the embedded store: the node's own, or one beside containerd.
-    let cache = config.upstreamFallback ? await openCache(config, local.inner, verifier) : undefined;
-    if (cache !== undefined && cache !== local.inner) cache = life.started('cache', cache);
+    const own = local.inner instanceof EmbeddedStore ? local.inner : undefined;
+    const beside =
+      config.upstreamFallback && own === undefined
+        ? life.started('cache', await openCacheBeside(config, verifier))
+        : undefined;
+    const cache = config.upstreamFallback ? (own ?? beside) : undefined;
     // What this node serves to peers and advertises: its store, plus a cache kept beside containerd.
-    const owned: ContentStore =
-      cache === undefined || cache === local.inner ? local : new UnionStore([local, cache]);
+    const owned: ContentStore = beside === undefined ? local : new UnionStore([local, beside]);
     // The last-known-good tag map: what keeps tags answering when the registry is down.
     await mkdir(config.dataDir, { recursive: true });
     const book = new TagBook(

@@ -143,13 +143,8 @@ export function startAdmin(config: RegistryConfig, invalidator: TagInvalidator):
   return listenOrFail('admin-addr', address, new SideServer({ name: 'admin', routes: [route] }, address));
 }
 
-/** Where pull-through keeps what it fetched: the embedded store itself, or one beside containerd's. */
-export async function openCache(
-  config: RegistryConfig,
-  local: ContentStore,
-  verifier: VerifyPool,
-): Promise<EmbeddedStore> {
-  if (local instanceof EmbeddedStore) return local;
+/** The embedded store pull-through keeps what it fetched in when the node serves from containerd. */
+export async function openCacheBeside(config: RegistryConfig, verifier: VerifyPool): Promise<EmbeddedStore> {
   const cache = new EmbeddedStore(
     { verifier },
     { dataDir: join(config.dataDir, 'cache'), maxBytes: config.cacheMaxBytes },

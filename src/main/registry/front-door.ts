@@ -9,6 +9,7 @@ import {
   type ShoalError,
 } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { waitUntil } from '../util/timeout.js';
 import { answer, type CapturedRequest, captureClaims, limitsOf, type RequestLimits } from './answer.js';
 import type { PullHandler } from './handler.js';
 import { errorReply, type FullReply, statusLine } from './reply.js';
@@ -112,8 +113,7 @@ export class FrontDoor {
     this.#server = undefined;
     if (server === undefined) return 0;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    while (this.#open.size > 0 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
+    await waitUntil(() => this.#open.size === 0, deadline);
     const cut = this.#open.size;
     server.closeAllConnections();
     await closed;
@@ -131,8 +131,13 @@ export class FrontDoor {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const gone = new AbortController();
     this.#open.add(res);
-    res.once('close', () => this.#open.delete(res));
+    res.once('close', () => {
+      this.#open.delete(res);
+      // Closed before the answer was complete: the client left, and work started for it stops.
+      if (!res.writableFinished) gone.abort();
+    });
     if (this.#draining) res.shouldKeepAlive = false;
     if (req.httpVersionMajor !== 1) {
       res.shouldKeepAlive = false;
@@ -144,10 +149,6 @@ export class FrontDoor {
       write(res, errorReply(new BadRequestError('an HTTP/1.1 request needs a Host header'), false));
       return;
     }
-    const gone = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) gone.abort();
-    });
     const request: CapturedRequest = { ...capture(req, this.#blobPort()), signal: gone.signal };
     answer(this.#handler, request, this.#limits, this.#log).then(
       (reply) => {

@@ -2,6 +2,7 @@ import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { setBounded } from '../util/bounded-map.js';
+import { waitUntil } from '../util/timeout.js';
 import { answer, type CapturedRequest, captureClaims, limitsOf, type RequestLimits } from './answer.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PullHandler } from './handler.js';
@@ -118,8 +119,7 @@ export class RegistryServer {
    */
   async drain(deadline: number): Promise<number> {
     await this.stop();
-    while (this.#open.size > 0 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
+    await waitUntil(() => this.#open.size === 0, deadline);
     let cut = 0;
     for (const [res, connection] of this.#open) {
       if (connection.aborted) continue;

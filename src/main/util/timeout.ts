@@ -28,3 +28,9 @@ export function withTimeout<T>(
     );
   });
 }
+
+/** Resolves once `done()` holds or `deadline` (epoch ms) has passed, looking every `stepMs`. */
+export async function waitUntil(done: () => boolean, deadline: number, stepMs = 50): Promise<void> {
+  while (!done() && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, Math.min(stepMs, deadline - Date.now())));
+}
