@@ -10,7 +10,8 @@ import {
   MEDIA_TYPE_OCI_MANIFEST,
   MEDIA_TYPE_OCTET_STREAM,
 } from '../../src/main/oci/media-types.js';
-import type { ContentStore } from '../../src/main/store/store.js';
+import { type ContentStore, readAll } from '../../src/main/store/store.js';
+import { described, openContent } from '../harness/content.js';
 import type { MultiArchFixture, SingleImageFixture } from '../harness/fixtures.js';
 
 /** What every store implementation is set up with before the suite runs. */
@@ -32,7 +33,7 @@ async function readRange(
   end: number,
   chunk = 64 << 10,
 ): Promise<Buffer> {
-  const reader = await store.open(digest, { start, end });
+  const reader = await openContent(store, digest, { start, end });
   const parts: Buffer[] = [];
   try {
     const buffer = Buffer.alloc(chunk);
@@ -72,9 +73,10 @@ export function storeConformance(name: string, setup: () => Promise<StoreUnderTe
     });
 
     it('resolves a tag to its manifest', async () => {
-      const descriptor = await store.resolve(subject.registry, 'conf/small', subject.small.tag);
-      const { confirmedAt, ...described } = descriptor ?? {};
-      assert.deepEqual(described, {
+      const found = described(await store.resolve(subject.registry, 'conf/small', subject.small.tag));
+      assert.ok(found);
+      const { confirmedAt, ...rest } = found;
+      assert.deepEqual(rest, {
         digest: subject.small.image.manifest.digest,
         size: subject.small.image.manifest.size,
         mediaType: MEDIA_TYPE_OCI_MANIFEST,
@@ -108,14 +110,14 @@ export function storeConformance(name: string, setup: () => Promise<StoreUnderTe
         MEDIA_TYPE_OCI_MANIFEST,
       );
       // A config is JSON too, but it is not a manifest.
-      assert.deepEqual(await store.stat(parseDigest(config.digest)), {
+      assert.deepEqual(described(await store.stat(parseDigest(config.digest))), {
         digest: config.digest,
         size: config.size,
         mediaType: MEDIA_TYPE_OCTET_STREAM,
       });
       const layer = layers[0];
       assert.ok(layer);
-      assert.deepEqual(await store.stat(parseDigest(layer.digest)), {
+      assert.deepEqual(described(await store.stat(parseDigest(layer.digest))), {
         digest: layer.digest,
         size: layer.size,
         mediaType: MEDIA_TYPE_OCTET_STREAM,
@@ -157,15 +159,46 @@ export function storeConformance(name: string, setup: () => Promise<StoreUnderTe
       }
     });
 
+    it('opens found content through its own handle, and names a file only if it holds the bytes', async () => {
+      const layer = subject.small.image.layers[0];
+      assert.ok(layer);
+      const whole = await expected(subject.small, layer.digest);
+      const content = await store.stat(parseDigest(layer.digest));
+      assert.ok(content);
+      const reader = await content.open({ start: 1, end: 10 });
+      const into = Buffer.alloc(64);
+      let n = 0;
+      try {
+        for (
+          let got = await reader.read(into.subarray(n));
+          got > 0;
+          got = await reader.read(into.subarray(n))
+        )
+          n += got;
+      } finally {
+        await reader.close();
+      }
+      assert.deepEqual(into.subarray(0, n), whole.subarray(1, 11));
+      const path = await content.localPath?.();
+      if (path !== undefined) assert.deepEqual(await readFile(path), whole);
+      // A tag's manifest opens the same way.
+      const manifest = await store.resolve(subject.registry, 'conf/small', subject.small.tag);
+      assert.ok(manifest);
+      assert.deepEqual(await readAll(manifest), await expected(subject.small, manifest.digest));
+    });
+
     it('refuses to open unknown content', async () => {
       await assert.rejects(
-        store.open(parseDigest(`sha256:${'0'.repeat(64)}`), { start: 0, end: 0 }),
+        openContent(store, parseDigest(`sha256:${'0'.repeat(64)}`), { start: 0, end: 0 }),
         BlobUnknownError,
       );
     });
 
     it('closes readers more than once without error', async () => {
-      const reader = await store.open(parseDigest(subject.small.image.config.digest), { start: 0, end: 0 });
+      const reader = await openContent(store, parseDigest(subject.small.image.config.digest), {
+        start: 0,
+        end: 0,
+      });
       await reader.close();
       await reader.close();
     });

@@ -2,7 +2,7 @@ import { ContentCorruptError } from '../../src/main/errors.js';
 import type { Digest } from '../../src/main/oci/digest.js';
 import type { ByteRange } from '../../src/main/oci/range.js';
 import { MemoryStore } from '../../src/main/store/memory.js';
-import type { BlobReader } from '../../src/main/store/store.js';
+import type { BlobReader, Content } from '../../src/main/store/store.js';
 
 /**
  * A memory store whose readers misbehave on purpose: stop after `shortAfter` bytes, hang, fail (reject, as
@@ -16,6 +16,23 @@ export class FaultyStore extends MemoryStore {
   faultFromStartOnly = false;
   /** Ranges opened, for asserting who served what. */
   readonly opened: ByteRange[] = [];
+  /** Digests looked up and tags resolved by callers (not the stat a resolve makes), for counting what peers were asked. */
+  readonly asked = { stat: 0, resolve: 0 };
+  #resolving = false;
+
+  override stat(digest: Digest): Promise<Content | undefined> {
+    if (!this.#resolving) this.asked.stat++;
+    return super.stat(digest);
+  }
+
+  override resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
+    this.asked.resolve++;
+    // MemoryStore.resolve makes its stat before its first await, so only that stat is left uncounted.
+    this.#resolving = true;
+    const answer = super.resolve(registry, repository, tag);
+    this.#resolving = false;
+    return answer;
+  }
 
   override async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
     const inner = await super.open(digest, range);

@@ -98,6 +98,20 @@ describe('mirror path: a node serves what only its peers hold', { timeout: 120_0
     }
   });
 
+  it('asks the holder once to describe and once for the bytes: the open after a lookup asks nothing again', async () => {
+    a.local.asked.stat = 0;
+    a.local.asked.resolve = 0;
+    const opened = a.local.opened.length;
+    // By tag: the peer's answer to HEAD is what the manifest is fetched by.
+    const manifest = await fetch(`${b.url}/v2/app/manifests/${image.tag}?ns=${NS}`);
+    assert.equal(manifest.status, 200);
+    const body = Buffer.from(await manifest.arrayBuffer());
+    assert.equal(`sha256:${createHash('sha256').update(body).digest('hex')}`, image.image.manifest.digest);
+    // One HEAD by tag (a resolve), one GET by digest (a stat, then the open).
+    assert.deepEqual(a.local.asked, { stat: 1, resolve: 1 });
+    assert.equal(a.local.opened.length, opened + 1);
+  });
+
   it('serves ranges from a peer', async () => {
     const response = await fetch(`${b.url}/v2/app/blobs/${big.digest}`, {
       headers: { Range: 'bytes=100-199' },

@@ -6,7 +6,7 @@ import { MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM, sniffManifestMediaType } f
 import type { ByteRange } from '../oci/range.js';
 import { imageName } from '../oci/reference.js';
 import { FileRangeReader } from '../store/file-reader.js';
-import { type BlobReader, type ContentStore, type Descriptor, readAll } from '../store/store.js';
+import { type BlobReader, type Content, type ContentStore, readAll } from '../store/store.js';
 import { setBounded } from '../util/bounded-map.js';
 import { ChangeNotifier } from '../util/changes.js';
 import { withTimeout } from '../util/timeout.js';
@@ -117,7 +117,7 @@ export class ContainerdStore implements ContentStore {
     }
   }
 
-  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
     const image = await this.#client.getImage(imageName(registry, repository, tag));
     if (image === undefined) return undefined;
     const digest = image.target.digest as Digest;
@@ -130,14 +130,20 @@ export class ContainerdStore implements ContentStore {
       : { ...descriptor, confirmedAt: seconds * 1000 + Math.floor((image.updatedAt?.nanos ?? 0) / 1e6) };
   }
 
-  async stat(digest: Digest): Promise<Descriptor | undefined> {
+  async stat(digest: Digest): Promise<Content | undefined> {
     const info = await this.#client.contentInfo(digest);
     if (info === undefined) return undefined;
-    const descriptor = { digest, size: info.size, mediaType: MEDIA_TYPE_OCTET_STREAM };
-    return { ...descriptor, mediaType: await this.#mediaType(descriptor) };
+    const content: Content = {
+      digest,
+      size: info.size,
+      mediaType: MEDIA_TYPE_OCTET_STREAM,
+      open: (range) => this.#open(digest, range),
+      localPath: () => this.#localPath(digest),
+    };
+    return { ...content, mediaType: await this.#mediaType(content) };
   }
 
-  async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
+  async #open(digest: Digest, range: ByteRange): Promise<BlobReader> {
     const path = this.#blobPath(digest);
     if (path !== undefined) {
       // One open, no access() probe first: on the hot path the open itself tells whether shoal may read it.
@@ -160,7 +166,7 @@ export class ContainerdStore implements ContentStore {
   }
 
   /** The blob file in containerd's content directory when this process can read it. */
-  async localPath(digest: Digest): Promise<string | undefined> {
+  async #localPath(digest: Digest): Promise<string | undefined> {
     const path = this.#blobPath(digest);
     if (path === undefined) return undefined;
     try {
@@ -172,22 +178,22 @@ export class ContainerdStore implements ContentStore {
   }
 
   /** Known media type, or sniffed from the bytes of small JSON content; cached since content is immutable. */
-  async #mediaType(descriptor: Descriptor): Promise<string> {
-    const known = this.#mediaTypes.get(descriptor.digest);
+  async #mediaType(content: Content): Promise<string> {
+    const known = this.#mediaTypes.get(content.digest);
     if (known !== undefined) return known;
     let mediaType = MEDIA_TYPE_OCTET_STREAM;
-    if (descriptor.size > 0 && descriptor.size <= MAX_MANIFEST_BYTES) {
-      const first = await this.#readHead(descriptor.digest);
+    if (content.size > 0 && content.size <= MAX_MANIFEST_BYTES) {
+      const first = await this.#readHead(content.digest);
       if (first === 0x7b /* { */) {
-        mediaType = sniffManifestMediaType(await readAll(this, descriptor)) ?? MEDIA_TYPE_OCTET_STREAM;
+        mediaType = sniffManifestMediaType(await readAll(content)) ?? MEDIA_TYPE_OCTET_STREAM;
       }
     }
-    this.#remember(descriptor.digest, mediaType);
+    this.#remember(content.digest, mediaType);
     return mediaType;
   }
 
   async #readHead(digest: Digest): Promise<number | undefined> {
-    const reader = await this.open(digest, { start: 0, end: 0 });
+    const reader = await this.#open(digest, { start: 0, end: 0 });
     try {
       const one = Buffer.alloc(1);
       return (await reader.read(one)) === 1 ? one[0] : undefined;

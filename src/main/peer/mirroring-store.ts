@@ -6,8 +6,7 @@ import { isManifestMediaType } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
 import type { Provider, Router } from '../routing/router.js';
 import { PassThroughStore } from '../store/pass-through.js';
-import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
-import { setBounded } from '../util/bounded-map.js';
+import type { BlobReader, Content, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
 import type { DigestVerifier, Verdict } from '../verify/verifier.js';
 import { VerifyingReader } from '../verify/verifying-reader.js';
 import { type Attempt, hedgedRace } from './hedge.js';
@@ -55,7 +54,6 @@ export interface MirroringStoreDeps {
 
 const HEDGE_MIN_MS = 10;
 const HEDGE_MAX_MS = 1000;
-const REMOTE_DESCRIPTORS = 4096;
 
 /**
  * Serves what the local store holds, and on a miss finds peers that hold it and streams from them:
@@ -72,11 +70,6 @@ export class MirroringStore extends PassThroughStore {
   readonly #lookups: LookupCache;
   readonly #latency = new LatencyTracker();
   readonly #membership: Membership;
-  /**
-   * Descriptors peers gave for digests (content is immutable, so they never go stale): the handler stats
-   * a digest and then opens it, and the open must not ask the peers the same question again.
-   */
-  readonly #remote = new Map<Digest, Descriptor>();
   readonly #resolveWait: ResolveWait;
   readonly #maxAttempts: number;
   readonly #peerTimeoutMs: number;
@@ -124,14 +117,17 @@ export class MirroringStore extends PassThroughStore {
     return (await this.inner.ready()) && this.#router.ready();
   }
 
-  override async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  override async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
     const local = await this.inner.resolve(registry, repository, tag);
     if (local !== undefined) return local;
     const path = `/v2/${repository}/manifests/${tag}?ns=${encodeURIComponent(registry)}`;
-    return this.#describe(`${registry}/${repository}:${tag}`, [path]);
+    const remote = await this.#describe(`${registry}/${repository}:${tag}`, [path]);
+    return remote === undefined
+      ? undefined
+      : this.#atPeers(remote, { registry, repository, kind: 'manifests' });
   }
 
-  override async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
+  override async stat(digest: Digest, origin?: ContentOrigin): Promise<Content | undefined> {
     const local = await this.inner.stat(digest);
     if (local !== undefined) return local;
     // A peer serves a manifest only from /manifests/, so ask where the client asked first, then the other.
@@ -142,23 +138,25 @@ export class MirroringStore extends PassThroughStore {
       kinds.map((kind) => peerPath(kind, digest, origin)),
       origin?.signal,
     );
-    if (remote?.digest === digest) this.#remember(remote);
-    return remote;
+    // A peer that describes other content than was asked for is not believed.
+    return remote?.digest === digest ? this.#atPeers(remote, origin) : undefined;
   }
 
-  override async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
-    try {
-      // The handler has just stat'ed this digest; a local hit is opened without asking again.
-      return await this.inner.open(digest, range);
-    } catch (err) {
-      if (!(err instanceof BlobUnknownError)) throw err;
-    }
-    const kind = this.#remote.get(digest) ?? (await this.stat(digest, origin));
-    if (kind === undefined) throw new BlobUnknownError(`no peer holds ${digest}`);
-    const path = peerPath(isManifestMediaType(kind.mediaType) ? 'manifests' : 'blobs', digest, origin);
+  /** Content the peers described: opening it fetches from them, on behalf of the client in `origin`. */
+  #atPeers(descriptor: Descriptor, origin: ContentOrigin | undefined): Content {
+    return { ...descriptor, open: (range) => this.#fetch(descriptor, range, origin) };
+  }
+
+  async #fetch(
+    described: Descriptor,
+    range: ByteRange,
+    origin: ContentOrigin | undefined,
+  ): Promise<BlobReader> {
+    const { digest } = described;
+    const path = peerPath(isManifestMediaType(described.mediaType) ? 'manifests' : 'blobs', digest, origin);
     // Checking needs every byte, so a checked fetch asks the peers for the whole blob whatever the range.
     const verifier = this.#verifier;
-    const fetched = verifier === undefined ? range : { start: 0, end: kind.size - 1 };
+    const fetched = verifier === undefined ? range : { start: 0, end: described.size - 1 };
     const fetchFrom = async (offset: number, failed?: string): Promise<PeerStream | undefined> => {
       if (failed !== undefined) {
         this.#membership.setAside(failed, this.#quarantineMs, 'failed');
@@ -166,7 +164,7 @@ export class MirroringStore extends PassThroughStore {
         this.#lookups.forget(digest);
       }
       const range =
-        offset === 0 && fetched.end === kind.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`;
+        offset === 0 && fetched.end === described.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`;
       const won = await this.#race(
         digest,
         async (provider, signal) =>
@@ -188,11 +186,11 @@ export class MirroringStore extends PassThroughStore {
       this.#metrics.peerResumes.inc({}),
     );
     if (verifier === undefined) return body;
-    return new VerifyingReader(body, verifier.session(digest, kind.size), {
+    return new VerifyingReader(body, verifier.session(digest, described.size), {
       range,
-      size: kind.size,
+      size: described.size,
       scratch: () => Buffer.from(new SharedArrayBuffer(this.#chunkBytes)),
-      onCorrupt: (verdict) => this.#corrupt(kind, body.peers, verdict),
+      onCorrupt: (verdict) => this.#corrupt(described, body.peers, verdict),
     });
   }
 
@@ -210,11 +208,6 @@ export class MirroringStore extends PassThroughStore {
       void this.#router.tell(peer, report, AbortSignal.timeout(this.#peerTimeoutMs));
     }
     this.#lookups.forget(descriptor.digest);
-    this.#remote.delete(descriptor.digest);
-  }
-
-  #remember(descriptor: Descriptor): void {
-    setBounded(this.#remote, descriptor.digest, descriptor, REMOTE_DESCRIPTORS);
   }
 
   /** HEADs `paths` in order on racing providers of `key`; the first answer describes the content. */

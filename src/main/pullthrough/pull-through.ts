@@ -3,12 +3,11 @@ import { BlobUnknownError, ManifestUnknownError, UpstreamUnavailableError } from
 import type { Logger } from '../log/logger.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MANIFEST_ACCEPT, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
-import type { ByteRange } from '../oci/range.js';
 import { PeerAuth } from '../peer/peer-auth.js';
 import type { Router } from '../routing/router.js';
 import type { EmbeddedStore } from '../store/embedded.js';
 import { PassThroughStore } from '../store/pass-through.js';
-import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
+import type { Content, ContentOrigin, ContentStore } from '../store/store.js';
 import type { DigestVerifier } from '../verify/verifier.js';
 import type { OwnerElection } from './owner.js';
 import { Owners } from './owners.js';
@@ -97,7 +96,7 @@ export class PullThroughStore extends PassThroughStore {
    * Upstream is the authority for tags: its answer (confirmed now) wins, and its "no such tag" is final.
    * Only when it does not answer do the node's and its peers' last-known-good mappings resolve the tag.
    */
-  override async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  override async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
     const origin: ContentOrigin = { registry, repository, kind: 'manifests' };
     let named: { digest: Digest; mediaType: string };
     try {
@@ -114,7 +113,7 @@ export class PullThroughStore extends PassThroughStore {
     const held = await this.stat(named.digest, origin);
     if (held === undefined) return undefined;
     const mediaType = isManifestMediaType(held.mediaType) ? held.mediaType : named.mediaType;
-    return { digest: named.digest, size: held.size, mediaType, confirmedAt: Date.now() };
+    return { ...held, mediaType, confirmedAt: Date.now() };
   }
 
   /**
@@ -122,46 +121,24 @@ export class PullThroughStore extends PassThroughStore {
    * the body is held to, byte for byte and by digest, never an unchecked HEAD's (an upstream that answered
    * HEAD with a smaller size got clients a complete-looking response of the wrong bytes).
    */
-  override async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
+  override async stat(digest: Digest, origin?: ContentOrigin): Promise<Content | undefined> {
     const held = await this.inner.stat(digest, origin);
     // A client that left starts no download: nobody would read it.
     if (held !== undefined || origin === undefined || origin.signal?.aborted === true) return held;
-    // As in open: the download may have been committed (and its spool forgotten) while the peers were asked.
-    // Without this look, a config asked for during its download was fetched from upstream a second time.
+    // The download may have been committed (and its spool forgotten) while the peers were asked. A spool is
+    // forgotten only after it is committed, so with none under way the cache is looked at once more: without
+    // this, a config asked for during its download was fetched from upstream a second time.
     if (!this.#spools.has(digest)) {
       const cached = await this.#cache.stat(digest);
       if (cached !== undefined) return cached;
     }
     try {
-      const download = await this.#spool(digest, origin);
-      return { digest, size: download.spool.size, mediaType: download.mediaType };
+      const { spool, mediaType } = await this.#spool(digest, origin);
+      return { digest, size: spool.size, mediaType, open: (range) => spool.reader(range) };
     } catch (err) {
       if (err instanceof BlobUnknownError || err instanceof ManifestUnknownError) return undefined;
       return this.#secondChance(err, () => this.inner.stat(digest, origin));
     }
-  }
-
-  override async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
-    try {
-      return await this.inner.open(digest, range, origin);
-    } catch (err) {
-      if (!(err instanceof BlobUnknownError)) throw err;
-    }
-    if (origin === undefined) throw new BlobUnknownError(`${digest} is held nowhere and has no known origin`);
-    if (origin.signal?.aborted === true) throw new BlobUnknownError(`the client asking for ${digest} left`);
-    // The download may have finished while the peers were asked. A spool is forgotten only after it is
-    // committed, so with no spool under way the cache is looked at once more: without this, a small blob
-    // (a config) was fetched from upstream a second time by a request that arrived during its download.
-    if (!this.#spools.has(digest) && (await this.#cache.stat(digest)) !== undefined) {
-      return this.#cache.open(digest, range);
-    }
-    let download: Download;
-    try {
-      download = await this.#spool(digest, origin);
-    } catch (err) {
-      return this.#secondChance(err, () => this.inner.open(digest, range, origin));
-    }
-    return download.spool.reader(range);
   }
 
   /**
@@ -222,7 +199,7 @@ export class PullThroughStore extends PassThroughStore {
       },
       async (path) => {
         await this.#cache.adopt(path, digest);
-        return (await this.#cache.localPath(digest)) ?? path;
+        return (await (await this.#cache.stat(digest))?.localPath?.()) ?? path;
       },
       { stallMs: this.#stallMs, minBytesPerSecond: this.#minRate },
     );

@@ -241,7 +241,7 @@ export class PullHandler {
       headers.push([TAG_CONFIRMED_HEADER, String(descriptor.confirmedAt)]);
     if (head) return { kind: 'full', status: 200, headers, body: undefined };
     try {
-      return { kind: 'full', status: 200, headers, body: await readAll(store, descriptor, origin) };
+      return { kind: 'full', status: 200, headers, body: await readAll(descriptor) };
     } catch (err) {
       // Bytes that failed their digest are never served; a 404 sends containerd to the next host at once.
       if (!(err instanceof ContentCorruptError)) throw err;
@@ -282,7 +282,7 @@ export class PullHandler {
       return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
     // Misses, filters and bad ranges were answered here; only the bytes move to the blob listener.
     if (location !== undefined) return redirectReply(location());
-    const reader = await store.open(digest, range ?? whole, origin);
+    const reader = await descriptor.open(range ?? whole);
     return { kind: 'stream', status, headers, reader, length };
   }
 }

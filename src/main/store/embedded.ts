@@ -16,7 +16,7 @@ import { ChangeNotifier } from '../util/changes.js';
 import type { DigestVerifier } from '../verify/verifier.js';
 import { CacheBound } from './cache-bound.js';
 import { FileRangeReader } from './file-reader.js';
-import type { BlobReader, Descriptor, WritableStore } from './store.js';
+import type { BlobReader, Content, Descriptor, WritableStore } from './store.js';
 
 export interface EmbeddedStoreInit {
   /** Root directory; content lives in `blobs/sha256/<hex>`, the tag index in `index.json`. */
@@ -92,26 +92,30 @@ export class EmbeddedStore implements WritableStore {
     return this.#changes.subscribe(listener);
   }
 
-  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
     const digest = this.#index.tags[imageName(registry, repository, tag)];
     return digest === undefined ? undefined : this.stat(digest);
   }
 
-  async stat(digest: Digest): Promise<Descriptor | undefined> {
+  async stat(digest: Digest): Promise<Content | undefined> {
     const path = this.#blobPath(digest);
     if (path === undefined) return undefined;
     try {
       const info = await stat(path);
       const mediaType = this.#index.manifests[digest] ?? MEDIA_TYPE_OCTET_STREAM;
-      return { digest, size: info.size, mediaType };
+      return {
+        digest,
+        size: info.size,
+        mediaType,
+        open: (range) => this.#open(digest, path, range),
+        localPath: async () => path,
+      };
     } catch {
       return undefined;
     }
   }
 
-  async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
-    const path = this.#blobPath(digest);
-    if (path === undefined) throw new BlobUnknownError(`blob ${digest} is not in the embedded store`);
+  async #open(digest: Digest, path: string, range: ByteRange): Promise<BlobReader> {
     let reader: BlobReader;
     try {
       reader = await FileRangeReader.open(path, range);
@@ -208,11 +212,6 @@ export class EmbeddedStore implements WritableStore {
     await this.#evict();
     this.#changes.notify();
     return { digest, size: info.size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
-  }
-
-  /** The file holding `digest`, for digest workers that hash it in place. */
-  async localPath(digest: Digest): Promise<string | undefined> {
-    return (await this.stat(digest)) === undefined ? undefined : this.#blobPath(digest);
   }
 
   /** Deletes content found corrupt; its tags stop resolving and it stops being advertised. */

@@ -5,7 +5,7 @@ import { MEDIA_TYPE_OCTET_STREAM, sniffManifestMediaType } from '../oci/media-ty
 import type { ByteRange } from '../oci/range.js';
 import { imageName } from '../oci/reference.js';
 import { ChangeNotifier } from '../util/changes.js';
-import type { BlobReader, Descriptor, WritableStore } from './store.js';
+import type { BlobReader, Content, Descriptor, WritableStore } from './store.js';
 
 /** In-memory store for unit tests; behaves like the embedded store behind the same interface. */
 export class MemoryStore implements WritableStore {
@@ -30,16 +30,23 @@ export class MemoryStore implements WritableStore {
     return true;
   }
 
-  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
     const digest = this.#tags.get(imageName(registry, repository, tag));
     return digest === undefined ? undefined : this.stat(digest);
   }
 
-  async stat(digest: Digest): Promise<Descriptor | undefined> {
+  async stat(digest: Digest): Promise<Content | undefined> {
     const blob = this.#blobs.get(digest);
-    return blob === undefined ? undefined : { digest, size: blob.bytes.length, mediaType: blob.mediaType };
+    if (blob === undefined) return undefined;
+    return {
+      digest,
+      size: blob.bytes.length,
+      mediaType: blob.mediaType,
+      open: (range) => this.open(digest, range),
+    };
   }
 
+  /** What a handle's `open` calls; public so test stores can make readers misbehave. */
   async open(digest: Digest, range: ByteRange): Promise<BlobReader> {
     const blob = this.#blobs.get(digest);
     if (blob === undefined) throw new BlobUnknownError(`blob ${digest} is not in the memory store`);

@@ -1,6 +1,5 @@
 import type { Digest } from '../oci/digest.js';
-import type { ByteRange } from '../oci/range.js';
-import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from './store.js';
+import type { Content, ContentOrigin, ContentStore } from './store.js';
 
 /**
  * A store layered on another: every call passes to `inner` unless the layer overrides it, so a layer
@@ -15,23 +14,17 @@ export class PassThroughStore implements ContentStore {
     this.kind = kind;
   }
 
-  resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
     return this.inner.resolve(registry, repository, tag);
   }
-  stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
+  stat(digest: Digest, origin?: ContentOrigin): Promise<Content | undefined> {
     return this.inner.stat(digest, origin);
-  }
-  open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
-    return this.inner.open(digest, range, origin);
   }
   listKeys(): Promise<Set<string>> {
     return this.inner.listKeys();
   }
   onChange(listener: () => void): () => void {
     return this.inner.onChange(listener);
-  }
-  localPath(digest: Digest): Promise<string | undefined> {
-    return this.inner.localPath?.(digest) ?? Promise.resolve(undefined);
   }
   ready(): Promise<boolean> {
     return this.inner.ready();

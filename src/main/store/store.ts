@@ -46,18 +46,31 @@ export interface BlobReader {
   close(): Promise<void>;
 }
 
+/**
+ * Content a store found: its description, and the way to its bytes. The store that described it opens it,
+ * so a layer that wraps another never has to remember what it was told between a stat and an open, and a
+ * request is answered from the copy it was described from (local, a peer, an upstream download).
+ */
+export interface Content extends Descriptor {
+  /**
+   * Opens an inclusive byte range. Throws BlobUnknownError when the content went away since it was found;
+   * a reader of content that turns out shorter than its size throws ContentCorruptError instead of ending early.
+   */
+  open(range: ByteRange): Promise<BlobReader>;
+  /**
+   * The file holding the bytes, when the store keeps content as plain files this process can read: digest
+   * workers then hash it in place. Absent or undefined: read it through `open`.
+   */
+  localPath?(): Promise<string | undefined>;
+}
+
 /** Where shoal reads content from: containerd's content store, the embedded store, or a fake. */
 export interface ContentStore {
   readonly kind: string;
-  /** Resolves `<registry>/<repository>:<tag>` to the manifest it names, if that manifest is held. */
-  resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined>;
-  /** Describes content that is fully present, or undefined. */
-  stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined>;
-  /**
-   * Opens an inclusive byte range of present content. Throws BlobUnknownError when absent. A reader of
-   * content that turns out shorter than its size throws ContentCorruptError instead of ending early.
-   */
-  open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader>;
+  /** Resolves `<registry>/<repository>:<tag>` to the manifest it names, if that manifest can be served. */
+  resolve(registry: string, repository: string, tag: string): Promise<Content | undefined>;
+  /** Finds content that is fully present (or that this layer can fetch), or undefined. */
+  stat(digest: Digest, origin?: ContentOrigin): Promise<Content | undefined>;
   /**
    * Routing keys of everything held: every content digest, plus `<registry>/<repo>:<tag>` for each tag
    * whose manifest is held. The advertiser announces these.
@@ -65,11 +78,6 @@ export interface ContentStore {
   listKeys(): Promise<Set<string>>;
   /** Calls `listener` (without detail) whenever what the store holds may have changed; returns an unsubscribe. */
   onChange(listener: () => void): () => void;
-  /**
-   * The file holding `digest` when the store keeps content as plain files this process can read; digest
-   * workers then hash it in place. Absent or undefined: content is read through `open`.
-   */
-  localPath?(digest: Digest): Promise<string | undefined>;
   /** Deletes content found corrupt, where the store is shoal's own. Absent: the store cannot delete. */
   remove?(digest: Digest): Promise<void>;
   /** True once the store can answer (containerd reachable, directories present). */
@@ -90,20 +98,16 @@ export interface WritableStore extends ContentStore {
 }
 
 /** Reads a whole piece of content into one buffer; for manifests, which are capped in size. */
-export async function readAll(
-  store: ContentStore,
-  descriptor: Descriptor,
-  origin?: ContentOrigin,
-): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(descriptor.size);
-  if (descriptor.size === 0) return out;
-  const reader = await store.open(descriptor.digest, { start: 0, end: descriptor.size - 1 }, origin);
+export async function readAll(content: Content): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(content.size);
+  if (content.size === 0) return out;
+  const reader = await content.open({ start: 0, end: content.size - 1 });
   try {
     let filled = 0;
     while (filled < out.length) {
       const n = await reader.read(out.subarray(filled));
       if (n === 0)
-        throw new ContentCorruptError(`${descriptor.digest} ended at ${filled} of ${descriptor.size} bytes`);
+        throw new ContentCorruptError(`${content.digest} ended at ${filled} of ${content.size} bytes`);
       filled += n;
     }
     return out;

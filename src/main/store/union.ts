@@ -1,8 +1,6 @@
-import { BlobUnknownError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import type { ByteRange } from '../oci/range.js';
 import { subscribeAll } from '../util/changes.js';
-import type { BlobReader, ContentOrigin, ContentStore, Descriptor } from './store.js';
+import type { Content, ContentOrigin, ContentStore } from './store.js';
 
 /**
  * Several stores seen as one, first store first: containerd's content plus the pull-through cache kept
@@ -17,7 +15,7 @@ export class UnionStore implements ContentStore {
     this.kind = stores.map((store) => store.kind).join('+');
   }
 
-  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
     for (const store of this.#stores) {
       const found = await store.resolve(registry, repository, tag);
       if (found !== undefined) return found;
@@ -25,23 +23,12 @@ export class UnionStore implements ContentStore {
     return undefined;
   }
 
-  async stat(digest: Digest, origin?: ContentOrigin): Promise<Descriptor | undefined> {
+  async stat(digest: Digest, origin?: ContentOrigin): Promise<Content | undefined> {
     for (const store of this.#stores) {
       const found = await store.stat(digest, origin);
       if (found !== undefined) return found;
     }
     return undefined;
-  }
-
-  async open(digest: Digest, range: ByteRange, origin?: ContentOrigin): Promise<BlobReader> {
-    for (const store of this.#stores) {
-      try {
-        return await store.open(digest, range, origin);
-      } catch (err) {
-        if (!(err instanceof BlobUnknownError)) throw err;
-      }
-    }
-    throw new BlobUnknownError(`blob ${digest} is held by none of ${this.kind}`);
   }
 
   async listKeys(): Promise<Set<string>> {

@@ -2,7 +2,7 @@ import type { Digest } from '../oci/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { imageName } from '../oci/reference.js';
 import { PassThroughStore } from '../store/pass-through.js';
-import type { ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
+import type { Content, ContentOrigin, ContentStore } from '../store/store.js';
 import { subscribeAll } from '../util/changes.js';
 import type { TagBook } from './tag-book.js';
 
@@ -15,11 +15,7 @@ abstract class StoreView extends PassThroughStore {
     this.book = deps.book;
   }
 
-  abstract override resolve(
-    registry: string,
-    repository: string,
-    tag: string,
-  ): Promise<Descriptor | undefined>;
+  abstract override resolve(registry: string, repository: string, tag: string): Promise<Content | undefined>;
 
   override onChange(listener: () => void): () => void {
     return subscribeAll(listener, [this.book, this.inner]);
@@ -30,7 +26,7 @@ abstract class StoreView extends PassThroughStore {
     digest: Digest,
     confirmedAt: number,
     origin?: ContentOrigin,
-  ): Promise<Descriptor | undefined> {
+  ): Promise<Content | undefined> {
     const held = await this.inner.stat(digest, origin).catch(() => undefined);
     return held !== undefined && isManifestMediaType(held.mediaType) ? { ...held, confirmedAt } : undefined;
   }
@@ -42,7 +38,7 @@ abstract class StoreView extends PassThroughStore {
  * once invalidated or older than `--tag-max-age`. Peers and the advertiser see the node through this.
  */
 export class BookedStore extends StoreView {
-  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
     const name = imageName(registry, repository, tag);
     const record = this.book.get(name);
     const booked = record === undefined ? undefined : await this.manifest(record.digest, record.confirmedAt);
@@ -72,7 +68,7 @@ export class BookedStore extends StoreView {
  * peer knows the tag) the book's last-known-good mapping is used, wherever its manifest is held.
  */
 export class KnownTagsStore extends StoreView {
-  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
+  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
     const name = imageName(registry, repository, tag);
     // A registry that says the tag does not exist throws here: a remembered mapping must not outlive that.
     const answer = await this.inner.resolve(registry, repository, tag);

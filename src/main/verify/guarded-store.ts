@@ -1,7 +1,6 @@
 import { BlobUnknownError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import type { ByteRange } from '../oci/range.js';
-import type { BlobReader, ContentStore, Descriptor } from '../store/store.js';
+import type { Content, ContentStore } from '../store/store.js';
 import { ChangeNotifier, subscribeAll } from '../util/changes.js';
 
 /**
@@ -36,20 +35,24 @@ export class GuardedStore implements ContentStore {
     if (this.#condemned.delete(digest)) this.#changes.notify();
   }
 
-  async resolve(registry: string, repository: string, tag: string): Promise<Descriptor | undefined> {
-    const descriptor = await this.#store.resolve(registry, repository, tag);
-    return descriptor === undefined || this.#condemned.has(descriptor.digest) ? undefined : descriptor;
+  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
+    return this.#guard(await this.#store.resolve(registry, repository, tag));
   }
 
-  async stat(digest: Digest): Promise<Descriptor | undefined> {
-    return this.#condemned.has(digest) ? undefined : this.#store.stat(digest);
+  async stat(digest: Digest): Promise<Content | undefined> {
+    return this.#condemned.has(digest) ? undefined : this.#guard(await this.#store.stat(digest));
   }
 
-  open(digest: Digest, range: ByteRange): Promise<BlobReader> {
-    if (this.#condemned.has(digest)) {
-      return Promise.reject(new BlobUnknownError(`blob ${digest} failed its digest check here`));
-    }
-    return this.#store.open(digest, range);
+  /** Content as served: not at all once condemned, even when it was found before the verdict. */
+  #guard(content: Content | undefined): Content | undefined {
+    if (content === undefined || this.#condemned.has(content.digest)) return undefined;
+    const { digest } = content;
+    const failed = () => new BlobUnknownError(`blob ${digest} failed its digest check here`);
+    return {
+      ...content,
+      open: (range) => (this.#condemned.has(digest) ? Promise.reject(failed()) : content.open(range)),
+      localPath: async () => (this.#condemned.has(digest) ? undefined : content.localPath?.()),
+    };
   }
 
   async listKeys(): Promise<Set<string>> {
@@ -60,10 +63,6 @@ export class GuardedStore implements ContentStore {
 
   onChange(listener: () => void): () => void {
     return subscribeAll(listener, [this.#changes, this.#store]);
-  }
-
-  async localPath(digest: Digest): Promise<string | undefined> {
-    return this.#condemned.has(digest) ? undefined : this.#store.localPath?.(digest);
   }
 
   ready(): Promise<boolean> {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { type Digest, isDigest } from '../oci/digest.js';
-import type { ContentStore, Descriptor } from '../store/store.js';
+import type { Content } from '../store/store.js';
 import type { GuardedStore } from './guarded-store.js';
 import type { DigestVerifier, Verdict } from './verifier.js';
 
@@ -117,14 +117,14 @@ export class LocalChecker {
   /** Hashes one piece of local content; condemns it on a mismatch, pardons it when it checks out again. */
   async check(digest: Digest, trigger: CheckTrigger): Promise<Verdict | undefined> {
     const store = this.#store.inner;
-    const descriptor = await store.stat(digest);
-    if (descriptor === undefined) return undefined;
+    const content = await store.stat(digest);
+    if (content === undefined) return undefined;
     const rate = trigger === 'scrub' ? this.#rate : 0;
-    const path = await store.localPath?.(digest);
+    const path = await content.localPath?.();
     const verdict =
       path === undefined
-        ? await this.#checkThroughReader(store, descriptor, rate)
-        : await this.#verifier.verifyFile(path, digest, descriptor.size, { bytesPerSecond: rate });
+        ? await this.#checkThroughReader(content, rate)
+        : await this.#verifier.verifyFile(path, digest, content.size, { bytesPerSecond: rate });
     // Content that vanished or could not be read is not known to be corrupt.
     if (verdict.code === 'READ_FAILED' || verdict.code === 'ABORTED') return undefined;
     if (verdict.ok) {
@@ -149,15 +149,15 @@ export class LocalChecker {
   }
 
   /** For stores without plain files (containerd over gRPC): stream the content through a hash session. */
-  async #checkThroughReader(store: ContentStore, descriptor: Descriptor, rate: number): Promise<Verdict> {
-    const session = this.#verifier.session(descriptor.digest, descriptor.size);
+  async #checkThroughReader(content: Content, rate: number): Promise<Verdict> {
+    const session = this.#verifier.session(content.digest, content.size);
     const buffer = Buffer.from(new SharedArrayBuffer(CHUNK_BYTES));
     const started = performance.now();
     let read = 0;
-    if (descriptor.size === 0) return session.finish();
-    const reader = await store.open(descriptor.digest, { start: 0, end: Math.max(0, descriptor.size - 1) });
+    if (content.size === 0) return session.finish();
+    const reader = await content.open({ start: 0, end: Math.max(0, content.size - 1) });
     try {
-      while (read < descriptor.size) {
+      while (read < content.size) {
         const n = await reader.read(buffer);
         if (n === 0) break;
         await session.hashed(session.update(buffer.subarray(0, n)));

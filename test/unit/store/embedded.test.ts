@@ -9,6 +9,7 @@ import { DigestInvalidError, ManifestUnknownError } from '../../../src/main/erro
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { EmbeddedStore } from '../../../src/main/store/embedded.js';
 import type { VerifyPool } from '../../../src/main/verify/pool.js';
+import { openContent } from '../../harness/content.js';
 import { startVerifier } from '../../harness/verifier.js';
 
 const digestOf = (bytes: Buffer): Digest =>
@@ -98,8 +99,8 @@ describe('EmbeddedStore with a size bound', () => {
       await sleep(5);
     }
     // Blob 1 is read (most recent use now), and blob 2 is held open while blob 4 arrives.
-    await (await store.open(digestOf(blob(1)), { start: 0, end: 0 })).close();
-    const reading = await store.open(digestOf(blob(2)), { start: 0, end: 9 });
+    await (await openContent(store, digestOf(blob(1)), { start: 0, end: 0 })).close();
+    const reading = await openContent(store, digestOf(blob(2)), { start: 0, end: 9 });
     await store.ingest(digestOf(blob(4)), [blob(4)]);
     assert.deepEqual(
       await Promise.all([1, 2, 3, 4].map((n) => held(store, n))),
@@ -118,7 +119,7 @@ describe('EmbeddedStore with a size bound', () => {
       await store.ingest(digestOf(blob(n)), [blob(n)]);
       await sleep(20);
     }
-    await (await store.open(digestOf(blob(1)), { start: 0, end: 0 })).close();
+    await (await openContent(store, digestOf(blob(1)), { start: 0, end: 0 })).close();
     await sleep(50); // the use is written to the file's mtime in the background
     await store.stop();
     const smaller = new EmbeddedStore({ verifier }, { dataDir: dir, maxBytes: 2 << 20 });

@@ -5,6 +5,7 @@ import { BlobUnknownError } from '../../../src/main/errors.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { MemoryStore } from '../../../src/main/store/memory.js';
 import { UnionStore } from '../../../src/main/store/union.js';
+import { openContent } from '../../harness/content.js';
 
 const digestOf = (bytes: Buffer): Digest =>
   `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
@@ -18,14 +19,14 @@ describe('UnionStore', () => {
     await second.ingest(digestOf(b), [b]);
     const union = new UnionStore([first, second]);
     assert.equal((await union.stat(digestOf(b)))?.size, b.length);
-    const reader = await union.open(digestOf(b), { start: 0, end: b.length - 1 });
+    const reader = await openContent(union, digestOf(b), { start: 0, end: b.length - 1 });
     const into = Buffer.alloc(b.length);
     assert.equal(await reader.read(into), b.length);
     assert.ok(into.equals(b));
     await reader.close();
     assert.deepEqual([...(await union.listKeys())].sort(), [digestOf(a), digestOf(b)].sort());
     await assert.rejects(
-      union.open(digestOf(Buffer.from('nowhere')), { start: 0, end: 0 }),
+      openContent(union, digestOf(Buffer.from('nowhere')), { start: 0, end: 0 }),
       BlobUnknownError,
     );
   });

@@ -4,9 +4,10 @@ import { describe, it } from 'node:test';
 import { ManifestUnknownError } from '../../../src/main/errors.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { MemoryStore } from '../../../src/main/store/memory.js';
-import type { ContentStore, Descriptor } from '../../../src/main/store/store.js';
+import type { Content, ContentStore } from '../../../src/main/store/store.js';
 import { BookedStore, KnownTagsStore } from '../../../src/main/tags/known-tags.js';
 import { TagBook } from '../../../src/main/tags/tag-book.js';
+import { described } from '../../harness/content.js';
 
 const REG = '127.0.0.1:5000';
 
@@ -25,7 +26,7 @@ async function manifest(store: MemoryStore, seed: string): Promise<Digest> {
 }
 
 /** A store whose tag answers are scripted, standing in for upstream plus peers. */
-function answering(inner: ContentStore, answer: () => Promise<Descriptor | undefined>): ContentStore {
+function answering(inner: ContentStore, answer: () => Promise<Content | undefined>): ContentStore {
   return Object.assign(Object.create(inner) as ContentStore, {
     resolve: answer,
     stat: (digest: Digest) => inner.stat(digest),
@@ -40,8 +41,8 @@ describe('BookedStore (what peers and the advertiser see)', () => {
     const view = new BookedStore({ inner: store, book });
     book.confirm(`${REG}/app:v1`, held, 1234);
     book.confirm(`${REG}/app:gone`, `sha256:${'9'.repeat(64)}` as Digest, 1234);
-    assert.deepEqual(await view.resolve(REG, 'app', 'v1'), {
-      ...(await store.stat(held)),
+    assert.deepEqual(described(await view.resolve(REG, 'app', 'v1')), {
+      ...described(await store.stat(held)),
       confirmedAt: 1234,
     });
     assert.equal(await view.resolve(REG, 'app', 'gone'), undefined);

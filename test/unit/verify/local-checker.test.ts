@@ -61,9 +61,13 @@ describe('LocalChecker', () => {
     store.flipAt = 800_000; // only the 900 000-byte blob reaches this offset
     const guarded = new GuardedStore({ store });
     const local = checker(guarded, new Metrics());
+    const foundBefore = await guarded.stat(bad);
+    assert.ok(foundBefore !== undefined);
     assert.deepEqual(await local.scrub(), { checked: 3, corrupt: 1 });
     assert.equal(await guarded.stat(bad), undefined);
-    await assert.rejects(guarded.open(bad, { start: 0, end: 9 }), /failed its digest check/);
+    // Content found before the verdict is not served after it either.
+    await assert.rejects(foundBefore.open({ start: 0, end: 9 }), /failed its digest check/);
+    assert.equal(await foundBefore.localPath?.(), undefined);
     assert.ok((await store.stat(bad)) !== undefined, 'a store shoal does not own is never deleted from');
     store.fault = 'none';
     assert.equal((await local.check(bad, 'scrub'))?.ok, true);
