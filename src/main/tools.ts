@@ -3,10 +3,11 @@ import { writeHostsConfig } from './containerd/hosts.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
-import { ADMIN_INVALIDATE_PATH, startVerifier } from './node/parts.js';
+import { startVerifier } from './node/parts.js';
 import { canonicalImageName } from './oci/reference.js';
 import { EmbeddedStore } from './store/embedded.js';
 import { importOciLayout } from './store/oci-layout.js';
+import { ADMIN_INVALIDATE_PATH } from './tags/tag-invalidator.js';
 import { httpOrigin } from './util/url.js';
 
 // The commands besides `shoal registry`: each runs once and exits.

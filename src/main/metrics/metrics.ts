@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { SideRoute } from '../registry/side-server.js';
 
 /** Incremented by the parts that see an event; the only metrics surface parts depend on. */
 export interface CounterLike<L extends string> {
@@ -120,6 +121,15 @@ export class Metrics {
   }
 
   /** The Prometheus text exposition of every metric. */
+  /** `GET /metrics`, served on `--metrics-addr`. */
+  route(): SideRoute {
+    return {
+      method: 'get',
+      path: '/metrics',
+      handle: async () => ({ status: 200, contentType: this.contentType, body: await this.render() }),
+    };
+  }
+
   render(): Promise<string> {
     return this.#registry.metrics();
   }

@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { RegistryConfig } from '../config/commands.js';
 import { hostDirName } from '../containerd/hosts.js';
@@ -9,7 +8,7 @@ import { FrontDoor } from '../registry/front-door.js';
 import { PullHandler } from '../registry/handler.js';
 import { RegistryServer } from '../registry/server.js';
 import { loadTlsFiles } from '../registry/tls.js';
-import { serveBootstrapId } from '../routing/bootstrap.js';
+import { bootstrapIdRoute } from '../routing/bootstrap.js';
 import { loadPsk } from '../routing/psk.js';
 import { EmbeddedStore } from '../store/embedded.js';
 import type { ContentStore } from '../store/store.js';
@@ -27,8 +26,7 @@ import {
   listenOrFail,
   openCacheBeside,
   openStore,
-  startAdmin,
-  startMetrics,
+  serveSide,
   startVerifier,
 } from './parts.js';
 import { buildPullThrough } from './pull-through.js';
@@ -98,7 +96,10 @@ export class ShoalNode {
     const psk = config.p2pPskFile === '' ? undefined : await loadPsk(config.p2pPskFile);
     const tls = await loadTlsFiles(config.registryTlsCert, config.registryTlsKey);
     const metrics = new Metrics({ defaultMetrics: true });
-    const metricsServer = life.started('metrics', await startMetrics(config, metrics));
+    const metricsServer = life.started(
+      'metrics',
+      await serveSide('metrics', 'metrics-addr', config.metricsAddr, [metrics.route()]),
+    );
     const verifier = life.started('verify', await startVerifier(config, log, metrics));
     log.info(
       { threads: verifier.threads, port: metricsServer.port },
@@ -139,7 +140,10 @@ export class ShoalNode {
       router: mesh?.router,
       log: log.child({ component: 'tags' }),
     });
-    const adminServer = life.started('admin', await startAdmin(config, invalidator));
+    const adminServer = life.started(
+      'admin',
+      await serveSide('admin', 'admin-addr', config.adminAddr, [invalidator.route()]),
+    );
     const checker = new LocalChecker(
       { store: local, verifier, metrics, log: log.child({ component: 'verify-local' }) },
       {
@@ -221,12 +225,11 @@ export class ShoalNode {
     this.#life.started('router', router);
     this.#log.info({ peerId: router.peerId, addresses: router.addresses }, 'router listening');
     if (config.httpBootstrapAddr !== undefined) {
-      const idServer: Server = await serveBootstrapId(
-        config.httpBootstrapAddr.host,
-        config.httpBootstrapAddr.port,
-        () => router.addresses,
+      const routes = [bootstrapIdRoute(() => router.addresses)];
+      this.#life.started(
+        'bootstrap id',
+        await serveSide('bootstrap', 'http-bootstrap-addr', config.httpBootstrapAddr, routes),
       );
-      this.#life.onStop('bootstrap id', () => idServer.close());
     }
     advertiser.start();
     this.#life.started('advertiser', advertiser);

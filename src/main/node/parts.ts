@@ -5,16 +5,11 @@ import { ContainerdStore } from '../containerd/store.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { canonicalImageName } from '../oci/reference.js';
-import { SideServer } from '../registry/side-server.js';
+import { type SideRoute, SideServer } from '../registry/side-server.js';
 import { type Bootstrapper, dnsBootstrap, httpBootstrap, staticBootstrap } from '../routing/bootstrap.js';
 import { EmbeddedStore } from '../store/embedded.js';
 import type { ContentStore } from '../store/store.js';
-import type { TagInvalidator } from '../tags/tag-invalidator.js';
 import { VerifyPool } from '../verify/pool.js';
-
-/** Where `shoal invalidate` POSTs on the node's admin address. */
-export const ADMIN_INVALIDATE_PATH = '/_shoal/v1/admin/invalidate';
 
 export async function openStore(
   config: RegistryConfig,
@@ -113,34 +108,14 @@ export async function listenOrFail<T extends { start(): Promise<void> }>(
   return server;
 }
 
-export function startMetrics(config: RegistryConfig, metrics: Metrics): Promise<SideServer> {
-  const route = {
-    method: 'get' as const,
-    path: '/metrics',
-    handle: async () => ({ status: 200, contentType: metrics.contentType, body: await metrics.render() }),
-  };
-  const address = { host: config.metricsAddr.host, port: config.metricsAddr.port };
-  return listenOrFail('metrics-addr', address, new SideServer({ name: 'metrics', routes: [route] }, address));
-}
-
-/** The operator's endpoint: `shoal invalidate` POSTs here. */
-export function startAdmin(config: RegistryConfig, invalidator: TagInvalidator): Promise<SideServer> {
-  const route = {
-    method: 'post' as const,
-    path: ADMIN_INVALIDATE_PATH,
-    handle: async (query: string) => {
-      let name: string;
-      try {
-        name = canonicalImageName(new URLSearchParams(query).get('name') ?? '');
-      } catch (err) {
-        return { status: 400, contentType: 'text/plain', body: `${(err as Error).message}\n` };
-      }
-      const result = await invalidator.invalidate(name);
-      return { status: 200, contentType: 'application/json', body: JSON.stringify(result) };
-    },
-  };
-  const address = { host: config.adminAddr.host, port: config.adminAddr.port };
-  return listenOrFail('admin-addr', address, new SideServer({ name: 'admin', routes: [route] }, address));
+/** Serves `routes` on a side server of their own at the address `--<flag>` names. */
+export function serveSide(
+  name: string,
+  flag: string,
+  address: { host: string | undefined; port: number },
+  routes: readonly SideRoute[],
+): Promise<SideServer> {
+  return listenOrFail(flag, address, new SideServer({ name, routes }, address));
 }
 
 /** The embedded store pull-through keeps what it fetched in when the node serves from containerd. */

@@ -17,8 +17,9 @@ export interface SideRoute {
 }
 
 /**
- * A small HTTP server on its own address, away from the registry port: the metrics endpoint, and the
- * admin endpoint that only this node's own operator reaches (loopback by default).
+ * A small HTTP server on its own address, away from the registry port: the metrics endpoint, the admin
+ * endpoint that only this node's own operator reaches (loopback by default), and the bootstrap `/id`.
+ * Each route comes from the module that owns it (Metrics, TagInvalidator, bootstrap).
  */
 export class SideServer {
   readonly #name: string;
@@ -64,14 +65,14 @@ export class SideServer {
           (err: unknown) => {
             if (aborted) return;
             const message = `${this.#name} failed: ${(err as Error)?.message ?? err}\n`;
-            res.cork(() => res.writeStatus('500 Internal Server Error').end(message));
+            res.cork(() => res.writeStatus(statusLine(500)).end(message));
           },
         );
       });
     }
     const known = this.#routes.map((route) => `${route.method.toUpperCase()} ${route.path}`).join(', ');
     app.any('/*', (res) => {
-      res.writeStatus('404 Not Found').end(`${this.#name} serves only ${known}\n`);
+      res.writeStatus(statusLine(404)).end(`${this.#name} serves only ${known}\n`);
     });
     const listening = await listenExclusive(app, this.#name, this.#host, this.#requestedPort);
     this.#socket = listening.socket;

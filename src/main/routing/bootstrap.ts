@@ -1,5 +1,5 @@
 import { Resolver } from 'node:dns/promises';
-import { createServer, type Server } from 'node:http';
+import type { SideRoute } from '../registry/side-server.js';
 import { withTimeout } from '../util/timeout.js';
 
 /** Produces the multiaddrs to join through; called at start and whenever the routing table empties. */
@@ -33,7 +33,7 @@ export function dnsBootstrap(
   };
 }
 
-/** Polls a peer's `/id` endpoint (see serveBootstrapId), which lists its multiaddrs one per line. */
+/** Polls a peer's `/id` endpoint (see bootstrapIdRoute), which lists its multiaddrs one per line. */
 export function httpBootstrap(url: string, timeoutMs: number): Bootstrapper {
   return async () => {
     const response = await withTimeout(
@@ -49,22 +49,11 @@ export function httpBootstrap(url: string, timeoutMs: number): Bootstrapper {
   };
 }
 
-/** Serves `GET /id`: this node's multiaddrs, one per line, for other nodes' HTTP bootstrap. */
-export async function serveBootstrapId(
-  host: string | undefined,
-  port: number,
-  addresses: () => string[],
-): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/id') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(`${addresses().join('\n')}\n`);
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  return server;
+/** `GET /id` on `--http-bootstrap-addr`: this node's multiaddrs, one per line, for other nodes' HTTP bootstrap. */
+export function bootstrapIdRoute(addresses: () => string[]): SideRoute {
+  return {
+    method: 'get',
+    path: '/id',
+    handle: async () => ({ status: 200, contentType: 'text/plain', body: `${addresses().join('\n')}\n` }),
+  };
 }

@@ -1,6 +1,11 @@
 import type { Logger } from '../log/logger.js';
+import { canonicalImageName } from '../oci/reference.js';
+import type { SideRoute } from '../registry/side-server.js';
 import type { Router } from '../routing/router.js';
 import type { TagBook } from './tag-book.js';
+
+/** Where `shoal invalidate` POSTs on the node's admin address (`--admin-addr`). */
+export const ADMIN_INVALIDATE_PATH = '/_shoal/v1/admin/invalidate';
 
 /** What an invalidation reached. */
 export interface InvalidationResult {
@@ -44,6 +49,24 @@ export class TagInvalidator {
     this.#log = deps.log;
     this.#timeoutMs = init.timeoutMs ?? 2000;
     this.#fanOut = init.fanOut ?? 16;
+  }
+
+  /** `POST ADMIN_INVALIDATE_PATH?name=<registry>/<repository>:<tag>`: the operator's endpoint. */
+  route(): SideRoute {
+    return {
+      method: 'post',
+      path: ADMIN_INVALIDATE_PATH,
+      handle: async (query) => {
+        let name: string;
+        try {
+          name = canonicalImageName(new URLSearchParams(query).get('name') ?? '');
+        } catch (err) {
+          return { status: 400, contentType: 'text/plain', body: `${(err as Error).message}\n` };
+        }
+        const result = await this.invalidate(name);
+        return { status: 200, contentType: 'application/json', body: JSON.stringify(result) };
+      },
+    };
   }
 
   /** The operator's invalidation: recorded here, then passed to every member before it resolves. */
