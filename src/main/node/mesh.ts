@@ -1,6 +1,7 @@
 import type { RegistryConfig } from '../config/commands.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { Membership } from '../peer/membership.js';
 import { MirroringStore } from '../peer/mirroring-store.js';
 import { PeerAuth } from '../peer/peer-auth.js';
 import { Advertiser } from '../routing/advertiser.js';
@@ -13,6 +14,8 @@ import { bootstrapperFor } from './parts.js';
 export interface Mesh {
   router: Libp2pRouter;
   auth: PeerAuth;
+  /** Who is up and who is set aside: the one view the peer fetch and the owner election share. */
+  membership: Membership;
   /** `held`, plus what peers hold. */
   store: ContentStore;
   advertiser: Advertiser;
@@ -53,11 +56,16 @@ export async function buildMesh(
     );
   }
   const auth = new PeerAuth({ router });
+  const membership = new Membership(
+    { router, setAside: deps.metrics.peerQuarantines },
+    { corruptMs: config.peerCorruptQuarantine },
+  );
   const store = new MirroringStore(
     {
       local: held,
       router,
       auth,
+      membership,
       verifier: config.verifyRemote ? deps.verifier : undefined,
       metrics: deps.metrics,
       log: log.child({ component: 'mirror' }),
@@ -67,7 +75,6 @@ export async function buildMesh(
       resolveTimeoutMaxMs: config.mirrorResolveTimeoutMax,
       lookupRefreshMs: config.mirrorLookupRefresh,
       maxAttempts: config.mirrorResolveRetries,
-      corruptQuarantineMs: config.peerCorruptQuarantine,
       chunkBytes: config.streamChunkBytes,
     },
   );
@@ -75,6 +82,6 @@ export async function buildMesh(
     { store: held, router, log: log.child({ component: 'advertiser' }) },
     { readyWaitMs: config.routerJoinTimeout },
   );
-  deps.metrics.watchMembers(() => router.members().length);
-  return { router, auth, store, advertiser };
+  deps.metrics.watchMembers(() => membership.size);
+  return { router, auth, membership, store, advertiser };
 }

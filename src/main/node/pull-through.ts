@@ -42,6 +42,7 @@ export async function buildPullThrough(
       upstream,
       verifier: deps.verifier,
       router: mesh?.router,
+      membership: mesh?.membership,
       election,
       auth: mesh?.auth,
       log: deps.log.child({ component: 'pull-through' }),

@@ -33,10 +33,6 @@ export interface MirroringStoreInit {
   peerTimeoutMs?: number;
   /** Longest silence inside a peer's body before moving to another peer; default 5000 ms. */
   readTimeoutMs?: number;
-  /** How long a peer that failed is skipped; default 10 s. */
-  quarantineMs?: number;
-  /** How long a peer that sent content failing its digest is skipped; default 5 min (`--peer-corrupt-quarantine`). */
-  corruptQuarantineMs?: number;
   /** Size of the buffer that hashes what follows a range; default 1 MiB. */
   chunkBytes?: number;
 }
@@ -48,6 +44,8 @@ export interface MirroringStoreDeps {
   verifier?: DigestVerifier | undefined;
   /** Signs this node's requests to peers; default: signed with the router's identity. */
   auth?: PeerAuth;
+  /** The node's view of its peers' health, shared with pull-through; default: one of its own. */
+  membership?: Membership;
   metrics?: Metrics;
   log?: Logger;
 }
@@ -74,8 +72,6 @@ export class MirroringStore extends PassThroughStore {
   readonly #maxAttempts: number;
   readonly #peerTimeoutMs: number;
   readonly #readTimeoutMs: number;
-  readonly #quarantineMs: number;
-  readonly #corruptQuarantineMs: number;
   readonly #chunkBytes: number;
   readonly #verifier: DigestVerifier | undefined;
   readonly #metrics: Metrics;
@@ -87,7 +83,8 @@ export class MirroringStore extends PassThroughStore {
     this.#auth = deps.auth ?? new PeerAuth({ router: deps.router });
     this.#verifier = deps.verifier;
     this.#metrics = deps.metrics ?? new Metrics();
-    this.#membership = new Membership({ setAside: this.#metrics.peerQuarantines });
+    this.#membership =
+      deps.membership ?? new Membership({ router: deps.router, setAside: this.#metrics.peerQuarantines });
     this.#log = deps.log;
     this.#resolveWait = new ResolveWait(
       { log: deps.log },
@@ -108,8 +105,6 @@ export class MirroringStore extends PassThroughStore {
     this.#maxAttempts = init.maxAttempts ?? 3;
     this.#peerTimeoutMs = init.peerTimeoutMs ?? 3000;
     this.#readTimeoutMs = init.readTimeoutMs ?? 5000;
-    this.#quarantineMs = init.quarantineMs ?? 10_000;
-    this.#corruptQuarantineMs = init.corruptQuarantineMs ?? 300_000;
     this.#chunkBytes = init.chunkBytes ?? 1 << 20;
   }
 
@@ -159,7 +154,7 @@ export class MirroringStore extends PassThroughStore {
     const fetched = verifier === undefined ? range : { start: 0, end: described.size - 1 };
     const fetchFrom = async (offset: number, failed?: string): Promise<PeerStream | undefined> => {
       if (failed !== undefined) {
-        this.#membership.setAside(failed, this.#quarantineMs, 'failed');
+        this.#membership.setAside(failed, 'failed');
         // The cached providers may hold only the peer that just died: resume from a fresh lookup.
         this.#lookups.forget(digest);
       }
@@ -203,7 +198,7 @@ export class MirroringStore extends PassThroughStore {
       'peer content failed its digest check; cutting the response and setting the peers aside',
     );
     for (const peer of peers.keys()) {
-      this.#membership.setAside(peer, this.#corruptQuarantineMs, 'corrupt');
+      this.#membership.setAside(peer, 'corrupt');
       const report = { kind: 'corrupt', digest: descriptor.digest } as const;
       void this.#router.tell(peer, report, AbortSignal.timeout(this.#peerTimeoutMs));
     }
@@ -257,8 +252,7 @@ export class MirroringStore extends PassThroughStore {
         // tag it no longer serves): set aside, it would be skipped for every other key too.
         const answered = err instanceof PeerRequestError && err.answered;
         if (!signal.aborted) this.#log?.debug({ key, peer: provider.id, err }, 'peer attempt failed');
-        if (!signal.aborted && !answered)
-          this.#membership.setAside(provider.id, this.#quarantineMs, 'failed');
+        if (!signal.aborted && !answered) this.#membership.setAside(provider.id, 'failed');
         // Either way it is not handed out for this key again; the lookup cache refreshes the key.
         if (!signal.aborted) this.#lookups.failed(key, provider.id);
         throw err;

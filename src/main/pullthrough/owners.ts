@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
 import type { Digest } from '../oci/digest.js';
-import { Membership } from '../peer/membership.js';
+import type { Membership } from '../peer/membership.js';
 import type { PeerAuth } from '../peer/peer-auth.js';
 import { PeerRequestError, requestOwner } from '../peer/peer-client.js';
 import type { Router } from '../routing/router.js';
@@ -19,23 +19,25 @@ export class Owners {
   readonly #auth: PeerAuth;
   readonly #log: Logger | undefined;
   readonly #ownerTimeoutMs: number;
-  readonly #ownerRetryMs: number;
-  /**
-   * Owners that failed lately, passed over. Kept apart from the peer fetch's: a peer that failed a fetch
-   * under load must not drop out of the election, or nodes would elect different owners.
-   */
-  readonly #failed = new Membership();
+  /** Who may own a digest now; an owner that fails is left out of the electorate for a while. */
+  readonly #membership: Membership;
 
   constructor(
-    deps: { router: Router; election: OwnerElection; auth: PeerAuth; log?: Logger | undefined },
-    init: { ownerTimeoutMs: number; ownerRetryMs: number },
+    deps: {
+      router: Router;
+      membership: Membership;
+      election: OwnerElection;
+      auth: PeerAuth;
+      log?: Logger | undefined;
+    },
+    init: { ownerTimeoutMs: number },
   ) {
     this.#router = deps.router;
+    this.#membership = deps.membership;
     this.#election = deps.election;
     this.#auth = deps.auth;
     this.#log = deps.log;
     this.#ownerTimeoutMs = init.ownerTimeoutMs;
-    this.#ownerRetryMs = init.ownerRetryMs;
   }
 
   /**
@@ -51,8 +53,7 @@ export class Owners {
     const router = this.#router;
     const election = this.#election;
     const auth = this.#auth;
-    const now = Date.now();
-    const members = [router.selfId, ...router.members()].filter((id) => this.#failed.usable(id, now));
+    const members = this.#membership.electorate();
     const owner = election.owner(digest, members);
     this.#log?.debug({ digest, owner, self: router.selfId, members: members.length }, 'owner elected');
     if (owner === undefined || owner === router.selfId) return undefined;
@@ -94,6 +95,6 @@ export class Owners {
 
   /** Passes `owner` over for a while: this node fetches what it would have owned. */
   failed(owner: string): void {
-    this.#failed.setAside(owner, this.#ownerRetryMs, 'failed');
+    this.#membership.setAside(owner, 'owner');
   }
 }

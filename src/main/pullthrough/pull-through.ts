@@ -3,6 +3,7 @@ import { BlobUnknownError, ManifestUnknownError, UpstreamUnavailableError } from
 import type { Logger } from '../log/logger.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MANIFEST_ACCEPT, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
+import { Membership } from '../peer/membership.js';
 import { PeerAuth } from '../peer/peer-auth.js';
 import type { Router } from '../routing/router.js';
 import type { EmbeddedStore } from '../store/embedded.js';
@@ -23,8 +24,6 @@ interface Download {
 export interface PullThroughInit {
   /** Longest wait for the owner's headers (it may be fetching from upstream itself), in ms; default 15 s. */
   ownerTimeoutMs?: number;
-  /** How long an owner that failed is passed over (this node fetches itself), in ms; default 30 s. */
-  ownerRetryMs?: number;
   /** Longest wait for upstream's answer to a tag before the cached and peer answers are used; default 2 s. */
   tagTimeoutMs?: number;
   /** Longest silence of an upstream download, or wait of a reader for new bytes, in ms; default 30 s. */
@@ -47,7 +46,6 @@ export class PullThroughStore extends PassThroughStore {
   readonly #log: Logger | undefined;
   /** With P2P on: the nodes elected to fetch each digest. */
   readonly #owners: Owners | undefined;
-  /** Owners that failed lately, passed over until the time given. */
   readonly #tagTimeoutMs: number;
   readonly #stallMs: number;
   readonly #minRate: number;
@@ -63,6 +61,8 @@ export class PullThroughStore extends PassThroughStore {
       verifier: DigestVerifier;
       /** With P2P on: who else is in the cluster, to pick the one node that fetches each digest. */
       router?: Router | undefined;
+      /** The node's view of its peers' health (shared with the peer fetch); default: one of its own. */
+      membership?: Membership | undefined;
       election?: OwnerElection | undefined;
       /** Signs requests to owners; default: signed with the router's identity. */
       auth?: PeerAuth | undefined;
@@ -81,11 +81,12 @@ export class PullThroughStore extends PassThroughStore {
         : new Owners(
             {
               router: deps.router,
+              membership: deps.membership ?? new Membership({ router: deps.router }),
               election: deps.election,
               auth: deps.auth ?? new PeerAuth({ router: deps.router }),
               log: deps.log,
             },
-            { ownerTimeoutMs: init.ownerTimeoutMs ?? 15_000, ownerRetryMs: init.ownerRetryMs ?? 30_000 },
+            { ownerTimeoutMs: init.ownerTimeoutMs ?? 15_000 },
           );
     this.#tagTimeoutMs = init.tagTimeoutMs ?? 2000;
     this.#stallMs = init.stallMs ?? 30_000;
