@@ -3,6 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/** Longest wait for a child's output pipes to close after it exited (a process it left may hold them). */
+const PIPE_GRACE_MS = 2000;
+
 /** Ports this process handed out: never handed out twice, even once free again. */
 const handedOut = new Set<number>();
 
@@ -71,6 +74,13 @@ export class Child {
   readonly process: ChildProcess;
   #output = '';
   readonly exited: Promise<number | null>;
+  /**
+   * Resolves with the exit code once the process has exited and its output has been read to the end.
+   * 'exit' can come before the last of stdout (a curl's one-line answer was read as empty, once in a few
+   * benchmark runs); 'close' waits for the pipes, unless a process the child left behind holds them, so
+   * the wait for them after the exit is bounded.
+   */
+  readonly finished: Promise<number | null>;
 
   constructor(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env) {
     this.process = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -80,6 +90,11 @@ export class Child {
     this.process.stdout?.on('data', keep);
     this.process.stderr?.on('data', keep);
     this.exited = new Promise((resolve) => this.process.once('exit', (code) => resolve(code)));
+    const closed = new Promise<void>((resolve) => this.process.once('close', () => resolve()));
+    this.finished = this.exited.then(async (code) => {
+      await Promise.race([closed, sleep(PIPE_GRACE_MS)]);
+      return code;
+    });
   }
 
   get pid(): number {
@@ -113,7 +128,7 @@ export async function run(
 ): Promise<string> {
   const child = new Child(command, args, env);
   const timer = setTimeout(() => child.process.kill('SIGKILL'), timeoutMs);
-  const code = await child.exited;
+  const code = await child.finished;
   clearTimeout(timer);
   if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${code}:\n${child.output}`);
   return child.output;

@@ -91,9 +91,9 @@ export class ShoalProcess {
     this.#child?.process.kill(signal);
   }
 
-  /** The exit code once the process has exited (null: killed by a signal). */
+  /** The exit code once the process has exited and its output is read (null: killed by a signal). */
   get exited(): Promise<number | null> {
-    return this.#child?.exited ?? Promise.resolve(null);
+    return this.#child?.finished ?? Promise.resolve(null);
   }
 
   /** SIGTERM, then SIGKILL after `graceMs` (0: SIGKILL at once, a crash). */

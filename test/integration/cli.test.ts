@@ -12,7 +12,7 @@ async function shoal(
   env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number | null; output: string }> {
   const child = new Child(process.execPath, [CLI, ...args], { ...process.env, ...env });
-  const code = await child.exited;
+  const code = await child.finished;
   return { code, output: child.output };
 }
 

@@ -88,7 +88,7 @@ describe('a peer killed mid-body: the download continues from another peer', { t
     );
     await (nodes[serving] as ShoalProcess).stop(0);
     t.diagnostic(`killed node ${serving + 1} while it streamed; node ${2 - serving} must finish the body`);
-    assert.equal(await curl.exited, 0, `${curl.output}\nnode 3 log:\n${node3.output.slice(-8000)}`);
+    assert.equal(await curl.finished, 0, `${curl.output}\nnode 3 log:\n${node3.output.slice(-8000)}`);
     assert.equal(curl.output.trim(), `200 ${layer.size}`);
     assert.equal(await sha256File(out), layer.digest);
   });

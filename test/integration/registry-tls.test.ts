@@ -25,7 +25,7 @@ function httpsGet(url: string, ca: string): Promise<{ status: number; body: Buff
 
 async function exitOf(args: string[]): Promise<{ code: number | null; output: string }> {
   const child = new Child(process.execPath, [CLI, 'registry', ...args]);
-  return { code: await child.exited, output: child.output };
+  return { code: await child.finished, output: child.output };
 }
 
 // The TLS listener (`--registry-tls-*`) for clients that try https first: a real shoal process, checked with

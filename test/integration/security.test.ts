@@ -259,7 +259,7 @@ describe('security: pull-through reaches only the registries named, and checks e
       '127.0.0.1:0',
       '--upstream-fallback',
     ]);
-    assert.equal(await child.exited, 2);
+    assert.equal(await child.finished, 2);
     assert.match(child.output, /--mirrored-registries: required with --upstream-fallback/);
   });
 
