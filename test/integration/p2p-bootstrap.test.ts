@@ -7,6 +7,49 @@ import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const readyz = async (node: ShoalProcess): Promise<number> => (await fetch(`${node.url}/readyz`)).status;
 
+/** A node on its own loopback address that joins through `name`, as a DaemonSet pod does (defaults otherwise). */
+function dnsNode(
+  dataDir: string,
+  host: string,
+  routerPort: number,
+  name: string,
+  dnsPort: number,
+): ShoalProcess {
+  return new ShoalProcess(
+    [
+      '--store',
+      'embedded',
+      '--data-dir',
+      dataDir,
+      '--router-addr',
+      `${host}:${routerPort}`,
+      '--bootstrap-kind',
+      'dns',
+      '--dns-bootstrap-domain',
+      name,
+      '--dns-bootstrap-resolver',
+      `127.0.0.1:${dnsPort}`,
+    ],
+    { host },
+  );
+}
+
+/** A DNS server on loopback answering `name` with `hosts`, as a headless Service's name is answered. */
+function startDnsmasq(dir: string, port: number, name: string, hosts: readonly string[]): Child {
+  return new Child('dnsmasq', [
+    '--no-daemon',
+    '--conf-file=/dev/null',
+    `--port=${port}`,
+    '--listen-address=127.0.0.1',
+    '--bind-interfaces',
+    '--no-resolv',
+    '--no-hosts',
+    '--user=root',
+    `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+    ...hosts.map((host) => `--host-record=${name},${host}`),
+  ]);
+}
+
 describe('DNS bootstrap: a headless-Service-style name with several A records', { timeout: 120_000 }, () => {
   const NAME = 'peers.shoal.test';
   const HOSTS = ['127.0.0.11', '127.0.0.12', '127.0.0.13'];
@@ -17,40 +60,11 @@ describe('DNS bootstrap: a headless-Service-style name with several A records', 
   before(async () => {
     dir = await shortTempDir('shoal-dns');
     const dnsPort = await freePort();
-    dnsmasq = new Child('dnsmasq', [
-      '--no-daemon',
-      '--conf-file=/dev/null',
-      `--port=${dnsPort}`,
-      '--listen-address=127.0.0.1',
-      '--bind-interfaces',
-      '--no-resolv',
-      '--no-hosts',
-      '--user=root',
-      `--pid-file=${join(dir, 'dnsmasq.pid')}`,
-      ...HOSTS.map((host) => `--host-record=${NAME},${host}`),
-    ]);
+    dnsmasq = startDnsmasq(dir, dnsPort, NAME, HOSTS);
     // Every node uses the same router port on its own address, as a DaemonSet does on its own node IP.
     const routerPort = await freePort();
     for (const [i, host] of HOSTS.entries()) {
-      nodes.push(
-        new ShoalProcess(
-          [
-            '--store',
-            'embedded',
-            '--data-dir',
-            join(dir, `n${i}`),
-            '--router-addr',
-            `${host}:${routerPort}`,
-            '--bootstrap-kind',
-            'dns',
-            '--dns-bootstrap-domain',
-            NAME,
-            '--dns-bootstrap-resolver',
-            `127.0.0.1:${dnsPort}`,
-          ],
-          { host },
-        ),
-      );
+      nodes.push(dnsNode(join(dir, `n${i}`), host, routerPort, NAME, dnsPort));
     }
   });
 
@@ -134,5 +148,41 @@ describe('HTTP bootstrap: /id on one node, polled by another', { timeout: 60_000
       async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 200),
       30_000,
     );
+  });
+});
+
+describe('a cluster of one: the bootstrap names only this node', { timeout: 60_000 }, () => {
+  const NAME = 'one.shoal.test';
+  const HOST = '127.0.0.21';
+  let dir: string;
+  let dnsmasq: Child;
+  let node: ShoalProcess;
+
+  before(async () => {
+    dir = await shortTempDir('shoal-one');
+    const dnsPort = await freePort();
+    dnsmasq = startDnsmasq(dir, dnsPort, NAME, [HOST]);
+    // Defaults throughout (join timeout 10 s): what a one-node cluster's DaemonSet pod runs.
+    node = dnsNode(join(dir, 'n'), HOST, await freePort(), NAME, dnsPort);
+    await node.start();
+  });
+
+  after(async () => {
+    await node?.stop();
+    await dnsmasq?.stop();
+    await removeDir(dir);
+  });
+
+  it('is ready without waiting for a peer (Spegel #1120), and stays ready', async (t) => {
+    const started = Date.now();
+    await waitFor('lone node ready', async () => (await readyz(node)) === 200, 30_000);
+    const ms = Date.now() - started;
+    t.diagnostic(`ready ${ms} ms after /livez answered`);
+    // Far below the 10 s join wait a node with peers named would sit through before giving up.
+    assert.ok(ms < 5000, `ready after ${ms} ms`);
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(await readyz(node), 200);
+    }
   });
 });

@@ -161,8 +161,12 @@ export class ShoalNode {
       {
         store,
         localStore: held,
-        // Ready once the node can find what peers hold and peers can find what it holds; never in a drain.
-        ready: async () => !this.#draining && (await store.ready()) && (mesh?.advertiser.announced() ?? true),
+        // Ready once the node can find what peers hold and peers can find what it holds, or has no peer to
+        // know (a cluster of one); never in a drain.
+        ready: async () =>
+          !this.#draining &&
+          (await store.ready()) &&
+          (mesh === undefined || mesh.router.alone() || mesh.advertiser.announced()),
         ...(mesh === undefined ? {} : { authenticate: mesh.auth.verify.bind(mesh.auth) }),
         discovery: new RegistryDiscovery({
           store: held,

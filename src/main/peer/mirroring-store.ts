@@ -108,8 +108,9 @@ export class MirroringStore extends PassThroughStore {
     this.#chunkBytes = init.chunkBytes ?? 1 << 20;
   }
 
+  /** The local store answers, and the node can route, or has nobody to route to (a cluster of one). */
   override async ready(): Promise<boolean> {
-    return (await this.inner.ready()) && this.#router.ready();
+    return (await this.inner.ready()) && (this.#router.ready() || this.#router.alone());
   }
 
   override async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {

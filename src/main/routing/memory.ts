@@ -45,6 +45,10 @@ export class MemoryRouter implements Router {
     return this.#started && [...this.#network.members.keys()].some((id) => id !== this.id);
   }
 
+  alone(): boolean {
+    return this.#started && !this.ready();
+  }
+
   async *lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
     for (const id of this.#network.records.get(key) ?? []) {
       if (signal.aborted) return;

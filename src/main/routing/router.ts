@@ -18,6 +18,11 @@ export interface Router {
   /** True while this node knows at least one other node (it can route). */
   ready(): boolean;
   /**
+   * True when this node has nobody to know: its bootstrap names no other node. Such a node serves what it
+   * holds and counts as ready (Kubernetes would otherwise hold a one-node cluster's pod unready forever).
+   */
+  alone(): boolean;
+  /**
    * Yields other live nodes that advertised `key`, as they are found (never this node, never a node
    * known to be gone). Ends when the search is exhausted, when `signal` aborts, or after the first answer
    * that named a live provider: each answer lists every provider its sender knows, and a request needs one.

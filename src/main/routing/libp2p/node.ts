@@ -91,25 +91,31 @@ export async function createNode(
   })) as unknown as Node;
 }
 
-/** Dials every bootstrap entry but this node's own (so one list can serve every node); failures are logged. */
+/**
+ * Dials every bootstrap entry but this node's own (so one list can serve every node); failures are logged.
+ * Resolves with how many entries named another node.
+ */
 export async function dialAll(
   node: Node,
   entries: readonly string[],
   timeoutMs: number,
   log: Logger,
-): Promise<void> {
+): Promise<number> {
   const self = node.peerId.toString();
   const own = new Set(node.getMultiaddrs().map((address) => address.decapsulateCode(421).toString()));
+  let others = 0;
   for (const entry of entries) {
     const address = multiaddr(entry);
     const peer = address.getComponents().find((component) => component.name === 'p2p')?.value;
     if (peer === self || own.has(address.decapsulateCode(421).toString())) continue;
+    others++;
     try {
       await node.dial(address, { signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
       log.debug({ address: entry, err }, 'bootstrap peer unreachable');
     }
   }
+  return others;
 }
 
 /** Answers nodes of the previous version, which ask every provider for its registry port. */

@@ -32,6 +32,8 @@ export class Libp2pRouter implements Router {
   /** Set once the first self-lookup has met the nodes nearest to this one (or the join wait ran out). */
   #joined = false;
   #joinTimer: NodeJS.Timeout | undefined;
+  /** The latest bootstrap answered, and named no node but this one. */
+  #alone = false;
   readonly #book = new AddressBook((id) => this.#liveness?.isGone(id) === true);
 
   constructor(deps: { log: Logger }, init: Libp2pRouterInit) {
@@ -117,21 +119,24 @@ export class Libp2pRouter implements Router {
   }
 
   /**
-   * Joined (the first self-lookup has met the nearest nodes, which learnt of this one as it asked them),
-   * with a non-empty routing table and at least one live connection. Before the self-lookup every kad-dht
-   * query waits for it, so a node ready earlier would miss content the cluster holds. kad-dht keeps dead
-   * peers in its table for a long time, so the table alone would keep a cut-off node "ready".
+   * Joined (the first self-lookup met the nearest nodes, which learnt of this one as it asked them), with a
+   * non-empty table and a live connection. Every kad-dht query waits for the self-lookup, and kad-dht keeps
+   * dead peers in its table for long: the table alone would keep a cut-off node "ready".
    */
   ready(): boolean {
     const node = this.#node;
     return node !== undefined && this.#joined && this.#connected(node);
   }
 
+  /** The latest bootstrap named no node but this one; nodes that dial it later do not change that. */
+  alone(): boolean {
+    return this.#node !== undefined && this.#alone;
+  }
+
   /**
-   * Providers as kad-dht finds them: first from the records this node keeps itself (every node among the
-   * k nearest to a key keeps all of them, which in a cluster of up to 20 nodes is every node), then from
-   * the network. Each answer lists every provider its sender knows, so the lookup ends at the first answer
-   * that names a live one instead of walking the whole DHT.
+   * Providers as kad-dht finds them: first from this node's own records (the k nearest to a key keep all
+   * of them: in a cluster of up to 20 nodes, every node), then from the network. Each answer lists every
+   * provider its sender knows, so the lookup ends at the first that names a live one.
    */
   async *lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
     const node = this.#require();
@@ -257,9 +262,8 @@ export class Libp2pRouter implements Router {
 
   /**
    * Peer `id` as a provider, or undefined when it is gone or announced no registry address (a node of the
-   * previous version: it is skipped until it is upgraded). Its own latest identify answer says where it
-   * serves; a peer never identified to this node is taken at the `recorded` addresses, and the request to
-   * its registry proves it alive.
+   * previous version, skipped until upgraded). Its latest identify answer says where it serves; a peer never
+   * identified here is taken at the `recorded` addresses, and the request to its registry proves it alive.
    */
   #provider(id: string, recorded: Multiaddr[], peer: PeerId): Provider | undefined {
     if (!this.#book.usable(id)) return undefined;
@@ -271,13 +275,13 @@ export class Libp2pRouter implements Router {
 
   async #bootstrap(): Promise<void> {
     const node = this.#require();
-    let entries: string[] = [];
-    try {
-      entries = (await this.#init.bootstrap?.()) ?? [];
-    } catch (err) {
+    const entries = await (this.#init.bootstrap ?? (async () => []))().catch((err: unknown) => {
       this.#log.warn({ err }, 'bootstrap source failed');
-    }
-    await dialAll(node, entries, this.#init.peerTimeoutMs ?? 1000, this.#log);
+    });
+    const others = await dialAll(node, entries ?? [], this.#init.peerTimeoutMs ?? 1000, this.#log);
+    if (others === 0 && entries !== undefined && !this.#alone)
+      this.#log.info({ entries: entries.length }, 'bootstrap names no other node: a cluster of one');
+    this.#alone = others === 0 && entries !== undefined;
   }
 
   /** A node with no live connection (or an empty table) is cut off: join again, backing off while that fails. */
@@ -287,10 +291,7 @@ export class Libp2pRouter implements Router {
       const node = this.#node;
       if (node === undefined) return;
       if (this.#connected(node)) this.#backoff = 1;
-      else {
-        await this.#bootstrap();
-        this.#backoff = Math.min(this.#backoff * 2, 8);
-      }
+      else await this.#bootstrap().then(() => (this.#backoff = Math.min(this.#backoff * 2, 8)));
       this.#scheduleRebootstrap();
     }, base * this.#backoff);
     this.#rebootstrap.unref();
