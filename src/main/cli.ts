@@ -14,6 +14,8 @@ import {
   invalidateFlags,
   type RegistryConfig,
   registryFlags,
+  type WebhookConfig,
+  webhookFlags,
 } from './config/commands.js';
 import { type FlagSet, parseFlags, renderHelp } from './config/flag.js';
 import { cleanupHostsConfig } from './containerd/hosts.js';
@@ -21,6 +23,7 @@ import { ConfigError, isShoalError } from './errors.js';
 import { createLogger } from './log/logger.js';
 import { ShoalNode } from './node/node.js';
 import { runConfiguration, runImport, runInvalidate } from './tools.js';
+import { startWebhook } from './webhook/webhook.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -33,7 +36,8 @@ interface Command {
   run(values: never, positional: string[], out: NodeJS.WritableStream): Promise<number>;
 }
 
-const COMMANDS: Record<string, Command> = {
+/** Every command, with its flag table (the k8s manifests are checked against it). */
+export const COMMANDS: Record<string, Command> = {
   registry: {
     summary: 'Run the mirror: serve the OCI pull API from the node’s content store.',
     usage: 'Usage: shoal registry [flags]',
@@ -65,6 +69,12 @@ const COMMANDS: Record<string, Command> = {
     flags: invalidateFlags,
     positional: true,
     run: (config: InvalidateConfig, positional, out) => runInvalidate(config, positional, out),
+  },
+  webhook: {
+    summary: 'Serve the admission webhook that pins pods’ image tags to digests (HTTPS).',
+    usage: 'Usage: shoal webhook --webhook-tls-cert FILE --webhook-tls-key FILE [flags]',
+    flags: webhookFlags,
+    run: (config: WebhookConfig) => runWebhook(config),
   },
 };
 
@@ -114,10 +124,7 @@ export async function main(
 async function runRegistry(config: RegistryConfig): Promise<number> {
   const log = createLogger(config.logLevel);
   const node = await ShoalNode.start(config, log);
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await untilSignal();
   const started = Date.now();
   log.info({ signal, graceMs: config.shutdownGrace }, 'draining: new connections are refused');
   const { cut } = await node.drain(started + config.shutdownGrace);
@@ -131,6 +138,22 @@ async function runRegistry(config: RegistryConfig): Promise<number> {
   }
   log.info({ ms: Date.now() - started }, 'stopped; every response in flight finished');
   return 0;
+}
+
+/** Serves the webhook until SIGTERM or SIGINT; reviews in flight are small and bounded by their timeout. */
+async function runWebhook(config: WebhookConfig): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const server = await startWebhook(config, log);
+  log.info({ signal: await untilSignal() }, 'webhook stopping');
+  await server.stop();
+  return 0;
+}
+
+function untilSignal(): Promise<string> {
+  return new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
 }
 
 function isEntryPoint(): boolean {

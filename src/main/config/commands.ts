@@ -246,6 +246,34 @@ export const invalidateFlags = {
   logLevel,
 } as const;
 
+/** `shoal webhook`: the admission webhook that pins pods' image tags to digests. */
+export const webhookFlags = {
+  webhookAddr: address(':8443', 'Address the admission webhook listens on (HTTPS, POST /pods).'),
+  webhookTlsCert: text('', 'PEM certificate (chain) the webhook serves; required (mount it from a Secret).'),
+  webhookTlsKey: text('', 'PEM private key of --webhook-tls-cert; required.'),
+  shoalUrl: {
+    ...value(
+      parseRegistryUrl('http://127.0.0.1:5000', 'default'),
+      parseRegistryUrl,
+      'The local shoal’s registry API, which tags are resolved through.',
+    ),
+    defaultText: 'http://127.0.0.1:5000',
+  },
+  mirroredRegistries,
+  registryFilters: registryFlags.registryFilters,
+  resolveTimeout: duration(
+    '2s',
+    'Longest wait for one pod’s tags to resolve; a tag not resolved by then is left as it is, with a warning.',
+  ),
+  webhookMaxReviewBytes: integer(
+    3 << 20,
+    1 << 10,
+    64 << 20,
+    'Largest AdmissionReview taken; a larger one is answered 400.',
+  ),
+  logLevel,
+} as const;
+
 /** `shoal import`: copies an OCI image layout into the embedded store. */
 export const importFlags = {
   dataDir: registryFlags.dataDir,
@@ -268,3 +296,4 @@ export type ConfigurationConfig = FlagValues<typeof configurationFlags>;
 export type CleanupConfig = FlagValues<typeof cleanupFlags>;
 export type ImportConfig = FlagValues<typeof importFlags>;
 export type InvalidateConfig = FlagValues<typeof invalidateFlags>;
+export type WebhookConfig = FlagValues<typeof webhookFlags>;

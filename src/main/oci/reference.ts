@@ -82,3 +82,55 @@ export function parseImageName(text: string): { registry: string; repository: st
     tag: parseTag(text.slice(colon + 1)),
   };
 }
+
+/** A pod's image reference, normalized the way the kubelet and containerd read it. */
+export interface ImageReference {
+  /** `docker.io` for names without a registry (and for Docker Hub's other spellings). */
+  registry: string;
+  /** `library/nginx` for `nginx`. */
+  repository: string;
+  /** The tag named, or `latest` when none is. */
+  tag: string;
+  /** True when the reference names no tag of its own. */
+  tagImplied: boolean;
+  /** The `sha256:…` the reference is pinned to, if any. */
+  digest: string | undefined;
+}
+
+const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
+/**
+ * Parses a container image as a pod spec names it (`nginx`, `nginx:1.27`, `ghcr.io/o/app:v1@sha256:…`,
+ * `localhost:5000/app`), Docker's way: the first component is a registry when it holds a dot or a colon or
+ * is `localhost`; otherwise the image is on Docker Hub, under `library/` when it has no slash. Undefined
+ * for anything that is not a valid reference.
+ */
+export function parseImageReference(text: string): ImageReference | undefined {
+  if (text.length === 0 || text.length > 1024) return undefined;
+  const at = text.indexOf('@');
+  const named = at === -1 ? text : text.slice(0, at);
+  const digest = at === -1 ? undefined : text.slice(at + 1);
+  if (digest !== undefined && !/^sha256:[a-f0-9]{64}$/.test(digest)) return undefined;
+  const slash = named.indexOf('/');
+  const first = slash === -1 ? '' : named.slice(0, slash);
+  const hasRegistry = first.includes('.') || first.includes(':') || first === 'localhost';
+  const path = hasRegistry ? named.slice(slash + 1) : named;
+  const colon = path.lastIndexOf(':');
+  const tagged = colon !== -1 && !path.slice(colon).includes('/');
+  const name = tagged ? path.slice(0, colon) : path;
+  const tag = tagged ? path.slice(colon + 1) : 'latest';
+  try {
+    const registry = hasRegistry ? parseRegistryHost(first) : 'docker.io';
+    const hub = DOCKER_HUB_ALIASES.has(registry);
+    const repository = parseRepository(hub && !name.includes('/') ? `library/${name}` : name);
+    return {
+      registry: hub ? 'docker.io' : registry,
+      repository,
+      tag: parseTag(tag),
+      tagImplied: !tagged,
+      digest,
+    };
+  } catch {
+    return undefined;
+  }
+}

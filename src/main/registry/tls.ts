@@ -9,15 +9,19 @@ export interface TlsFiles {
 }
 
 /**
- * Checks `--registry-tls-cert` and `--registry-tls-key` before anything listens: both or neither, readable,
- * PEM, and the key the certificate names. uWS would otherwise start a listener that fails every handshake.
- * Errors name the flag, never the key.
+ * Checks a listener's certificate and key flags (`--registry-tls-cert` and `--registry-tls-key` unless
+ * `flags` names others) before anything listens: both or neither, readable, PEM, and the key the
+ * certificate names. uWS would otherwise start a listener that fails every handshake. Errors name the
+ * flag, never the key.
  */
-export async function loadTlsFiles(certFile: string, keyFile: string): Promise<TlsFiles | undefined> {
+export async function loadTlsFiles(
+  certFile: string,
+  keyFile: string,
+  flags: { cert: string; key: string } = { cert: '--registry-tls-cert', key: '--registry-tls-key' },
+): Promise<TlsFiles | undefined> {
   if (certFile === '' && keyFile === '') return undefined;
-  if (certFile === '' || keyFile === '') {
-    throw new ConfigError('--registry-tls-cert and --registry-tls-key: give both, or neither');
-  }
+  if (certFile === '' || keyFile === '')
+    throw new ConfigError(`${flags.cert} and ${flags.key}: give both, or neither`);
   const read = async (flag: string, path: string): Promise<string> => {
     try {
       return await readFile(path, 'utf8');
@@ -27,18 +31,18 @@ export async function loadTlsFiles(certFile: string, keyFile: string): Promise<T
   };
   let certificate: X509Certificate;
   try {
-    certificate = new X509Certificate(await read('--registry-tls-cert', certFile));
+    certificate = new X509Certificate(await read(flags.cert, certFile));
   } catch (cause) {
     if (cause instanceof ConfigError) throw cause;
-    throw new ConfigError(`--registry-tls-cert: ${certFile} holds no PEM certificate`, { cause });
+    throw new ConfigError(`${flags.cert}: ${certFile} holds no PEM certificate`, { cause });
   }
   let matches: boolean;
   try {
-    matches = certificate.checkPrivateKey(createPrivateKey(await read('--registry-tls-key', keyFile)));
+    matches = certificate.checkPrivateKey(createPrivateKey(await read(flags.key, keyFile)));
   } catch (cause) {
     if (cause instanceof ConfigError) throw cause;
-    throw new ConfigError(`--registry-tls-key: ${keyFile} holds no PEM private key`, { cause });
+    throw new ConfigError(`${flags.key}: ${keyFile} holds no PEM private key`, { cause });
   }
-  if (!matches) throw new ConfigError('--registry-tls-key: the key does not match --registry-tls-cert');
+  if (!matches) throw new ConfigError(`${flags.key}: the key does not match ${flags.cert}`);
   return { certFile, keyFile };
 }

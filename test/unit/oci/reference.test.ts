@@ -4,6 +4,7 @@ import { NameInvalidError, TagInvalidError } from '../../../src/main/errors.js';
 import {
   imageName,
   parseImageName,
+  parseImageReference,
   parseRegistryHost,
   parseRepository,
   parseTag,
@@ -95,5 +96,38 @@ describe('a registry named in the path (Docker’s rule: a dot, or localhost)', 
     assert.equal(registryInPath('library/nginx'), undefined);
     assert.equal(registryInPath('ghcr.io'), undefined);
     assert.equal(registryInPath('my_org/app'), undefined);
+  });
+});
+
+describe('parseImageReference: a pod spec image, read as the kubelet reads it', () => {
+  const D = `sha256:${'ab'.repeat(32)}`;
+  it('puts names without a registry on Docker Hub, under library/ when they have no slash', () => {
+    assert.deepEqual(parseImageReference('nginx'), {
+      registry: 'docker.io',
+      repository: 'library/nginx',
+      tag: 'latest',
+      tagImplied: true,
+      digest: undefined,
+    });
+    assert.equal(parseImageReference('bitnami/redis:7')?.repository, 'bitnami/redis');
+    assert.equal(parseImageReference('bitnami/redis:7')?.tag, '7');
+    assert.equal(parseImageReference('index.docker.io/nginx:1')?.registry, 'docker.io');
+    assert.equal(parseImageReference('index.docker.io/nginx:1')?.repository, 'library/nginx');
+  });
+  it('takes a first component with a dot, a port or localhost as the registry', () => {
+    assert.equal(parseImageReference('ghcr.io/o/app:v1')?.registry, 'ghcr.io');
+    assert.equal(parseImageReference('127.0.0.1:5000/app')?.registry, '127.0.0.1:5000');
+    assert.equal(parseImageReference('127.0.0.1:5000/app')?.tag, 'latest');
+    assert.equal(parseImageReference('localhost/app:2')?.registry, 'localhost');
+  });
+  it('reads a digest, with or without a tag before it', () => {
+    assert.equal(parseImageReference(`nginx@${D}`)?.digest, D);
+    assert.equal(parseImageReference(`ghcr.io/o/app:v1@${D}`)?.tag, 'v1');
+    assert.equal(parseImageReference(`ghcr.io/o/app:v1@${D}`)?.digest, D);
+  });
+  it('refuses what is not a reference', () => {
+    for (const bad of ['', 'UPPER/case', 'nginx:', 'nginx@sha256:short', 'a//b', ':tag', 'x'.repeat(2000)]) {
+      assert.equal(parseImageReference(bad), undefined, bad);
+    }
   });
 });
