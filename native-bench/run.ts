@@ -6,6 +6,7 @@ import { importLayout, ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
 import { clientsBench } from './clients.js';
 import { throughput } from './measure.js';
+import { memoryBench } from './memory.js';
 import { p2pBench } from './p2p.js';
 import { peerAuthBench } from './peer-auth.js';
 import { verifyBench } from './verify.js';
@@ -81,11 +82,12 @@ async function main(): Promise<void> {
   }
 }
 
-// `npm run bench` runs everything; `npm run bench -- local`, `-- p2p`, `-- verify`, `-- auth` or `-- clients`
-// runs one part.
+// `npm run bench` runs everything; `npm run bench -- local`, `-- p2p`, `-- verify`, `-- auth`, `-- clients` or
+// `-- memory` runs one part.
 const only = process.argv[2];
 if (only === undefined || only === 'local') await main();
 if (only === undefined || only === 'p2p') console.log((await p2pBench()).join('\n'));
 if (only === undefined || only === 'verify') console.log((await verifyBench()).join('\n'));
 if (only === undefined || only === 'auth') console.log((await peerAuthBench()).join('\n'));
 if (only === undefined || only === 'clients') console.log((await clientsBench()).join('\n'));
+if (only === undefined || only === 'memory') console.log((await memoryBench()).join('\n'));

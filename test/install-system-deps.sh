@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real components the tests run (containerd, CNCF distribution, skopeo, podman, dnsmasq, htpasswd, openssl) when missing.
+# Installs the real components the tests run (containerd, CNCF distribution, skopeo, podman, dnsmasq, htpasswd,
+# openssl, and kubectl for rendering the k8s/ kustomizations) when missing.
 set -euo pipefail
-declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl)
+declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl [kubectl]=kubernetes-client)
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")
