@@ -371,6 +371,7 @@ describe('k8s/: every kustomization renders and holds together', { timeout: 120_
     assert.equal(hook.clientConfig.service.namespace, service.metadata.namespace);
     assert.equal(hook.clientConfig.service.port, service.spec.ports[0]?.port);
     assert.equal(hook.clientConfig.service.path, WEBHOOK_PATH);
+    // Not a timing change: the API server's timeout must leave the webhook's default resolve wait room.
     const resolveTimeout = flagsOf('webhook').resolveTimeout?.defaultValue as number;
     assert.ok(hook.timeoutSeconds * 1000 > resolveTimeout + 1000);
   });

@@ -10,6 +10,8 @@ interface Answer {
   response: { uid: string; allowed: boolean; patch?: string; patchType?: string; warnings?: string[] };
 }
 
+// The pure admission logic with a fake resolver that answers at once: the timeout only bounds a test that
+// goes wrong. The default (2 s) is what webhook.test.ts runs the real process at.
 const policy = (over: Partial<PinPolicy> = {}): PinPolicy => ({
   mirrored: new Set(),
   filters: [],
@@ -104,6 +106,8 @@ describe('admit: what a Pod review is answered', () => {
     const answer = (await admit(
       body({ containers: [{ name: 'a', image: 'nginx:1' }] }),
       hang,
+      // 50 ms, not the 2 s default, so the hang costs the unit suite nothing; the default is timed against a
+      // real hanging shoal in webhook.test.ts.
       policy({ resolveTimeoutMs: 50 }),
     )) as Answer;
     assert.ok(Date.now() - started < 1000);
