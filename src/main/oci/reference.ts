@@ -99,6 +99,9 @@ export interface ImageReference {
 
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
+/** A sha256 digest, the only kind a pod's image is pinned by here. */
+export const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
+
 /**
  * Parses a container image as a pod spec names it (`nginx`, `nginx:1.27`, `ghcr.io/o/app:v1@sha256:…`,
  * `localhost:5000/app`), Docker's way: the first component is a registry when it holds a dot or a colon or
@@ -110,7 +113,7 @@ export function parseImageReference(text: string): ImageReference | undefined {
   const at = text.indexOf('@');
   const named = at === -1 ? text : text.slice(0, at);
   const digest = at === -1 ? undefined : text.slice(at + 1);
-  if (digest !== undefined && !/^sha256:[a-f0-9]{64}$/.test(digest)) return undefined;
+  if (digest !== undefined && !SHA256_DIGEST.test(digest)) return undefined;
   const slash = named.indexOf('/');
   const first = slash === -1 ? '' : named.slice(0, slash);
   const hasRegistry = first.includes('.') || first.includes(':') || first === 'localhost';

@@ -2,15 +2,13 @@ import type { WebhookConfig } from '../config/commands.js';
 import { BadRequestError, ConfigError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { MANIFEST_ACCEPT } from '../oci/media-types.js';
-import type { ImageReference } from '../oci/reference.js';
+import { type ImageReference, SHA256_DIGEST } from '../oci/reference.js';
 import { type SideRoute, SideServer } from '../registry/side-server.js';
 import { loadTlsFiles } from '../registry/tls.js';
 import { admit, type PinPolicy, type TagResolver } from './admission.js';
 
 /** Where the API server sends Pod reviews (the MutatingWebhookConfiguration's `service.path`). */
 export const WEBHOOK_PATH = '/pods';
-
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 /**
  * Resolves a tag through the local shoal's registry API: a HEAD of the manifest by tag with `?ns=`, as
@@ -28,7 +26,7 @@ export function shoalTagResolver(shoal: URL): TagResolver {
     });
     if (response.status !== 200) throw new Error(`shoal at ${shoal.host} answered ${response.status}`);
     const digest = response.headers.get('docker-content-digest') ?? '';
-    if (!DIGEST.test(digest)) throw new Error(`shoal at ${shoal.host} named no sha256 digest`);
+    if (!SHA256_DIGEST.test(digest)) throw new Error(`shoal at ${shoal.host} named no sha256 digest`);
     return digest;
   };
 }
