@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run (containerd, CNCF distribution, skopeo, podman, dnsmasq, htpasswd,
-# openssl, and kubectl for rendering the k8s/ kustomizations) when missing.
+# openssl, kubectl for rendering the k8s/ kustomizations, and chromium for the debug page's browser test)
+# when missing.
 set -euo pipefail
-declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl [kubectl]=kubernetes-client)
+declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl [kubectl]=kubernetes-client [chromium]=chromium)
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")

@@ -8,6 +8,8 @@ import {
   type ConfigurationConfig,
   cleanupFlags,
   configurationFlags,
+  type DoctorConfig,
+  doctorFlags,
   type ImportConfig,
   type InvalidateConfig,
   importFlags,
@@ -22,7 +24,7 @@ import { cleanupHostsConfig } from './containerd/hosts.js';
 import { ConfigError, isShoalError } from './errors.js';
 import { createLogger } from './log/logger.js';
 import { ShoalNode } from './node/node.js';
-import { runConfiguration, runImport, runInvalidate } from './tools.js';
+import { runConfiguration, runDoctor, runImport, runInvalidate } from './tools.js';
 import { startWebhook } from './webhook/webhook.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -69,6 +71,12 @@ export const COMMANDS: Record<string, Command> = {
     flags: invalidateFlags,
     positional: true,
     run: (config: InvalidateConfig, positional, out) => runInvalidate(config, positional, out),
+  },
+  doctor: {
+    summary: 'Check this node: containerd’s setup, the local shoal, its members, and --ref images.',
+    usage: 'Usage: shoal doctor [--ref IMAGE…] [--json] [the registry’s address and containerd flags]',
+    flags: doctorFlags,
+    run: (config: DoctorConfig, _positional, out) => runDoctor(config, out),
   },
   webhook: {
     summary: 'Serve the admission webhook that pins pods’ image tags to digests (HTTPS).',

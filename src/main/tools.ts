@@ -1,5 +1,6 @@
-import type { ConfigurationConfig, ImportConfig, InvalidateConfig } from './config/commands.js';
+import type { ConfigurationConfig, DoctorConfig, ImportConfig, InvalidateConfig } from './config/commands.js';
 import { writeHostsConfig } from './containerd/hosts.js';
+import { doctor, renderChecklist } from './doctor.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
@@ -85,4 +86,12 @@ export async function runImport(
     await verifier.stop();
   }
   return 0;
+}
+
+/** `shoal doctor`: the checklist (or its JSON); exit 0 when every check passed, 1 when any failed. */
+export async function runDoctor(config: DoctorConfig, out: NodeJS.WritableStream): Promise<number> {
+  const checks = await doctor(config);
+  const ok = checks.every((check) => check.ok);
+  out.write(config.json ? `${JSON.stringify({ ok, checks }, null, 2)}\n` : renderChecklist(checks));
+  return ok ? 0 : 1;
 }

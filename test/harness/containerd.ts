@@ -2,16 +2,32 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Child, run, waitFor } from './process.js';
 
+/**
+ * The CRI plugin's registry settings, for tests of what shoal's preflight reads (`crictl info`). Without
+ * this option the plugin is disabled, as a plain containerd process needs no Kubernetes runtime.
+ */
+export interface CriOptions {
+  /** `config_path` under `[plugins."io.containerd.grpc.v1.cri".registry]`; undefined leaves it unset. */
+  configPath?: string;
+  discardUnpackedLayers?: boolean;
+}
+
 /** A real containerd as a plain process, with its own root, state, sockets and opt dir. */
 export class Containerd {
   readonly dir: string;
   readonly namespace: string;
+  readonly #cri: CriOptions | undefined;
   #child: Child | undefined;
 
   /** `dir` must be short: unix socket paths are limited to 107 bytes. */
-  constructor(dir: string, namespace = 'shoal-test') {
+  constructor(dir: string, namespace = 'shoal-test', options: { cri?: CriOptions } = {}) {
     this.dir = dir;
     this.namespace = namespace;
+    this.#cri = options.cri;
+  }
+
+  get configFile(): string {
+    return join(this.dir, 'config.toml');
   }
 
   get socket(): string {
@@ -33,20 +49,21 @@ export class Containerd {
 
   async start(): Promise<void> {
     await mkdir(this.hostsDir, { recursive: true });
-    const config = join(this.dir, 'config.toml');
+    const config = this.configFile;
     await writeFile(
       config,
       [
         'version = 2',
         `root = "${join(this.dir, 'root')}"`,
         `state = "${join(this.dir, 'state')}"`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        ...(this.#cri === undefined ? ['disabled_plugins = ["io.containerd.grpc.v1.cri"]'] : []),
         '[grpc]',
         `  address = "${this.socket}"`,
         '[ttrpc]',
         `  address = "${join(this.dir, 't.sock')}"`,
         '[plugins."io.containerd.internal.v1.opt"]',
         `  path = "${join(this.dir, 'opt')}"`,
+        ...(this.#cri === undefined ? [] : criSection(this.dir, this.#cri)),
         '',
       ].join('\n'),
     );
@@ -94,4 +111,22 @@ export class Containerd {
     const out = await this.ctr(['content', 'ls', '--quiet']);
     return new Set(out.split('\n').filter((line) => line.startsWith('sha256:')));
   }
+}
+
+/** The CRI plugin kept to loopback and the test's own directories: no TCP service, no CNI of the host's. */
+function criSection(dir: string, cri: CriOptions): string[] {
+  return [
+    '[plugins."io.containerd.grpc.v1.cri"]',
+    '  disable_tcp_service = true',
+    '  stream_server_address = "127.0.0.1"',
+    '  stream_server_port = "0"',
+    '  [plugins."io.containerd.grpc.v1.cri".cni]',
+    `    bin_dir = "${join(dir, 'cni', 'bin')}"`,
+    `    conf_dir = "${join(dir, 'cni', 'conf')}"`,
+    '  [plugins."io.containerd.grpc.v1.cri".containerd]',
+    `    discard_unpacked_layers = ${cri.discardUnpackedLayers === true}`,
+    ...(cri.configPath === undefined
+      ? []
+      : ['  [plugins."io.containerd.grpc.v1.cri".registry]', `    config_path = "${cri.configPath}"`]),
+  ];
 }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DebugState } from '../../src/main/debug/state.js';
 import { Child, freePort, run, waitFor } from './process.js';
 
 export const CLI = fileURLToPath(new URL('../../src/main/cli.js', import.meta.url));
@@ -40,11 +41,17 @@ export class ShoalProcess {
     return this.#child?.output ?? '';
   }
 
-  async start(): Promise<void> {
+  /** Picks the node's ports now (start does, unless this ran first): so its URL can be written down before it starts. */
+  async reservePorts(): Promise<void> {
+    if (this.port !== 0) return;
     this.port = await freePort();
     this.blobPort = await freePort();
     this.metricsPort = await freePort();
     this.adminPort = await freePort();
+  }
+
+  async start(): Promise<void> {
+    await this.reservePorts();
     const env = { ...process.env, LOG_LEVEL: process.env.SHOAL_TEST_LOG_LEVEL ?? 'warn' };
     const addresses = [
       '--registry-addr',
@@ -70,6 +77,26 @@ export class ShoalProcess {
   /** Waits until `/readyz` answers 200: what a kubelet waits for before it counts the node in. */
   async waitReady(timeoutMs = 60_000): Promise<void> {
     await waitFor('shoal ready', async () => (await fetch(`${this.url}/readyz`)).status === 200, timeoutMs);
+  }
+
+  /** The node's debug page state (`GET /debug/state` on its metrics port). */
+  async debugState(): Promise<DebugState> {
+    return (await (await fetch(`http://${this.host}:${this.metricsPort}/debug/state`)).json()) as DebugState;
+  }
+
+  /** Runs `shoal doctor` against this node with `args`; resolves its exit code and what it printed. */
+  async doctor(args: readonly string[]): Promise<{ code: number | null; output: string }> {
+    const child = new Child(process.execPath, [
+      CLI,
+      'doctor',
+      '--registry-addr',
+      `${this.host}:${this.port}`,
+      '--metrics-addr',
+      `${this.host}:${this.metricsPort}`,
+      ...args,
+    ]);
+    const code = await child.finished;
+    return { code, output: child.output };
   }
 
   /** The value of one metric sample (`name{labels}` exactly as exposed), 0 when absent. */

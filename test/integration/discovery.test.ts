@@ -90,7 +90,10 @@ describe('RegistryDiscovery', () => {
     });
 
   it('follows the registry’s Link pages for the whole tag list', async () => {
-    assert.deepEqual(await discovery().tags(host, 'paged/app'), ['v1', 'v2', 'v3', 'v4', 'v5']);
+    assert.deepEqual(await discovery().tags(host, 'paged/app'), {
+      tags: ['v1', 'v2', 'v3', 'v4', 'v5'],
+      source: 'upstream',
+    });
   });
 
   it('passes the registry’s “no such repository” through', async () => {
@@ -101,10 +104,10 @@ describe('RegistryDiscovery', () => {
     down = true;
     try {
       const local = discovery();
-      assert.deepEqual((await local.tags(host, 'paged/app')).sort(), ['booked', 'held']);
+      assert.deepEqual((await local.tags(host, 'paged/app')).tags.sort(), ['booked', 'held']);
       // The store's listing is kept until the store changes.
       await store.tag(host, 'paged/app', 'later', heldDigest);
-      assert.deepEqual((await local.tags(host, 'paged/app')).sort(), ['booked', 'held', 'later']);
+      assert.deepEqual((await local.tags(host, 'paged/app')).tags.sort(), ['booked', 'held', 'later']);
       const referrers = await discovery().referrers(host, 'paged/app', DIGEST, undefined);
       assert.deepEqual(JSON.parse(referrers.body.toString()).manifests, []);
     } finally {
@@ -146,13 +149,14 @@ describe('RegistryDiscovery', () => {
     now += 2_000;
     down = true;
     try {
-      assert.deepEqual((await shared.tags(host, 'paged/app')).sort(), ['booked', 'held', 'later']);
+      const known = await shared.tags(host, 'paged/app');
+      assert.deepEqual([known.tags.sort(), known.source], [['booked', 'held', 'later'], 'local']);
     } finally {
       down = false;
     }
     assert.deepEqual(
       await shared.tags(host, 'paged/app'),
-      ['v1', 'v2', 'v3', 'v4', 'v5'],
+      { tags: ['v1', 'v2', 'v3', 'v4', 'v5'], source: 'upstream' },
       'the failure was not kept',
     );
   });

@@ -1,5 +1,10 @@
 import { ConfigError } from '../errors.js';
-import { parseRegistryHost, parseRepository } from '../oci/reference.js';
+import {
+  type ImageReference,
+  parseImageReference,
+  parseRegistryHost,
+  parseRepository,
+} from '../oci/reference.js';
 
 /** A listen address. `host` is undefined for `:port` (all interfaces). */
 export interface ListenAddress {
@@ -105,6 +110,16 @@ export function parseRepositoryFlag(raw: string, flag: string): string {
   } catch (cause) {
     throw new ConfigError(`--${flag}: invalid repository ${JSON.stringify(raw)}`, { cause });
   }
+}
+
+/** An image reference as a pod names it (`nginx:1.27`, `ghcr.io/o/app:v1`, `…@sha256:…`). */
+export function parseImageReferenceFlag(raw: string, flag: string): ImageReference {
+  const parsed = parseImageReference(raw.trim());
+  if (parsed === undefined)
+    throw new ConfigError(
+      `--${flag}: invalid image reference ${JSON.stringify(raw.slice(0, 80))} (e.g. docker.io/library/nginx:1.27)`,
+    );
+  return parsed;
 }
 
 /** A TCP multiaddr with an optional peer id: /ip4|ip6|dns4|dns6/<host>/tcp/<port>[/p2p/<id>]. */

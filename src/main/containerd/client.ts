@@ -40,7 +40,18 @@ export interface ContainerdClientInit {
 }
 
 const PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
-const PROTO_FILES = ['images.proto', 'content.proto', 'events.proto', 'introspection.proto'];
+const PROTO_FILES = [
+  'images.proto',
+  'content.proto',
+  'events.proto',
+  'introspection.proto',
+  'version.proto',
+  'namespaces.proto',
+  'cri.proto',
+];
+
+/** What containerd's CRI plugin says of its configuration (`crictl info`), or why it said nothing. */
+export type CriConfig = { config: string } | { error: string };
 
 type Callback = (err: grpc.ServiceError | null, response: unknown) => void;
 type UnaryMethod = (
@@ -72,6 +83,7 @@ function loadServices(): Record<string, grpc.ServiceClientConstructor> {
   });
   const root = grpc.loadPackageDefinition(definition) as unknown as {
     containerd: { services: Record<string, { v1: Record<string, grpc.ServiceClientConstructor> }> };
+    runtime: { v1: Record<string, grpc.ServiceClientConstructor> };
   };
   const pick = (pkg: string, name: string): grpc.ServiceClientConstructor => {
     const ctor = root.containerd.services[pkg]?.v1[name];
@@ -83,6 +95,9 @@ function loadServices(): Record<string, grpc.ServiceClientConstructor> {
     content: pick('content', 'Content'),
     events: pick('events', 'Events'),
     introspection: pick('introspection', 'Introspection'),
+    version: pick('version', 'Version'),
+    namespaces: pick('namespaces', 'Namespaces'),
+    cri: root.runtime.v1.RuntimeService as grpc.ServiceClientConstructor,
   };
 }
 
@@ -95,6 +110,9 @@ export class ContainerdClient {
   readonly #content: Service;
   readonly #introspection: Service;
   readonly #events: Service;
+  readonly #version: Service;
+  readonly #namespaces: Service;
+  readonly #cri: Service;
 
   constructor(init: ContainerdClientInit) {
     this.namespace = init.namespace;
@@ -112,6 +130,39 @@ export class ContainerdClient {
     this.#content = make('content');
     this.#introspection = make('introspection');
     this.#events = make('events');
+    this.#version = make('version');
+    this.#namespaces = make('namespaces');
+    this.#cri = make('cri');
+  }
+
+  /** containerd's version (`v1.6.20`, `1.6.20~ds1`, `2.1.4`). */
+  async version(): Promise<string> {
+    const response = (await this.#unary(this.#version, 'version', {})) as { version: string };
+    return response.version;
+  }
+
+  /** Whether namespace `name` exists (kubelet's images live in `k8s.io`). */
+  async namespaceExists(name: string): Promise<boolean> {
+    const response = (await this.#unary(this.#namespaces, 'list', {})) as {
+      namespaces: Array<{ name: string }>;
+    };
+    return response.namespaces.some((namespace) => namespace.name === name);
+  }
+
+  /**
+   * The CRI plugin's configuration as JSON, from a verbose `Status` (what `crictl info` prints), or why there
+   * is none (the plugin is disabled, or containerd is not serving CRI on this socket).
+   */
+  async criConfig(): Promise<CriConfig> {
+    try {
+      const response = (await this.#unary(this.#cri, 'status', { verbose: true })) as {
+        info: Record<string, string>;
+      };
+      const config = response.info.config;
+      return config === undefined ? { error: 'the CRI status carries no config' } : { config };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
   }
 
   /** containerd's server UUID; proves the socket answers. */
@@ -175,7 +226,16 @@ export class ContainerdClient {
   }
 
   close(): void {
-    for (const client of [this.#images, this.#content, this.#introspection, this.#events]) client.close();
+    for (const client of [
+      this.#images,
+      this.#content,
+      this.#introspection,
+      this.#events,
+      this.#version,
+      this.#namespaces,
+      this.#cri,
+    ])
+      client.close();
   }
 
   async #unary(service: Service, name: string, request: unknown): Promise<unknown> {

@@ -1,5 +1,6 @@
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parse } from 'smol-toml';
 import { ConfigError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 
@@ -126,4 +127,55 @@ export async function cleanupHostsConfig(configPath: string): Promise<void> {
   }
   for (const entry of await readdir(backup)) await rename(join(backup, entry), join(configPath, entry));
   await rm(backup, { recursive: true, force: true });
+}
+
+/** One mirror a hosts.toml lists: its URL and what containerd may ask it for. */
+export interface ListedMirror {
+  url: string;
+  capabilities: string[];
+}
+
+/** What containerd reads for one registry: the hosts.toml it uses (its own, else `_default`), or none. */
+export interface RegistryHosts {
+  /** The file containerd reads for the registry; undefined when neither its own nor `_default` exists. */
+  file: string | undefined;
+  /** The mirrors it lists, in the order containerd tries them. */
+  mirrors: ListedMirror[];
+  /** Why the file could not be used (unreadable, not TOML), when it exists but could not be read. */
+  error?: string;
+}
+
+/**
+ * The mirrors containerd would use for `registry` (a host as containerd names it; undefined: `_default`),
+ * read from `configPath` the way containerd looks them up: `<host>/hosts.toml`, else `_default/hosts.toml`.
+ * A host table without `capabilities` gets containerd's default, pull and resolve.
+ */
+export async function readRegistryHosts(
+  configPath: string,
+  registry: string | undefined,
+): Promise<RegistryHosts> {
+  const names = registry === undefined ? [DEFAULT_HOST_DIR] : [registry, DEFAULT_HOST_DIR];
+  for (const name of names) {
+    const file = join(configPath, name, 'hosts.toml');
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      return { file, mirrors: [], error: (err as Error).message };
+    }
+    try {
+      const hosts = (parse(text) as { host?: Record<string, { capabilities?: unknown }> }).host ?? {};
+      const mirrors = Object.entries(hosts).map(([url, entry]) => ({
+        url,
+        capabilities: Array.isArray(entry?.capabilities)
+          ? entry.capabilities.filter((c): c is string => typeof c === 'string')
+          : ['pull', 'resolve'],
+      }));
+      return { file, mirrors };
+    } catch (err) {
+      return { file, mirrors: [], error: `not valid TOML: ${(err as Error).message}` };
+    }
+  }
+  return { file: undefined, mirrors: [] };
 }

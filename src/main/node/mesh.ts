@@ -78,10 +78,21 @@ export async function buildMesh(
       chunkBytes: config.streamChunkBytes,
     },
   );
+  const { metrics } = deps;
   const advertiser = new Advertiser(
-    { store: held, router, log: log.child({ component: 'advertiser' }) },
+    {
+      store: held,
+      router,
+      log: log.child({ component: 'advertiser' }),
+      metrics: { keys: metrics.advertiseKeys, duration: metrics.advertiseDuration },
+    },
     { readyWaitMs: config.routerJoinTimeout },
   );
-  deps.metrics.watchMembers(() => membership.size);
+  metrics.watchMembers(() => membership.size);
+  metrics.watchSetAside(() => membership.asideByReason());
+  metrics.watchRouting(
+    () => router.tableSize(),
+    () => advertiser.advertisedByType(),
+  );
   return { router, auth, membership, store, advertiser };
 }

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RegistryConfig } from '../config/commands.js';
 import { hostDirName } from '../containerd/hosts.js';
+import { debugRoutes } from '../debug/routes.js';
 import type { Logger } from '../log/logger.js';
 import { Metrics } from '../metrics/metrics.js';
 import { FrontDoor } from '../registry/front-door.js';
@@ -21,6 +22,7 @@ import { GuardedStore } from '../verify/guarded-store.js';
 import { LocalChecker } from '../verify/local-checker.js';
 import { Lifecycle } from './lifecycle.js';
 import { buildMesh, type Mesh } from './mesh.js';
+import { buildLedger, buildPreflight, debugSources } from './operator.js';
 import {
   checkRegistryConfig,
   listenOrFail,
@@ -96,24 +98,22 @@ export class ShoalNode {
     const psk = config.p2pPskFile === '' ? undefined : await loadPsk(config.p2pPskFile);
     const tls = await loadTlsFiles(config.registryTlsCert, config.registryTlsKey);
     const metrics = new Metrics({ defaultMetrics: true });
-    const metricsServer = life.started(
-      'metrics',
-      await serveSide('metrics', 'metrics-addr', config.metricsAddr, [metrics.route()]),
-    );
     const verifier = life.started('verify', await startVerifier(config, log, metrics));
-    log.info(
-      { threads: verifier.threads, port: metricsServer.port },
-      'digest workers warm; metrics listening',
-    );
+    log.info({ threads: verifier.threads }, 'digest workers warm');
     // Content found corrupt here is neither served nor advertised again.
-    const local = life.started('store', new GuardedStore({ store: await openStore(config, log, verifier) }));
+    const local = life.started(
+      'store',
+      new GuardedStore({ store: await openStore(config, log, verifier, metrics) }),
+    );
     // Pull-through keeps what it fetched in the embedded store: the node's own, or one beside containerd.
     const own = local.inner instanceof EmbeddedStore ? local.inner : undefined;
     const beside =
       config.upstreamFallback && own === undefined
-        ? life.started('cache', await openCacheBeside(config, verifier))
+        ? life.started('cache', await openCacheBeside(config, verifier, metrics))
         : undefined;
     const cache = config.upstreamFallback ? (own ?? beside) : undefined;
+    const embedded = own ?? beside;
+    if (embedded !== undefined) metrics.watchCache(() => embedded.heldBytes);
     // What this node serves to peers and advertises: its store, plus a cache kept beside containerd.
     const owned: ContentStore = beside === undefined ? local : new UnionStore([local, beside]);
     // The last-known-good tag map: what keeps tags answering when the registry is down.
@@ -133,7 +133,9 @@ export class ShoalNode {
         : await buildMesh(config, { held, verifier, metrics, psk, blobPort, log });
     let store: ContentStore = mesh?.store ?? held;
     const pull =
-      cache === undefined ? undefined : await buildPullThrough(config, { store, cache, verifier, mesh, log });
+      cache === undefined
+        ? undefined
+        : await buildPullThrough(config, { store, cache, verifier, mesh, metrics, log });
     store = new KnownTagsStore({ inner: pull?.store ?? store, book });
     const invalidator = new TagInvalidator({
       book,
@@ -157,16 +159,29 @@ export class ShoalNode {
       checker.report(message.digest);
       return true;
     });
+    const ledger = buildLedger(config, {
+      metrics,
+      log,
+      inFlight: () => (this.#frontDoor?.inFlight ?? 0) + (this.#blobs?.inFlight ?? 0),
+    });
+    const checks = buildPreflight(config, {
+      serving: own === undefined ? 'containerd' : 'embedded',
+      metrics,
+      log,
+    });
+    life.started('preflight', checks);
+    const ready = async (): Promise<boolean> =>
+      !this.#draining &&
+      checks.preflight.ready() &&
+      (await store.ready()) &&
+      (mesh === undefined || mesh.router.alone() || mesh.advertiser.announced());
     const handler = new PullHandler(
       {
         store,
         localStore: held,
         // Ready once the node can find what peers hold and peers can find what it holds, or has no peer to
-        // know (a cluster of one); never in a drain.
-        ready: async () =>
-          !this.#draining &&
-          (await store.ready()) &&
-          (mesh === undefined || mesh.router.alone() || mesh.advertiser.announced()),
+        // know (a cluster of one); never in a drain, nor with a failed check under --strict-preflight.
+        ready,
         ...(mesh === undefined ? {} : { authenticate: mesh.auth.verify.bind(mesh.auth) }),
         discovery: new RegistryDiscovery({
           store: held,
@@ -184,7 +199,7 @@ export class ShoalNode {
       },
     );
     const blobs = new RegistryServer(
-      { handler, log: log.child({ component: 'registry' }), metrics },
+      { handler, log: log.child({ component: 'registry' }), metrics, ledger },
       {
         host: config.registryBlobAddr.host,
         port: config.registryBlobAddr.port,
@@ -197,10 +212,28 @@ export class ShoalNode {
         tls: tls && { ...tls, host: config.registryTlsAddr.host, port: config.registryTlsAddr.port },
       },
     );
+    const debug = config.debugWeb
+      ? debugRoutes(
+          debugSources(config, {
+            startedAt: Date.now(),
+            ports: () => this.ports,
+            ready,
+            store,
+            held,
+            mesh,
+            ledger,
+            preflight: checks.preflight,
+          }),
+        )
+      : [];
+    const metricsServer = life.started(
+      'metrics',
+      await serveSide('metrics', 'metrics-addr', config.metricsAddr, [metrics.route(), ...debug]),
+    );
     const flag = tls === undefined ? 'registry-blob-addr' : 'registry-blob-addr or --registry-tls-addr';
     this.#blobs = life.started('blob listener', await listenOrFail(flag, config.registryBlobAddr, blobs));
     const frontDoor = new FrontDoor(
-      { handler, log: log.child({ component: 'registry' }), blobPort: () => blobs.port },
+      { handler, log: log.child({ component: 'registry' }), ledger, blobPort: () => blobs.port },
       { host: config.registryAddr.host, port: config.registryAddr.port, headTimeoutMs: config.idleTimeout },
     );
     this.#frontDoor = life.started(
@@ -215,10 +248,17 @@ export class ShoalNode {
         ...(tls === undefined ? {} : { tlsPort: blobs.tlsPort }),
         store: store.kind,
         admin: adminServer.port,
+        metrics: metricsServer.port,
+        ...(config.debugWeb ? { debug: `http://<this node>:${metricsServer.port}/debug` } : {}),
       },
       'registry listening',
     );
+    checks.preflight.start();
     if (mesh !== undefined) await this.#startMesh(config, mesh);
+    if (ledger !== undefined) {
+      ledger.start(() => mesh?.membership.size ?? 0);
+      life.started('request summary', ledger);
+    }
     checker.start();
     life.started('scrub', checker);
   }

@@ -11,10 +11,20 @@ import { EmbeddedStore } from '../store/embedded.js';
 import type { ContentStore } from '../store/store.js';
 import { VerifyPool } from '../verify/pool.js';
 
+/** Counts what an embedded store evicts to stay under --cache-max-bytes. */
+function evictionsInto(metrics: Metrics | undefined): ((bytes: number) => void) | undefined {
+  if (metrics === undefined) return undefined;
+  return (bytes) => {
+    metrics.cacheEvictions.inc({});
+    metrics.cacheEvictedBytes.inc({}, bytes);
+  };
+}
+
 export async function openStore(
   config: RegistryConfig,
   log: Logger,
   verifier: VerifyPool,
+  metrics?: Metrics,
 ): Promise<ContentStore> {
   if (config.store !== 'embedded') {
     const client = new ContainerdClient({
@@ -46,7 +56,10 @@ export async function openStore(
       );
     }
   }
-  const store = new EmbeddedStore({ verifier }, { dataDir: config.dataDir, maxBytes: config.cacheMaxBytes });
+  const store = new EmbeddedStore(
+    { verifier, onEvict: evictionsInto(metrics) },
+    { dataDir: config.dataDir, maxBytes: config.cacheMaxBytes },
+  );
   await store.start();
   log.info({ dataDir: config.dataDir }, 'serving from the embedded store');
   return store;
@@ -119,9 +132,13 @@ export function serveSide(
 }
 
 /** The embedded store pull-through keeps what it fetched in when the node serves from containerd. */
-export async function openCacheBeside(config: RegistryConfig, verifier: VerifyPool): Promise<EmbeddedStore> {
+export async function openCacheBeside(
+  config: RegistryConfig,
+  verifier: VerifyPool,
+  metrics: Metrics,
+): Promise<EmbeddedStore> {
   const cache = new EmbeddedStore(
-    { verifier },
+    { verifier, onEvict: evictionsInto(metrics) },
     { dataDir: join(config.dataDir, 'cache'), maxBytes: config.cacheMaxBytes },
   );
   await cache.start();

@@ -1,6 +1,7 @@
 import type { RegistryConfig } from '../config/commands.js';
 import { hostDirName } from '../containerd/hosts.js';
 import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { OwnerElection } from '../pullthrough/owner.js';
 import { PullThroughStore } from '../pullthrough/pull-through.js';
 import { UpstreamClient } from '../pullthrough/upstream.js';
@@ -18,13 +19,14 @@ export async function buildPullThrough(
     cache: EmbeddedStore;
     verifier: VerifyPool;
     mesh: Mesh | undefined;
+    metrics: Metrics;
     log: Logger;
   },
 ): Promise<{ upstream: UpstreamClient; store: ContentStore }> {
   const credentials =
     config.registryCredentials === '' ? undefined : await CredentialStore.load(config.registryCredentials);
   const upstream = new UpstreamClient(
-    { credentials },
+    { credentials, requests: deps.metrics.upstreamRequests },
     {
       mirroredRegistries: config.mirroredRegistries.map(hostDirName),
       privateHosts: config.upstreamPrivateHosts,
@@ -46,6 +48,7 @@ export async function buildPullThrough(
       election,
       auth: mesh?.auth,
       log: deps.log.child({ component: 'pull-through' }),
+      metrics: deps.metrics,
     },
     {
       tagTimeoutMs: Math.min(2000, config.manifestTimeout),

@@ -22,7 +22,7 @@ export interface LookupCacheInit {
 export interface LookupCacheDeps {
   router: Lookups;
   /** Told of every DHT lookup this cache starts, when it ends: ms to its first provider (undefined: none). */
-  onLookup?: (firstProviderMs: number | undefined) => void;
+  onLookup?: (firstProviderMs: number | undefined, totalMs: number) => void;
 }
 
 /** One DHT lookup, shared by every concurrent asker: providers are kept as found and replayed to each. */
@@ -33,6 +33,8 @@ class SharedLookup {
   exhausted = false;
   /** Milliseconds from the start to the first provider found. */
   firstMs: number | undefined;
+  /** Milliseconds from the start to the end. */
+  totalMs = 0;
   #wake: Array<() => void> = [];
 
   constructor(router: Lookups, key: string, timeoutMs: number, onEnd: (lookup: SharedLookup) => void) {
@@ -58,6 +60,7 @@ class SharedLookup {
       // A timed-out or failed lookup ends with what it found.
     } finally {
       this.done = true;
+      this.totalMs = performance.now() - started;
       onEnd(this);
       this.#notify();
     }
@@ -103,7 +106,7 @@ interface Entry {
  */
 export class LookupCache {
   readonly #router: Lookups;
-  readonly #onLookup: ((firstProviderMs: number | undefined) => void) | undefined;
+  readonly #onLookup: LookupCacheDeps['onLookup'];
   readonly #entries = new Map<string, Entry>();
   readonly #refreshMs: number;
   readonly #negativeTtlMs: number;
@@ -171,7 +174,7 @@ export class LookupCache {
         entry.providers = [];
         entry.missed = true;
       }
-      this.#onLookup?.(ended.firstMs);
+      this.#onLookup?.(ended.firstMs, ended.totalMs);
     });
   }
 

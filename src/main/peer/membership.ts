@@ -1,11 +1,28 @@
 import type { CounterLike } from '../metrics/metrics.js';
 import type { Provider, Router } from '../routing/router.js';
+import { setBounded } from '../util/bounded-map.js';
 
 /**
  * Why a peer was set aside: `failed` (no answer, or broke off mid-body), `corrupt` (sent bytes that failed
  * their digest), `owner` (broke off as the node elected to fetch a digest from upstream).
  */
 export type AsideReason = 'failed' | 'corrupt' | 'owner';
+
+/** One member as the debug page shows it. */
+export interface MemberView {
+  id: string;
+  /** Asked for content now (not set aside as a source). */
+  usable: boolean;
+  /** Why and until when (ms since the epoch) it is set aside, as a source or as an owner. */
+  aside: Array<{ reason: AsideReason; until: number }>;
+  /** Smoothed time to headers of this node's requests to it, in ms; undefined before any. */
+  latencyMs: number | undefined;
+  /** When a request to it last succeeded (ms since the epoch). */
+  lastSeen: number | undefined;
+}
+
+/** Peers whose latency is remembered, at most (the least recently heard from goes first). */
+const MAX_OBSERVED = 4096;
 
 export interface MembershipInit {
   /** How long a peer that failed a request is not asked; default 10 s. */
@@ -30,10 +47,12 @@ export class Membership {
   readonly #router: Pick<Router, 'selfId' | 'members'>;
   readonly #counter: CounterLike<'reason'> | undefined;
   readonly #ms: Record<AsideReason, number>;
-  /** Peers not asked for content, until a time. */
-  readonly #sources = new Map<string, number>();
+  /** Peers not asked for content, until a time, and why. */
+  readonly #sources = new Map<string, Aside>();
   /** Members left out of the owner election, until a time. */
-  readonly #electorate = new Map<string, number>();
+  readonly #electorate = new Map<string, Aside>();
+  /** Smoothed request latency of each peer heard from, and when. */
+  readonly #latency = new Map<string, { ms: number; at: number }>();
 
   constructor(
     deps: { router: Pick<Router, 'selfId' | 'members'>; setAside?: CounterLike<'reason'> | undefined },
@@ -51,9 +70,45 @@ export class Membership {
   setAside(peer: string, reason: AsideReason): void {
     const ledger = reason === 'owner' ? this.#electorate : this.#sources;
     const until = Date.now() + this.#ms[reason];
-    if ((ledger.get(peer) ?? 0) >= until) return;
-    ledger.set(peer, until);
+    if ((ledger.get(peer)?.until ?? 0) >= until) return;
+    ledger.set(peer, { until, reason });
     this.#counter?.inc({ reason });
+  }
+
+  /** A request to `peer` got its headers after `ms`. */
+  observe(peer: string, ms: number): void {
+    const known = this.#latency.get(peer);
+    // An average over roughly the last eight requests: steady, yet a peer that slows down shows it soon.
+    const smoothed = known === undefined ? ms : known.ms + (ms - known.ms) / 8;
+    setBounded(this.#latency, peer, { ms: smoothed, at: Date.now() }, MAX_OBSERVED);
+  }
+
+  /** Every live member with its health, and peers set aside that are no longer members. */
+  view(now = Date.now()): MemberView[] {
+    const ids = new Set(this.#router.members());
+    for (const ledger of [this.#sources, this.#electorate])
+      for (const [id, { until }] of ledger) if (until > now) ids.add(id);
+    return [...ids].sort().map((id) => {
+      const aside = [this.#sources.get(id), this.#electorate.get(id)].filter(
+        (entry): entry is Aside => entry !== undefined && entry.until > now,
+      );
+      const latency = this.#latency.get(id);
+      return {
+        id,
+        usable: this.usable(id, now),
+        aside: aside.map(({ reason, until }) => ({ reason, until })),
+        latencyMs: latency === undefined ? undefined : Math.round(latency.ms * 10) / 10,
+        lastSeen: latency?.at,
+      };
+    });
+  }
+
+  /** Peers set aside now, by reason. */
+  asideByReason(now = Date.now()): Record<AsideReason, number> {
+    const counts: Record<AsideReason, number> = { failed: 0, corrupt: 0, owner: 0 };
+    for (const ledger of [this.#sources, this.#electorate])
+      for (const { until, reason } of ledger.values()) if (until > now) counts[reason]++;
+    return counts;
   }
 
   /** Whether `peer` may be asked for content now. */
@@ -77,9 +132,14 @@ export class Membership {
   }
 }
 
+interface Aside {
+  until: number;
+  reason: AsideReason;
+}
+
 /** Whether `peer` is not set aside in `ledger` at `now`; an expired entry is dropped. */
-function clear(ledger: Map<string, number>, peer: string, now: number): boolean {
-  const until = ledger.get(peer);
+function clear(ledger: Map<string, Aside>, peer: string, now: number): boolean {
+  const until = ledger.get(peer)?.until;
   if (until === undefined) return true;
   if (until > now) return false;
   ledger.delete(peer);

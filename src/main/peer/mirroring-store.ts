@@ -4,33 +4,27 @@ import { Metrics } from '../metrics/metrics.js';
 import type { Digest } from '../oci/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import type { ByteRange } from '../oci/range.js';
-import type { Provider, Router } from '../routing/router.js';
+import type { Router } from '../routing/router.js';
 import { PassThroughStore } from '../store/pass-through.js';
-import type { BlobReader, Content, ContentOrigin, ContentStore, Descriptor } from '../store/store.js';
+import type {
+  BlobReader,
+  Content,
+  ContentOrigin,
+  ContentSource,
+  ContentStore,
+  Descriptor,
+} from '../store/store.js';
 import type { DigestVerifier, Verdict } from '../verify/verifier.js';
 import { VerifyingReader } from '../verify/verifying-reader.js';
-import { type Attempt, hedgedRace } from './hedge.js';
-import { LatencyTracker } from './latency.js';
-import { LookupCache } from './lookup-cache.js';
 import { Membership } from './membership.js';
 import { PeerAuth } from './peer-auth.js';
 import { getPeerBody } from './peer-body.js';
-import { PeerRequestError, requestPeer } from './peer-client.js';
+import { requestPeer } from './peer-client.js';
 import { PeerBlobReader, type PeerStream } from './peer-reader.js';
 import { describedBy, peerGet, peerPath } from './protocol.js';
-import { ResolveWait } from './resolve-wait.js';
+import { PeerRace, type PeerRaceInit } from './race.js';
 
-export interface MirroringStoreInit {
-  /** Shortest wait for a first provider; default 20 ms (`--mirror-resolve-timeout`). */
-  resolveTimeoutMs?: number;
-  /** Longest wait for a first provider, also used until enough lookups were seen; default 500 ms (`--mirror-resolve-timeout-max`). */
-  resolveTimeoutMaxMs?: number;
-  /** Age after which a key's providers are looked up again in the background; default 5000 ms (`--mirror-lookup-refresh`). */
-  lookupRefreshMs?: number;
-  /** Most peers tried per request; default 3 (`--mirror-resolve-retries`). */
-  maxAttempts?: number;
-  /** Hard cap on a peer's headers, and on HEAD and manifest requests; default 3000 ms. */
-  peerTimeoutMs?: number;
+export interface MirroringStoreInit extends PeerRaceInit {
   /** Longest silence inside a peer's body before moving to another peer; default 5000 ms. */
   readTimeoutMs?: number;
   /** Size of the buffer that hashes what follows a range; default 1 MiB. */
@@ -50,9 +44,6 @@ export interface MirroringStoreDeps {
   log?: Logger;
 }
 
-const HEDGE_MIN_MS = 10;
-const HEDGE_MAX_MS = 1000;
-
 /**
  * Serves what the local store holds, and on a miss finds peers that hold it and streams from them:
  * hedged across providers, resumed on another peer mid-body. Peers are asked with the mirrored header, so
@@ -65,11 +56,8 @@ const HEDGE_MAX_MS = 1000;
 export class MirroringStore extends PassThroughStore {
   readonly #router: Router;
   readonly #auth: PeerAuth;
-  readonly #lookups: LookupCache;
-  readonly #latency = new LatencyTracker();
+  readonly #race: PeerRace;
   readonly #membership: Membership;
-  readonly #resolveWait: ResolveWait;
-  readonly #maxAttempts: number;
   readonly #peerTimeoutMs: number;
   readonly #readTimeoutMs: number;
   readonly #chunkBytes: number;
@@ -86,24 +74,11 @@ export class MirroringStore extends PassThroughStore {
     this.#membership =
       deps.membership ?? new Membership({ router: deps.router, setAside: this.#metrics.peerQuarantines });
     this.#log = deps.log;
-    this.#resolveWait = new ResolveWait(
-      { log: deps.log },
-      { floorMs: init.resolveTimeoutMs ?? 20, capMs: init.resolveTimeoutMaxMs ?? 500 },
-    );
-    const lookups = this.#metrics.routerLookups;
-    this.#lookups = new LookupCache(
-      {
-        router: deps.router,
-        onLookup: (firstMs) => {
-          lookups.inc({ result: firstMs === undefined ? 'none' : 'found' });
-          this.#resolveWait.record(firstMs);
-        },
-      },
-      { refreshMs: init.lookupRefreshMs ?? 5000 },
-    );
-    this.#metrics.watchResolveTimeout(() => this.#resolveWait.ms / 1000);
-    this.#maxAttempts = init.maxAttempts ?? 3;
     this.#peerTimeoutMs = init.peerTimeoutMs ?? 3000;
+    this.#race = new PeerRace(
+      { router: deps.router, membership: this.#membership, metrics: this.#metrics, log: deps.log },
+      { ...init, peerTimeoutMs: this.#peerTimeoutMs },
+    );
     this.#readTimeoutMs = init.readTimeoutMs ?? 5000;
     this.#chunkBytes = init.chunkBytes ?? 1 << 20;
   }
@@ -120,7 +95,7 @@ export class MirroringStore extends PassThroughStore {
     const remote = await this.#describe(`${registry}/${repository}:${tag}`, [path]);
     return remote === undefined
       ? undefined
-      : this.#atPeers(remote, { registry, repository, kind: 'manifests' });
+      : this.#atPeers(remote.descriptor, remote.peer, { registry, repository, kind: 'manifests' });
   }
 
   override async stat(digest: Digest, origin?: ContentOrigin): Promise<Content | undefined> {
@@ -135,18 +110,25 @@ export class MirroringStore extends PassThroughStore {
       origin?.signal,
     );
     // A peer that describes other content than was asked for is not believed.
-    return remote?.digest === digest ? this.#atPeers(remote, origin) : undefined;
+    return remote?.descriptor.digest === digest
+      ? this.#atPeers(remote.descriptor, remote.peer, origin)
+      : undefined;
   }
 
-  /** Content the peers described: opening it fetches from them, on behalf of the client in `origin`. */
-  #atPeers(descriptor: Descriptor, origin: ContentOrigin | undefined): Content {
-    return { ...descriptor, open: (range) => this.#fetch(descriptor, range, origin) };
+  /**
+   * Content the peers described: opening it fetches from them, on behalf of the client in `origin`. Its
+   * source names the peer that described it until a body arrives, then the peer that sent it.
+   */
+  #atPeers(descriptor: Descriptor, peer: string, origin: ContentOrigin | undefined): Content {
+    const source: ContentSource = { kind: 'peer', peer };
+    return { ...descriptor, source, open: (range) => this.#fetch(descriptor, range, origin, source) };
   }
 
   async #fetch(
     described: Descriptor,
     range: ByteRange,
     origin: ContentOrigin | undefined,
+    source: ContentSource,
   ): Promise<BlobReader> {
     const { digest } = described;
     const path = peerPath(isManifestMediaType(described.mediaType) ? 'manifests' : 'blobs', digest, origin);
@@ -157,12 +139,13 @@ export class MirroringStore extends PassThroughStore {
       if (failed !== undefined) {
         this.#membership.setAside(failed, 'failed');
         // The cached providers may hold only the peer that just died: resume from a fresh lookup.
-        this.#lookups.forget(digest);
+        this.#race.forget(digest);
       }
       const range =
         offset === 0 && fetched.end === described.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`;
-      const won = await this.#race(
+      const won = await this.#race.run(
         digest,
+        'GET',
         async (provider, signal) =>
           getPeerBody(provider.registry, path, {
             range,
@@ -178,9 +161,11 @@ export class MirroringStore extends PassThroughStore {
     };
     const first = await fetchFrom(fetched.start);
     if (first === undefined) throw new BlobUnknownError(`no peer could serve ${digest}`);
-    const body = new PeerBlobReader(first, fetched, fetchFrom, this.#readTimeoutMs, () =>
-      this.#metrics.peerResumes.inc({}),
-    );
+    source.peer = first.peer;
+    const body = new PeerBlobReader(first, fetched, fetchFrom, this.#readTimeoutMs, () => {
+      this.#metrics.peerResumes.inc({});
+      this.#metrics.peerFailures.inc({ cause: 'broken' });
+    });
     if (verifier === undefined) return body;
     return new VerifyingReader(body, verifier.session(digest, described.size), {
       range,
@@ -194,6 +179,7 @@ export class MirroringStore extends PassThroughStore {
   #corrupt(descriptor: Descriptor, peers: ReadonlyMap<string, string>, verdict: Verdict): void {
     const kind = isManifestMediaType(descriptor.mediaType) ? 'manifest' : 'blob';
     this.#metrics.peerCorrupt.inc({ kind });
+    this.#metrics.peerFailures.inc({ cause: 'digest_mismatch' }, peers.size);
     this.#log?.warn(
       { digest: descriptor.digest, peers: [...peers.keys()], verdict },
       'peer content failed its digest check; cutting the response and setting the peers aside',
@@ -203,13 +189,18 @@ export class MirroringStore extends PassThroughStore {
       const report = { kind: 'corrupt', digest: descriptor.digest } as const;
       void this.#router.tell(peer, report, AbortSignal.timeout(this.#peerTimeoutMs));
     }
-    this.#lookups.forget(descriptor.digest);
+    this.#race.forget(descriptor.digest);
   }
 
   /** HEADs `paths` in order on racing providers of `key`; the first answer describes the content. */
-  async #describe(key: string, paths: string[], gone?: AbortSignal): Promise<Descriptor | undefined> {
-    const won = await this.#race(
+  async #describe(
+    key: string,
+    paths: string[],
+    gone?: AbortSignal,
+  ): Promise<{ descriptor: Descriptor; peer: string } | undefined> {
+    const won = await this.#race.run(
       key,
+      'HEAD',
       async (provider, signal) => {
         let lastError: unknown;
         for (const path of paths) {
@@ -228,50 +219,7 @@ export class MirroringStore extends PassThroughStore {
       },
       gone,
     );
-    if (won === undefined) return undefined;
-    return describedBy(won.result.headers);
-  }
-
-  /**
-   * Races providers of `key`; failed peers are quarantined, time to headers feeds the hedge delay. When
-   * `gone` aborts (the client left), the lookup and every attempt still running are abandoned at once.
-   */
-  async #race<T>(
-    key: string,
-    attempt: (provider: Provider, signal: AbortSignal) => Promise<T>,
-    gone?: AbortSignal,
-  ): Promise<Attempt<T> | undefined> {
-    const lookup = new AbortController();
-    const timed = async (provider: Provider, signal: AbortSignal): Promise<T> => {
-      const started = performance.now();
-      try {
-        const response = await attempt(provider, signal);
-        this.#latency.record(performance.now() - started);
-        return response;
-      } catch (err) {
-        // A peer that answered 404 is alive and only lacks this key (a record outlived its content, or a
-        // tag it no longer serves): set aside, it would be skipped for every other key too.
-        const answered = err instanceof PeerRequestError && err.answered;
-        if (!signal.aborted) this.#log?.debug({ key, peer: provider.id, err }, 'peer attempt failed');
-        if (!signal.aborted && !answered) this.#membership.setAside(provider.id, 'failed');
-        // Either way it is not handed out for this key again; the lookup cache refreshes the key.
-        if (!signal.aborted) this.#lookups.failed(key, provider.id);
-        throw err;
-      }
-    };
-    try {
-      const won = await hedgedRace(this.#membership.live(this.#lookups.lookup(key, lookup.signal)), timed, {
-        maxAttempts: this.#maxAttempts,
-        hedgeDelayMs: Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, this.#latency.quantile(0.9, 100))),
-        firstProviderTimeoutMs: this.#resolveWait.ms,
-        signal:
-          gone === undefined
-            ? AbortSignal.timeout(this.#peerTimeoutMs)
-            : AbortSignal.any([AbortSignal.timeout(this.#peerTimeoutMs), gone]),
-      });
-      return won;
-    } finally {
-      lookup.abort();
-    }
+    const descriptor = won === undefined ? undefined : describedBy(won.result.headers);
+    return descriptor === undefined || won === undefined ? undefined : { descriptor, peer: won.provider.id };
   }
 }

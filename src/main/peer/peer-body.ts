@@ -103,7 +103,12 @@ class BodyConnection implements PeerBody {
     const onAbort = (): void => this.#fail(new PeerRequestError(`request to ${this.#url.host} aborted`));
     signal.addEventListener('abort', onAbort, { once: true });
     this.#headerTimer = setTimeout(
-      () => this.#fail(new PeerRequestError(`peer ${this.#url.host} sent no headers in ${timeoutMs} ms`)),
+      () =>
+        this.#fail(
+          new PeerRequestError(`peer ${this.#url.host} sent no headers in ${timeoutMs} ms`, {
+            timedOut: true,
+          }),
+        ),
       timeoutMs,
     );
     const readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
@@ -200,8 +205,11 @@ class BodyConnection implements PeerBody {
     }
     const length = Number(headers.get('content-length'));
     if (!(status >= 200 && status < 300) || !Number.isSafeInteger(length) || length < 0) {
-      const why = status >= 200 && status < 300 ? 'no Content-Length' : `status ${status}`;
-      this.#fail(new PeerRequestError(`peer ${this.#url.host} answered ${why}`));
+      // A 2xx without a length is a peer misbehaving, not one that answered: it is set aside like a dead one.
+      const answered = !(status >= 200 && status < 300);
+      const why = answered ? `status ${status}` : 'no Content-Length';
+      const options = answered ? { peerStatus: status } : {};
+      this.#fail(new PeerRequestError(`peer ${this.#url.host} answered ${why}`, options));
       return undefined;
     }
     this.#length = length;

@@ -9,16 +9,45 @@ export class PeerRequestError extends ShoalError {
   override readonly ociCode = 'UNAVAILABLE';
   /** The HTTP status the peer answered with; undefined when it did not answer at all. */
   readonly peerStatus: number | undefined;
+  /** The peer sent no headers within the request's time bound. */
+  readonly timedOut: boolean;
 
-  constructor(message: string, options: ShoalErrorOptions & { peerStatus?: number } = {}) {
+  constructor(
+    message: string,
+    options: ShoalErrorOptions & { peerStatus?: number; timedOut?: boolean } = {},
+  ) {
     super(message, options);
     this.peerStatus = options.peerStatus;
+    this.timedOut = options.timedOut ?? false;
   }
 
   /** The peer is up and answered, only not with the content: no reason to stop asking it other things. */
   get answered(): boolean {
     return this.peerStatus !== undefined && this.peerStatus < 500;
   }
+}
+
+/** Why a request to a peer failed, as `shoal_peer_failures_total` counts it. */
+export type PeerFailureCause =
+  | 'timeout'
+  | 'refused'
+  | 'broken'
+  | 'digest_mismatch'
+  | 'unauthorised'
+  | 'absent'
+  | 'error';
+
+/** The cause of a failed request to a peer, before its body (`broken` and `digest_mismatch` come later). */
+export function failureCause(err: unknown): PeerFailureCause {
+  if (!(err instanceof PeerRequestError)) return 'error';
+  if (err.timedOut) return 'timeout';
+  const status = err.peerStatus;
+  if (status === 401 || status === 403) return 'unauthorised';
+  if (status === 404) return 'absent';
+  if (status !== undefined) return 'error';
+  const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ECONNREFUSED') return 'refused';
+  return code === 'ETIMEDOUT' ? 'timeout' : 'error';
 }
 
 export interface PeerResponse {
@@ -139,7 +168,11 @@ function sendOnce(
     );
     const timer = setTimeout(
       () =>
-        req.destroy(new PeerRequestError(`${role} ${registry} sent no headers in ${options.timeoutMs} ms`)),
+        req.destroy(
+          new PeerRequestError(`${role} ${registry} sent no headers in ${options.timeoutMs} ms`, {
+            timedOut: true,
+          }),
+        ),
       options.timeoutMs,
     );
     req.on('error', (err: NodeJS.ErrnoException) => {

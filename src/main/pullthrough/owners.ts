@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
+import type { CounterLike } from '../metrics/metrics.js';
 import type { Digest } from '../oci/digest.js';
 import type { Membership } from '../peer/membership.js';
 import type { PeerAuth } from '../peer/peer-auth.js';
@@ -21,6 +22,7 @@ export class Owners {
   readonly #ownerTimeoutMs: number;
   /** Who may own a digest now; an owner that fails is left out of the electorate for a while. */
   readonly #membership: Membership;
+  readonly #fetches: CounterLike<'result'> | undefined;
 
   constructor(
     deps: {
@@ -29,9 +31,12 @@ export class Owners {
       election: OwnerElection;
       auth: PeerAuth;
       log?: Logger | undefined;
+      /** Digests asked of their owner, by result (`ok`, `absent`, `failed`). */
+      fetches?: CounterLike<'result'>;
     },
     init: { ownerTimeoutMs: number },
   ) {
+    this.#fetches = deps.fetches;
     this.#router = deps.router;
     this.#membership = deps.membership;
     this.#election = deps.election;
@@ -82,8 +87,11 @@ export class Owners {
         await sleep(OWNER_RECHECK_MS);
         response = await ask();
       }
+      this.#fetches?.inc({ result: 'ok' });
       return { owner, response };
     } catch (err) {
+      const absent = err instanceof PeerRequestError && err.peerStatus === 404;
+      this.#fetches?.inc({ result: absent ? 'absent' : 'failed' });
       this.#log?.warn({ err, digest, owner }, 'the owner of this digest failed; fetching from upstream');
       // An owner that answered (404: upstream has no such digest, or it hit its own deadline under load) is
       // alive: this digest is fetched here, and the owner is still asked for the others. Passing it over for

@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
 import { BlobUnknownError, ManifestUnknownError, UpstreamUnavailableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { NO_COUNTER } from '../metrics/families.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MANIFEST_ACCEPT, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import { Membership } from '../peer/membership.js';
@@ -8,17 +10,32 @@ import { PeerAuth } from '../peer/peer-auth.js';
 import type { Router } from '../routing/router.js';
 import type { EmbeddedStore } from '../store/embedded.js';
 import { PassThroughStore } from '../store/pass-through.js';
-import type { Content, ContentOrigin, ContentStore } from '../store/store.js';
+import type { Content, ContentOrigin, ContentSource, ContentStore } from '../store/store.js';
 import type { DigestVerifier } from '../verify/verifier.js';
 import type { OwnerElection } from './owner.js';
 import { Owners } from './owners.js';
 import { Spool } from './spool.js';
 import type { UpstreamClient } from './upstream.js';
 
+/** What pull-through counts. */
+export type PullThroughMetrics = Pick<
+  Metrics,
+  'pullThroughDownloads' | 'pullThroughCoalesced' | 'ownerFetches' | 'upstreamBytes'
+>;
+
+const UNCOUNTED: PullThroughMetrics = {
+  pullThroughDownloads: NO_COUNTER,
+  pullThroughCoalesced: NO_COUNTER,
+  ownerFetches: NO_COUNTER,
+  upstreamBytes: NO_COUNTER,
+};
+
 /** A download under way, with the media type its source gave it. */
 interface Download {
   spool: Spool;
   mediaType: string;
+  /** The elected owner it streams from; undefined: straight from upstream. */
+  owner: string | undefined;
 }
 
 export interface PullThroughInit {
@@ -44,6 +61,7 @@ export class PullThroughStore extends PassThroughStore {
   readonly #upstream: UpstreamClient;
   readonly #verifier: DigestVerifier;
   readonly #log: Logger | undefined;
+  readonly #metrics: PullThroughMetrics;
   /** With P2P on: the nodes elected to fetch each digest. */
   readonly #owners: Owners | undefined;
   readonly #tagTimeoutMs: number;
@@ -67,6 +85,7 @@ export class PullThroughStore extends PassThroughStore {
       /** Signs requests to owners; default: signed with the router's identity. */
       auth?: PeerAuth | undefined;
       log?: Logger;
+      metrics?: PullThroughMetrics;
     },
     init: PullThroughInit = {},
   ) {
@@ -75,6 +94,7 @@ export class PullThroughStore extends PassThroughStore {
     this.#upstream = deps.upstream;
     this.#verifier = deps.verifier;
     this.#log = deps.log;
+    this.#metrics = deps.metrics ?? UNCOUNTED;
     this.#owners =
       deps.router === undefined || deps.election === undefined
         ? undefined
@@ -85,6 +105,7 @@ export class PullThroughStore extends PassThroughStore {
               election: deps.election,
               auth: deps.auth ?? new PeerAuth({ router: deps.router }),
               log: deps.log,
+              fetches: this.#metrics.ownerFetches,
             },
             { ownerTimeoutMs: init.ownerTimeoutMs ?? 15_000 },
           );
@@ -134,8 +155,12 @@ export class PullThroughStore extends PassThroughStore {
       if (cached !== undefined) return cached;
     }
     try {
-      const { spool, mediaType } = await this.#spool(digest, origin);
-      return { digest, size: spool.size, mediaType, open: (range) => spool.reader(range) };
+      const coalesced = this.#spools.has(digest);
+      const { spool, mediaType, owner } = await this.#spool(digest, origin);
+      if (coalesced) this.#metrics.pullThroughCoalesced.inc({});
+      const source: ContentSource =
+        owner === undefined ? { kind: 'upstream', coalesced } : { kind: 'owner', peer: owner, coalesced };
+      return { digest, size: spool.size, mediaType, source, open: (range) => spool.reader(range) };
     } catch (err) {
       if (err instanceof BlobUnknownError || err instanceof ManifestUnknownError) return undefined;
       return this.#secondChance(err, () => this.inner.stat(digest, origin));
@@ -185,6 +210,7 @@ export class PullThroughStore extends PassThroughStore {
       { digest, registry: origin.registry, size, from: fromOwner?.owner ?? 'upstream' },
       'pulling through',
     );
+    this.#metrics.pullThroughDownloads.inc({ from: fromOwner === undefined ? 'upstream' : 'owner' });
     const spool = new Spool(
       { verifier: this.#verifier },
       {
@@ -204,6 +230,11 @@ export class PullThroughStore extends PassThroughStore {
       },
       { stallMs: this.#stallMs, minBytesPerSecond: this.#minRate },
     );
+    if (fromOwner === undefined) {
+      const counted = (): void =>
+        this.#metrics.upstreamBytes.inc({ registry: origin.registry }, spool.written);
+      spool.done.then(counted, counted);
+    }
     // An owner that broke off or sent bad bytes is passed over for a while: the retry fetches upstream.
     spool.done.catch((err: unknown) => {
       this.#log?.warn(
@@ -215,7 +246,7 @@ export class PullThroughStore extends PassThroughStore {
     const contentType = response.headers['content-type'];
     const mediaType =
       origin.kind === 'manifests' && isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
-    return { spool, mediaType };
+    return { spool, mediaType, owner: fromOwner?.owner };
   }
 
   /** The rest of `digest` from byte `offset`: only a 206 that starts there will do. */

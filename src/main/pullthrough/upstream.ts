@@ -1,10 +1,4 @@
-import {
-  Agent as HttpAgent,
-  request as httpRequest,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-} from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BlobUnknownError,
@@ -14,22 +8,14 @@ import {
   UpstreamUnauthorizedError,
   UpstreamUnavailableError,
 } from '../errors.js';
+import type { CounterLike } from '../metrics/metrics.js';
 import { followRedirects } from './redirects.js';
 import { type CredentialStore, parseChallenge } from './upstream-auth.js';
 import { UpstreamGuard } from './upstream-guard.js';
+import { type SendOptions, UpstreamSender } from './upstream-send.js';
 import { UpstreamTokens } from './upstream-token.js';
 
-/** Sent with every upstream request. */
-export const USER_AGENT = 'shoal-pull-through';
-
-/** A request's options inside the client: `deadlineAt` (epoch ms) bounds the wait for its headers. */
-type SendOptions = {
-  method: 'GET' | 'HEAD';
-  accept?: string;
-  range?: string;
-  signal?: AbortSignal | undefined;
-  deadlineAt?: number;
-};
+export { USER_AGENT } from './upstream-send.js';
 
 export interface UpstreamClientInit {
   /** The only registries ever contacted, as containerd names them (`--mirrored-registries`). */
@@ -88,10 +74,18 @@ export class UpstreamClient {
   readonly #retries: number;
   readonly #backoffMs: number;
   readonly #tokens: UpstreamTokens;
-  readonly #http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
-  readonly #https = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+  readonly #sender: UpstreamSender;
+  readonly #requests: CounterLike<'registry' | 'status'> | undefined;
 
-  constructor(deps: { credentials?: CredentialStore | undefined }, init: UpstreamClientInit) {
+  constructor(
+    deps: {
+      credentials?: CredentialStore | undefined;
+      /** Each request, by registry and the status it ended with (`error`: no answer, `refused`: not allowed). */
+      requests?: CounterLike<'registry' | 'status'>;
+    },
+    init: UpstreamClientInit,
+  ) {
+    this.#requests = deps.requests;
     this.#guard = new UpstreamGuard({
       registries: init.mirroredRegistries,
       privateHosts: init.privateHosts ?? [],
@@ -104,6 +98,7 @@ export class UpstreamClient {
       { credentials: deps.credentials, guard: this.#guard },
       { timeoutMs: this.#timeoutMs },
     );
+    this.#sender = new UpstreamSender(this.#guard.lookup, this.#timeoutMs);
   }
 
   /** Tokens fetched so far (for tests of the cache). */
@@ -120,7 +115,25 @@ export class UpstreamClient {
     target: UpstreamTarget,
     opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
   ): Promise<UpstreamResponse> {
+    const outcome = { status: 'error' };
+    try {
+      return await this.#request(target, opts, outcome);
+    } finally {
+      // A registry the guard refused is not one of the mirrored set: never a label of its own.
+      const registry = outcome.status === 'refused' ? 'other' : target.registry;
+      this.#requests?.inc({ registry, status: outcome.status });
+    }
+  }
+
+  /** `request`, with the last status the registry answered written into `outcome` as it goes. */
+  async #request(
+    target: UpstreamTarget,
+    opts: { method: 'GET' | 'HEAD'; accept?: string; range?: string; signal?: AbortSignal | undefined },
+    outcome: { status: string },
+  ): Promise<UpstreamResponse> {
+    outcome.status = 'refused';
     this.#guard.check(target.registry);
+    outcome.status = 'error';
     const origin = upstreamOrigin(target.registry, this.#insecure);
     const query = target.query === undefined || target.query === '' ? '' : `?${target.query}`;
     const url = `${origin}/v2/${target.repository}/${target.kind}/${target.reference}${query}`;
@@ -154,6 +167,7 @@ export class UpstreamClient {
         continue;
       }
       const { status } = response;
+      outcome.status = String(status);
       if (status >= 200 && status < 300) return response;
       response.body.resume();
       if (status === 404) {
@@ -218,7 +232,7 @@ export class UpstreamClient {
       ask: (next) =>
         next.origin === origin
           ? this.#authorized(registry, next.href, scope, opts)
-          : this.#send(next.href, opts, undefined),
+          : this.#sender.send(next.href, opts, undefined),
     });
   }
 
@@ -232,7 +246,7 @@ export class UpstreamClient {
     const known = this.#tokens.challengeOf(registry);
     const upFront =
       known === undefined ? undefined : await this.#tokens.answer(registry, known, scope, false);
-    const first = await this.#send(url, opts, upFront);
+    const first = await this.#sender.send(url, opts, upFront);
     if (first.status !== 401) return first;
     const challenge = parseChallenge(first.headers['www-authenticate'] as string | undefined);
     if (challenge === undefined) return first;
@@ -241,42 +255,6 @@ export class UpstreamClient {
     // A cached token the registry refused (expired early, revoked) is dropped and fetched anew, once.
     const answer = await this.#tokens.answer(registry, challenge, scope, true);
     if (answer === undefined) return first;
-    return this.#send(url, opts, answer);
-  }
-
-  #send(url: string, opts: SendOptions, authorization: string | undefined): Promise<UpstreamResponse> {
-    const secure = url.startsWith('https:');
-    // Named, so a registry's access log tells shoal's fetches from containerd's own fallbacks.
-    const headers: Record<string, string> = { accept: opts.accept ?? '*/*', 'user-agent': USER_AGENT };
-    if (opts.range !== undefined) headers.range = opts.range;
-    if (authorization !== undefined) headers.authorization = authorization;
-    return new Promise((resolve, reject) => {
-      const send = secure ? httpsRequest : httpRequest;
-      const req = send(
-        url,
-        {
-          method: opts.method,
-          headers,
-          agent: secure ? this.#https : this.#http,
-          lookup: this.#guard.lookup,
-          ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-        },
-        (res) => {
-          clearTimeout(timer);
-          res.pause();
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
-        },
-      );
-      const waitMs = Math.max(1, (opts.deadlineAt ?? Date.now() + this.#timeoutMs) - Date.now());
-      const timer = setTimeout(
-        () => req.destroy(new Error(`no headers within --upstream-timeout (${this.#timeoutMs} ms)`)),
-        waitMs,
-      );
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      req.end();
-    });
+    return this.#sender.send(url, opts, answer);
   }
 }

@@ -5,6 +5,7 @@ import type { Discovery } from '../tags/discovery.js';
 import { withTimeout } from '../util/timeout.js';
 import { bodyReply, type Reply } from './reply.js';
 import type { PullRequest } from './request.js';
+import type { RequestTrace } from './trace.js';
 
 /** What the content-discovery replies need of the handler. */
 export interface DiscoveryReplyInit {
@@ -27,6 +28,7 @@ export async function tagListReply(
   repository: string,
   request: PullRequest,
   head: boolean,
+  trace: RequestTrace,
 ): Promise<Reply> {
   const params = new URLSearchParams(request.query);
   const n = params.get('n');
@@ -34,16 +36,17 @@ export async function tagListReply(
   if (n !== null && !/^\d{1,9}$/.test(n))
     throw new PaginationInvalidError(`n must be a count, not ${JSON.stringify(n.slice(0, 20))}`);
   const limit = n === null ? TAG_PAGE_MAX : Math.min(Number(n), TAG_PAGE_MAX);
-  const all =
+  const list =
     init.discovery === undefined
-      ? []
+      ? { tags: [], source: 'local' as const }
       : await withTimeout(
           init.discovery.tags(registry, repository),
           init.timeoutMs,
           'the tag list',
           (message) => new NameUnknownError(`tags of ${repository}: ${message}`),
         );
-  const served = all.filter(
+  trace.source = list.source;
+  const served = list.tags.filter(
     (tag) => !init.filters.some((filter) => filter.test(`${registry}/${repository}:${tag}`)),
   );
   if (served.length === 0) throw new NameUnknownError(`no tags of ${registry}/${repository} are known`);
@@ -69,9 +72,14 @@ export async function referrersReply(
   digest: Digest,
   request: PullRequest,
   head: boolean,
+  trace: RequestTrace,
 ): Promise<Reply> {
   const artifactType = new URLSearchParams(request.query).get('artifactType') ?? undefined;
-  const empty = { body: Buffer.from(JSON.stringify(EMPTY_INDEX)), filtered: artifactType !== undefined };
+  const empty = {
+    body: Buffer.from(JSON.stringify(EMPTY_INDEX)),
+    filtered: artifactType !== undefined,
+    source: 'local' as const,
+  };
   const index =
     init.discovery === undefined
       ? empty
@@ -84,6 +92,7 @@ export async function referrersReply(
           if (err instanceof ManifestUnknownError) return empty;
           throw err;
         });
+  trace.source = index.source;
   const filtered: Array<readonly [string, string]> = index.filtered
     ? [['OCI-Filters-Applied', 'artifactType']]
     : [];

@@ -12,6 +12,7 @@ import type { Logger } from '../log/logger.js';
 import { waitUntil } from '../util/timeout.js';
 import { answer, type CapturedRequest, captureClaims, limitsOf, type RequestLimits } from './answer.js';
 import type { PullHandler } from './handler.js';
+import type { OpenRequest, RequestLedger } from './ledger.js';
 import { errorReply, type FullReply, statusLine } from './reply.js';
 
 export interface FrontDoorInit {
@@ -38,6 +39,7 @@ export interface FrontDoorInit {
 export class FrontDoor {
   readonly #handler: PullHandler;
   readonly #log: Logger;
+  readonly #ledger: RequestLedger | undefined;
   readonly #blobPort: () => number;
   readonly #init: FrontDoorInit;
   readonly #limits: RequestLimits;
@@ -52,6 +54,8 @@ export class FrontDoor {
     deps: {
       handler: PullHandler;
       log: Logger;
+      /** Counts every request; absent, nothing is counted (`--request-metrics=false`). */
+      ledger?: RequestLedger | undefined;
       /** The blob listener's bound port. */
       blobPort: () => number;
     },
@@ -59,6 +63,7 @@ export class FrontDoor {
   ) {
     this.#handler = deps.handler;
     this.#log = deps.log;
+    this.#ledger = deps.ledger;
     this.#blobPort = deps.blobPort;
     this.#init = init;
     this.#limits = limitsOf(init);
@@ -83,7 +88,7 @@ export class FrontDoor {
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) =>
-      refuse(err, socket, this.#headTimeoutMs),
+      refuse(err, socket, this.#headTimeoutMs, this.#ledger?.begin()),
     );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -132,31 +137,43 @@ export class FrontDoor {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const gone = new AbortController();
+    const counted = this.#ledger?.begin();
+    let bytes = 0;
+    const write = (reply: FullReply): void => {
+      counted?.firstByte();
+      bytes = writeReply(res, reply);
+    };
     this.#open.add(res);
     res.once('close', () => {
       this.#open.delete(res);
       // Closed before the answer was complete: the client left, and work started for it stops.
       if (!res.writableFinished) gone.abort();
+      const method = (req.method ?? 'GET').toUpperCase();
+      counted?.end({ method, status: res.statusCode, bytes, cut: !res.writableFinished });
     });
     if (this.#draining) res.shouldKeepAlive = false;
     if (req.httpVersionMajor !== 1) {
       res.shouldKeepAlive = false;
-      write(res, errorReply(new HttpVersionError(`HTTP/${req.httpVersion} is not supported`), false));
+      write(errorReply(new HttpVersionError(`HTTP/${req.httpVersion} is not supported`), false));
       return;
     }
     if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
       // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400.
-      write(res, errorReply(new BadRequestError('an HTTP/1.1 request needs a Host header'), false));
+      write(errorReply(new BadRequestError('an HTTP/1.1 request needs a Host header'), false));
       return;
     }
-    const request: CapturedRequest = { ...capture(req, this.#blobPort()), signal: gone.signal };
+    const request: CapturedRequest = {
+      ...capture(req, this.#blobPort()),
+      signal: gone.signal,
+      trace: counted?.trace,
+    };
     answer(this.#handler, request, this.#limits, this.#log).then(
       (reply) => {
-        if (reply.kind === 'full') return write(res, reply);
+        if (reply.kind === 'full') return write(reply);
         // Blob bytes never stream here (the handler redirects them); a stream is a bug, not a reply.
         void reply.reader.close();
         this.#log.error({ path: request.path }, 'front door got a stream reply');
-        write(res, errorReply(new Error('stream on the front door'), request.method === 'HEAD'));
+        write(errorReply(new Error('stream on the front door'), request.method === 'HEAD'));
       },
       (err: unknown) => {
         this.#log.error({ err, path: request.path }, 'request handling crashed');
@@ -166,11 +183,13 @@ export class FrontDoor {
   }
 }
 
-function write(res: ServerResponse, reply: FullReply): void {
-  if (res.destroyed) return;
+/** Writes a whole reply; returns its body's length (0 when the connection is already gone). */
+function writeReply(res: ServerResponse, reply: FullReply): number {
+  if (res.destroyed) return 0;
   res.statusCode = reply.status;
   for (const [name, value] of reply.headers) res.setHeader(name, value);
   res.end(reply.body);
+  return reply.body?.length ?? 0;
 }
 
 /** The path and query of a request target: origin-form, or absolute-form (`GET http://host/v2/ HTTP/1.1`). */
@@ -231,6 +250,7 @@ function refuse(
   err: NodeJS.ErrnoException & { rawPacket?: Buffer },
   socket: Socket,
   headTimeoutMs: number,
+  counted: OpenRequest | undefined,
 ): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
@@ -239,6 +259,9 @@ function refuse(
   const reply = errorReply(refusal(err, headTimeoutMs), false);
   const head = [`HTTP/1.1 ${statusLine(reply.status)}`, ...reply.headers.map(([n, v]) => `${n}: ${v}`)];
   socket.end(`${[...head, 'Connection: close'].join('\r\n')}\r\n\r\n${reply.body?.toString() ?? ''}`);
+  // Counted as a request of no kind: a TLS handshake or a malformed head is what a misconfigured client sends.
+  counted?.firstByte();
+  counted?.end({ method: '-', status: reply.status, bytes: reply.body?.length ?? 0, cut: false });
 }
 
 /** `METHOD target HTTP/x.y`, the method a token (RFC 9110 §9.1). */

@@ -4,13 +4,11 @@ import {
   ManifestTooLargeError,
   ManifestUnknownError,
   MethodUnsupportedError,
-  NameUnknownError,
   PeerUnauthorizedError,
 } from '../errors.js';
 import { acceptsManifest, MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
-import { parseRegistryHost, registryInPath } from '../oci/reference.js';
 import type { PeerClaim, SignedRequest } from '../peer/peer-auth.js';
 import { TAG_CONFIRMED_HEADER } from '../peer/protocol.js';
 import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from '../store/store.js';
@@ -26,16 +24,10 @@ import {
   textReply,
 } from './reply.js';
 import type { PullRequest } from './request.js';
+import { type ServedInit, ServedRegistries } from './served.js';
+import { DISCARDED_TRACE, type RequestTrace } from './trace.js';
 
-export interface PullHandlerInit {
-  /** Registry assumed when a request carries no `ns` parameter; default docker.io. */
-  defaultRegistry?: string;
-  /** Registry hosts served; empty serves every registry. */
-  mirroredRegistries?: readonly string[];
-  /** A match on `registry/repo:tag` or `registry/repo@digest` is not served. */
-  registryFilters?: readonly RegExp[];
-  /** Serve manifests by tag; false answers tag requests 404 (`--resolve-tags`). Default true. */
-  resolveTags?: boolean;
+export interface PullHandlerInit extends ServedInit {
   /** Hard cap on HEAD and manifest requests; past it the answer is 404 so containerd falls back. Default 3000 ms. */
   manifestTimeoutMs?: number;
 }
@@ -65,10 +57,7 @@ export class PullHandler {
   readonly #ready: () => Promise<boolean>;
   readonly #authenticate: PullHandlerDeps['authenticate'];
   readonly #discoveryInit: DiscoveryReplyInit;
-  readonly #defaultRegistry: string;
-  readonly #mirrored: ReadonlySet<string>;
-  readonly #filters: readonly RegExp[];
-  readonly #resolveTags: boolean;
+  readonly #served: ServedRegistries;
   readonly #manifestTimeoutMs: number;
 
   constructor(deps: PullHandlerDeps, init: PullHandlerInit = {}) {
@@ -76,14 +65,11 @@ export class PullHandler {
     this.#localStore = deps.localStore ?? deps.store;
     this.#ready = deps.ready;
     this.#authenticate = deps.authenticate;
-    this.#defaultRegistry = init.defaultRegistry ?? 'docker.io';
-    this.#mirrored = new Set((init.mirroredRegistries ?? []).map((host) => host.toLowerCase()));
-    this.#filters = init.registryFilters ?? [];
-    this.#resolveTags = init.resolveTags ?? true;
+    this.#served = new ServedRegistries(init);
     this.#manifestTimeoutMs = init.manifestTimeoutMs ?? 3000;
     this.#discoveryInit = {
       discovery: deps.discovery,
-      filters: this.#filters,
+      filters: this.#served.filters,
       timeoutMs: this.#manifestTimeoutMs,
     };
   }
@@ -94,24 +80,38 @@ export class PullHandler {
    */
   async handle(request: PullRequest): Promise<Reply> {
     const head = request.method === 'HEAD';
+    const trace = request.trace ?? DISCARDED_TRACE;
     if (!head && request.method !== 'GET') {
       throw new MethodUnsupportedError(
         `${request.method.slice(0, 16)} is not supported: shoal serves pulls only`,
       );
     }
-    if (request.path === '/livez') return textReply(200, 'ok', head);
-    if (request.path === '/readyz')
+    if (request.path === '/livez' || request.path === '/readyz') {
+      trace.probe = true;
+      if (request.path === '/livez') return textReply(200, 'ok', head);
       return (await this.#ready()) ? textReply(200, 'ready', head) : textReply(503, 'not ready', head);
+    }
     const parsed = parsePullPath(request.path);
-    if (parsed.kind === 'ping') return bodyReply(200, 'application/json', PING_BODY, head);
-    const { registry, route } = this.#registryOf(request.query, parsed);
+    if (parsed.kind === 'ping') {
+      trace.source = 'local';
+      return bodyReply(200, 'application/json', PING_BODY, head);
+    }
     // Filters, mirrored registries and --resolve-tags hold for every request, whoever sends it.
-    this.#checkServed(registry, route);
+    const { registry, route } = this.#served.place(request.query, parsed, trace);
     const member = await this.#member(request);
+    trace.member = member;
     if (route.kind === 'tags')
-      return tagListReply(this.#discoveryInit, registry, route.repository, request, head);
+      return tagListReply(this.#discoveryInit, registry, route.repository, request, head, trace);
     if (route.kind === 'referrers')
-      return referrersReply(this.#discoveryInit, registry, route.repository, route.digest, request, head);
+      return referrersReply(
+        this.#discoveryInit,
+        registry,
+        route.repository,
+        route.digest,
+        request,
+        head,
+        trace,
+      );
     const store = request.mirrored === true ? this.#localStore : this.#store;
     const origin: ContentOrigin = {
       registry,
@@ -123,18 +123,26 @@ export class PullHandler {
     if (route.kind === 'manifest') {
       const name = route.tag ?? route.digest;
       return this.#capped(
-        this.#manifest(store, route, head, origin, request.accept),
+        this.#manifest(store, route, head, origin, request.accept, trace),
         (message) => new ManifestUnknownError(`manifest ${name}: ${message}`),
       );
     }
     if (head) {
       // Range is defined for GET only (RFC 9110 §14.2): a HEAD describes the whole blob.
       return this.#capped(
-        this.#blob(store, route.digest, undefined, head, origin),
+        this.#blob(store, route.digest, undefined, head, origin, trace),
         (message) => new BlobUnknownError(`blob ${route.digest}: ${message}`),
       );
     }
-    const reply = await this.#blob(store, route.digest, request.range, head, origin, request.blobLocation);
+    const reply = await this.#blob(
+      store,
+      route.digest,
+      request.range,
+      head,
+      origin,
+      trace,
+      request.blobLocation,
+    );
     return reply.kind === 'stream' && member !== undefined ? { ...reply, member } : reply;
   }
 
@@ -174,50 +182,19 @@ export class PullHandler {
     return reply;
   }
 
-  /**
-   * The registry a request means: its `ns` (containerd's way), else the first path component when it names a
-   * host (`/v2/ghcr.io/owner/app/…`, for podman, skopeo and other clients that cannot send `ns`), else the
-   * default registry.
-   */
-  #registryOf(
-    query: string,
-    route: Exclude<PullRoute, { kind: 'ping' }>,
-  ): { registry: string; route: Exclude<PullRoute, { kind: 'ping' }> } {
-    const ns = new URLSearchParams(query).get('ns');
-    if (ns !== null && ns !== '') return { registry: parseRegistryHost(ns), route };
-    const named = registryInPath(route.repository);
-    if (named === undefined) return { registry: this.#defaultRegistry, route };
-    return { registry: named.registry, route: { ...route, repository: named.repository } };
-  }
-
-  #checkServed(registry: string, route: Exclude<PullRoute, { kind: 'ping' }>): void {
-    if (this.#mirrored.size > 0 && !this.#mirrored.has(registry)) {
-      throw new NameUnknownError(`registry ${registry} is not mirrored by this node`);
-    }
-    if (route.kind === 'tags') return;
-    const ref =
-      route.kind === 'manifest' && route.tag !== undefined
-        ? `${registry}/${route.repository}:${route.tag}`
-        : `${registry}/${route.repository}@${route.digest}`;
-    if (!this.#resolveTags && route.kind === 'manifest' && route.tag !== undefined) {
-      throw new ManifestUnknownError(`${ref}: this node does not resolve tags (--resolve-tags=false)`);
-    }
-    if (this.#filters.some((filter) => filter.test(ref))) {
-      throw new NameUnknownError(`${ref} is excluded by a registry filter`);
-    }
-  }
-
   async #manifest(
     store: ContentStore,
     route: Extract<PullRoute, { kind: 'manifest' }>,
     head: boolean,
     origin: ContentOrigin,
     accept: string | undefined,
+    trace: RequestTrace,
   ): Promise<Reply> {
     const descriptor =
       route.tag !== undefined
         ? await store.resolve(origin.registry, route.repository, route.tag)
         : await store.stat(route.digest, origin);
+    trace.content = descriptor;
     const name = route.tag === undefined ? `@${route.digest}` : `:${route.tag}`;
     if (descriptor === undefined || descriptor.mediaType === MEDIA_TYPE_OCTET_STREAM) {
       throw new ManifestUnknownError(`manifest ${route.repository}${name} is not held by this node`);
@@ -260,9 +237,11 @@ export class PullHandler {
     rangeHeader: string | undefined,
     head: boolean,
     origin: ContentOrigin,
+    trace: RequestTrace,
     location?: () => string,
   ): Promise<Reply> {
     const descriptor = await store.stat(digest, origin);
+    trace.content = descriptor;
     if (descriptor === undefined || descriptor.mediaType !== MEDIA_TYPE_OCTET_STREAM) {
       // Manifests are served from /manifests/ only, so a client never mistakes one path for the other.
       throw new BlobUnknownError(`blob ${digest} is not held by this node`);

@@ -1,4 +1,5 @@
 import type { PeerClaim } from '../peer/peer-auth.js';
+import type { RequestTrace } from './trace.js';
 
 /** The parts of a request the handler needs, copied out of the transport before any await. */
 export interface PullRequest {
@@ -24,4 +25,6 @@ export interface PullRequest {
    * stream in this reply.
    */
   blobLocation?: (() => string) | undefined;
+  /** What the handler learns of the request, for the ledger that counts it; absent when nobody counts. */
+  trace?: RequestTrace | undefined;
 }

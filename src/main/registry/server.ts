@@ -3,14 +3,16 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { setBounded } from '../util/bounded-map.js';
 import { waitUntil } from '../util/timeout.js';
-import { answer, type CapturedRequest, captureClaims, limitsOf, type RequestLimits } from './answer.js';
+import { answer, type CapturedRequest, limitsOf, type RequestLimits } from './answer.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PullHandler } from './handler.js';
+import type { OpenRequest, RequestLedger } from './ledger.js';
 import { listenExclusive } from './listen.js';
 import { ByteRateLimiter } from './rate-limit.js';
-import { errorReply, type FullReply, type Reply, statusLine } from './reply.js';
+import { errorReply, type Reply } from './reply.js';
 import { type Connection, ParkBudget, StallWatch, type StreamContext, streamBody } from './stream.js';
 import type { TlsFiles } from './tls.js';
+import { capture, writeFull, writeHead } from './uws-io.js';
 
 export interface RegistryServerInit {
   /** Interface to bind; undefined binds every interface. */
@@ -58,9 +60,20 @@ export class RegistryServer {
   #tlsPort = 0;
 
   readonly #metrics: Metrics | undefined;
+  readonly #ledger: RequestLedger | undefined;
 
-  constructor(deps: { handler: PullHandler; log: Logger; metrics?: Metrics }, init: RegistryServerInit) {
+  constructor(
+    deps: {
+      handler: PullHandler;
+      log: Logger;
+      metrics?: Metrics;
+      /** Counts every request; absent, nothing is counted (`--request-metrics=false`). */
+      ledger?: RequestLedger | undefined;
+    },
+    init: RegistryServerInit,
+  ) {
     this.#metrics = deps.metrics;
+    this.#ledger = deps.ledger;
     this.#handler = deps.handler;
     this.#log = deps.log;
     this.#init = init;
@@ -148,7 +161,8 @@ export class RegistryServer {
   #accept(res: HttpResponse, req: HttpRequest): void {
     // uWS request objects die at the first await: copy everything now.
     const gone = new AbortController();
-    const request: CapturedRequest = { ...capture(req), signal: gone.signal };
+    const counted = this.#ledger?.begin();
+    const request: CapturedRequest = { ...capture(req), signal: gone.signal, trace: counted?.trace };
     const connection: Connection = { aborted: false, onAbort: undefined };
     res.onAborted(() => {
       connection.aborted = true;
@@ -156,30 +170,54 @@ export class RegistryServer {
       gone.abort();
     });
     this.#open.set(res, connection);
-    this.#serve(res, request, connection)
+    const ending = { method: request.method, status: 0, bytes: 0, cut: true };
+    this.#serve(res, request, connection, counted, ending)
       .catch((err: unknown) => {
         // Only a bug gets here (handler errors become replies); never let it become an unhandled rejection.
         this.#log.error({ err, path: request.path }, 'request handling crashed');
         if (!connection.aborted) res.close();
       })
-      .finally(() => this.#open.delete(res));
+      .finally(() => {
+        this.#open.delete(res);
+        counted?.end(ending);
+      });
   }
 
-  async #serve(res: HttpResponse, request: CapturedRequest, connection: Connection): Promise<void> {
+  /** Answers one request; `ending` is filled in as it goes (status, bytes, and whether it was complete). */
+  async #serve(
+    res: HttpResponse,
+    request: CapturedRequest,
+    connection: Connection,
+    counted: OpenRequest | undefined,
+    ending: { status: number; bytes: number; cut: boolean },
+  ): Promise<void> {
     const reply = await answer(this.#handler, request, this.#limits, this.#log);
+    ending.status = reply.status;
     if (reply.kind === 'full') {
-      if (!connection.aborted) res.cork(() => writeFull(res, reply));
+      if (connection.aborted) return;
+      counted?.firstByte();
+      res.cork(() => writeFull(res, reply));
+      ending.bytes = reply.body?.length ?? 0;
+      ending.cut = false;
       return;
     }
-    await this.#stream(res, request, reply, connection);
+    Object.assign(ending, await this.#stream(res, request, reply, connection, counted));
   }
 
+  /** Streams a reply's body; resolves how it ended (a 503 when no buffer came in time). */
   async #stream(
     res: HttpResponse,
     request: CapturedRequest,
     reply: Extract<Reply, { kind: 'stream' }>,
     connection: Connection,
-  ): Promise<void> {
+    counted: OpenRequest | undefined,
+  ): Promise<{ status: number; bytes: number; cut: boolean }> {
+    const progress = { sent: 0 };
+    const cut = (): { status: number; bytes: number; cut: boolean } => ({
+      status: reply.status,
+      bytes: progress.sent,
+      cut: true,
+    });
     let buffers: Buffer[] | undefined;
     const asked = performance.now();
     try {
@@ -188,11 +226,16 @@ export class RegistryServer {
     } catch (err) {
       this.#metrics?.bufferWait.observe((performance.now() - asked) / 1000);
       await reply.reader.close();
-      if (!connection.aborted) res.cork(() => writeFull(res, errorReply(err, false)));
-      return;
+      // No buffer in time: the whole answer is a 503, and the request ends as an error, not a cut.
+      if (connection.aborted) return cut();
+      const refusal = errorReply(err, false);
+      counted?.firstByte();
+      res.cork(() => writeFull(res, refusal));
+      return { status: refusal.status, bytes: refusal.body?.length ?? 0, cut: false };
     }
     try {
-      if (connection.aborted) return;
+      if (connection.aborted) return cut();
+      counted?.firstByte();
       res.cork(() => writeHead(res, reply.status, reply.headers, false));
       const context: StreamContext = {
         pool: this.#pool,
@@ -200,15 +243,22 @@ export class RegistryServer {
         stalls: this.#stalls,
         park: this.#park,
         limiter: reply.member === undefined ? undefined : this.#limiterOf(reply.member),
+        progress,
       };
       // streamBody gives the buffers back (early, when the client turns out slow).
       const lent = buffers;
       buffers = undefined;
-      await streamBody(res, reply.reader, lent, reply.length, connection, context);
+      const bytes = await streamBody(res, reply.reader, lent, reply.length, connection, context);
+      const outcome = { status: reply.status, bytes, cut: bytes < reply.length };
+      // Counted as the last byte goes out, not after the reader's close (file I/O), so a client that has
+      // its body already sees the request on /metrics.
+      counted?.end({ method: request.method, ...outcome });
+      return outcome;
     } catch (err) {
       // Status and part of the body are out: the only honest signal left is cutting the connection.
       this.#log.error({ err, path: request.path }, 'blob stream failed; closing connection');
       if (!connection.aborted) res.close();
+      return cut();
     } finally {
       if (buffers !== undefined) this.#pool.release(buffers);
       await reply.reader.close().catch(() => undefined);
@@ -217,43 +267,3 @@ export class RegistryServer {
 }
 
 const MAX_LIMITED_MEMBERS = 4096;
-
-function capture(req: HttpRequest): CapturedRequest {
-  const path = req.getUrl();
-  const query = req.getQuery() ?? '';
-  let headerBytes = 0;
-  // Go clients (podman, skopeo) send one Accept line per media type; getHeader would see only the first.
-  const accepts: string[] = [];
-  req.forEach((key, value) => {
-    headerBytes += key.length + value.length + 4;
-    if (key === 'accept') accepts.push(value);
-  });
-  const range = req.getHeader('range');
-  const accept = accepts.join(', ');
-  return {
-    ...captureClaims((name) => req.getHeader(name)),
-    method: req.getMethod().toUpperCase(),
-    path,
-    query,
-    range: range === '' ? undefined : range,
-    accept: accept === '' ? undefined : accept,
-    urlBytes: path.length + query.length + 1,
-    headerBytes,
-  };
-}
-
-/** Writes status and headers. Content-Length is written by hand only for bodiless replies: uWS adds its own. */
-function writeHead(res: HttpResponse, status: number, headers: Reply['headers'], bodiless: boolean): void {
-  res.writeStatus(statusLine(status));
-  for (const [name, value] of headers) {
-    if (!bodiless && name === 'Content-Length') continue;
-    res.writeHeader(name, value);
-  }
-}
-
-function writeFull(res: HttpResponse, reply: FullReply): void {
-  writeHead(res, reply.status, reply.headers, reply.body === undefined);
-  // endWithoutBody(length) crashes this uWS build; the bare call keeps our Content-Length header.
-  if (reply.body === undefined) res.endWithoutBody();
-  else res.end(reply.body);
-}

@@ -13,6 +13,8 @@ export interface SideReply {
   status: number;
   contentType: string;
   body: string;
+  /** Headers besides Content-Type. */
+  headers?: ReadonlyArray<readonly [string, string]>;
 }
 
 /** One route of a side server: the query string (without `?`) and the body in, a small reply out. */
@@ -70,12 +72,11 @@ export class SideServer {
         const answer = (reply: SideReply, close = false): void => {
           if (aborted) return;
           aborted = true;
-          res.cork(() =>
-            res
-              .writeStatus(statusLine(reply.status))
-              .writeHeader('Content-Type', reply.contentType)
-              .end(reply.body, close),
-          );
+          res.cork(() => {
+            res.writeStatus(statusLine(reply.status)).writeHeader('Content-Type', reply.contentType);
+            for (const [name, value] of reply.headers ?? []) res.writeHeader(name, value);
+            res.end(reply.body, close);
+          });
         };
         const max = route.method === 'get' ? 0 : (route.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
         readBody(res, max, (body, cut) => {

@@ -184,6 +184,8 @@ export interface StreamContext {
   stalls: StallWatch;
   park: ParkBudget;
   limiter?: ByteRateLimiter | undefined;
+  /** Bytes of this stream the client has taken so far, kept up to date as it goes (also when it throws). */
+  progress: { sent: number };
 }
 
 /** A write still waiting after this long marks its client slower than the pool is meant for. */
@@ -202,7 +204,8 @@ const PARKED_CHUNK_BYTES = 64 << 10;
  * served from then on in small reads, one at a time. So a slow or stalled reader never holds the pool that
  * fast clients draw from, and is never cut for being slow; only the stall watch cuts a reader that takes
  * nothing for --idle-timeout.
- * Throws when the body cannot be finished; the caller must then cut the connection.
+ * Returns the bytes the client took (fewer than `total` when it left). Throws when the body cannot be
+ * finished; the caller must then cut the connection.
  */
 export async function streamBody(
   res: HttpResponse,
@@ -211,7 +214,7 @@ export async function streamBody(
   total: number,
   connection: Connection,
   ctx: StreamContext,
-): Promise<void> {
+): Promise<number> {
   const read = (into: Buffer): Promise<number> => {
     const reading = withTimeout(
       reader.read(into),
@@ -234,12 +237,12 @@ export async function streamBody(
     while (sent < total && next !== undefined) {
       const n = await next;
       next = undefined;
-      if (connection.aborted) return;
+      if (connection.aborted) return sent;
       if (n === 0) throw new ContentCorruptError(`store ended the body at ${sent} of ${total} bytes`);
       const chunk = current.subarray(0, Math.min(n, total - sent));
       if (spare !== undefined && sent + chunk.length < total) next = read(spare);
       await ctx.limiter?.take(chunk.length);
-      if (connection.aborted) return;
+      if (connection.aborted) return sent;
       const writing = writer.write(chunk);
       if (pooled && writer.waiting && !(await settlesWithin(writing, PARK_AFTER_MS))) {
         // Reserve the most parking can take (a whole chunk unsent, a whole read-ahead, a small buffer),
@@ -261,13 +264,15 @@ export async function streamBody(
           ctx.park.give(most - parked);
         }
       }
-      if (!(await writing)) return;
+      if (!(await writing)) return sent;
       sent += chunk.length;
+      ctx.progress.sent = sent;
       if (spare !== undefined) [current, spare] = [spare, current];
       else if (!pooled && current.length !== PARKED_CHUNK_BYTES && next === undefined)
         current = Buffer.allocUnsafe(PARKED_CHUNK_BYTES);
       if (next === undefined && sent < total) next = read(current);
     }
+    return sent;
   } finally {
     // A read still filling a buffer must finish before the buffer goes back to the pool.
     await next?.catch(() => 0);

@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js';
+import { type CounterLike, type LabeledHistogramLike, NO_COUNTER } from '../metrics/families.js';
 import type { ContentStore } from '../store/store.js';
 import type { Router } from './router.js';
 
@@ -50,11 +51,24 @@ export class Advertiser {
   #stopped = true;
   /** The last completed sync; for tests, metrics and the debug page. */
   lastSync: SyncResult | undefined;
+  readonly #keys: CounterLike<'op' | 'result'>;
+  readonly #duration: LabeledHistogramLike<'op'>;
 
-  constructor(deps: { store: ContentStore; router: Router; log: Logger }, init: AdvertiserInit = {}) {
+  constructor(
+    deps: {
+      store: ContentStore;
+      router: Router;
+      log: Logger;
+      /** Keys announced and withdrawn (by operation and result), and the time each took. */
+      metrics?: { keys: CounterLike<'op' | 'result'>; duration: LabeledHistogramLike<'op'> };
+    },
+    init: AdvertiserInit = {},
+  ) {
     this.#store = deps.store;
     this.#router = deps.router;
     this.#log = deps.log;
+    this.#keys = deps.metrics?.keys ?? NO_COUNTER;
+    this.#duration = deps.metrics?.duration ?? NO_COUNTER;
     this.#debounceMs = init.debounceMs ?? 500;
     this.#resyncMs = init.resyncMs ?? 300_000;
     this.#concurrency = init.concurrency ?? 4;
@@ -66,6 +80,13 @@ export class Advertiser {
   announced(): boolean {
     if (this.lastSync !== undefined) return true;
     return this.#firstSyncAt !== undefined && Date.now() - this.#firstSyncAt >= this.#readyWaitMs;
+  }
+
+  /** Keys announced now, by type: content digests and tags. */
+  advertisedByType(): { digest: number; tag: number } {
+    let digest = 0;
+    for (const key of this.#advertised) if (key.startsWith('sha256:')) digest++;
+    return { digest, tag: this.#advertised.size - digest };
   }
 
   start(): void {
@@ -103,6 +124,21 @@ export class Advertiser {
     }
   }
 
+  /** Runs one DHT operation on `keys` keys, counting them and the time per key. */
+  async #counted(op: 'advertise' | 'withdraw', keys: number, work: () => Promise<void>): Promise<void> {
+    const started = performance.now();
+    try {
+      await work();
+      this.#keys.inc({ op, result: 'ok' }, keys);
+    } catch (err) {
+      this.#keys.inc({ op, result: 'error' }, keys);
+      throw err;
+    } finally {
+      const seconds = (performance.now() - started) / 1000 / keys;
+      for (let i = 0; i < keys; i++) this.#duration.observe({ op }, seconds);
+    }
+  }
+
   async #kick(): Promise<void> {
     if (this.#running !== undefined) {
       this.#dirty = true;
@@ -134,14 +170,14 @@ export class Advertiser {
     const added = [...keys].filter((key) => !this.#advertised.has(key));
     const removed = [...this.#advertised].filter((key) => !keys.has(key));
     if (removed.length > 0) {
-      await this.#router.withdraw(removed);
+      await this.#counted('withdraw', removed.length, () => this.#router.withdraw(removed));
       for (const key of removed) this.#advertised.delete(key);
     }
     let next = 0;
     const worker = async (): Promise<void> => {
       while (!this.#stopped && next < added.length) {
         const key = added[next++] as string;
-        await this.#router.advertise([key]);
+        await this.#counted('advertise', 1, () => this.#router.advertise([key]));
         this.#advertised.add(key);
       }
     };

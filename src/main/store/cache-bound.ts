@@ -1,3 +1,5 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 
 /**
@@ -21,11 +23,25 @@ export class CacheBound {
     return this.#total;
   }
 
+  /** Bytes of `digest`, 0 when it is not held. */
+  sizeOf(digest: Digest): number {
+    return this.#sizes.get(digest) ?? 0;
+  }
+
   /** Records content that is (now) held; `usedAt` defaults to now. */
   add(digest: Digest, size: number, usedAt = Date.now()): void {
     this.#total += size - (this.#sizes.get(digest) ?? 0);
     this.#sizes.set(digest, size);
     this.#used.set(digest, usedAt);
+  }
+
+  /** Records every sha256 blob file in `dir`, each last used at its mtime. */
+  async addDirectory(dir: string): Promise<void> {
+    for (const hex of await readdir(dir)) {
+      if (!/^[0-9a-f]{64}$/.test(hex)) continue;
+      const info = await stat(join(dir, hex));
+      this.add(`sha256:${hex}` as Digest, info.size, info.mtimeMs);
+    }
   }
 
   remove(digest: Digest): void {

@@ -46,12 +46,22 @@ export class EmbeddedStore implements WritableStore {
   /** Index writes run one after another so concurrent tags never lose an update. */
   #indexWrite: Promise<void> = Promise.resolve();
 
-  readonly #bound: CacheBound | undefined;
+  /** What is held and its last use; with no bound (0) it only counts, and never evicts. */
+  readonly #bound: CacheBound;
+  readonly #onEvict: ((bytes: number) => void) | undefined;
 
-  constructor(deps: { verifier: DigestVerifier }, init: EmbeddedStoreInit) {
+  constructor(
+    deps: {
+      verifier: DigestVerifier;
+      /** Told of each piece of content evicted to stay under the bound, with its size. */
+      onEvict?: ((bytes: number) => void) | undefined;
+    },
+    init: EmbeddedStoreInit,
+  ) {
     this.#verifier = deps.verifier;
+    this.#onEvict = deps.onEvict;
     this.#dataDir = init.dataDir;
-    this.#bound = (init.maxBytes ?? 0) > 0 ? new CacheBound(init.maxBytes ?? 0) : undefined;
+    this.#bound = new CacheBound(init.maxBytes ?? 0);
   }
 
   async start(): Promise<void> {
@@ -123,7 +133,7 @@ export class EmbeddedStore implements WritableStore {
       throw new BlobUnknownError(`blob ${digest} is not in the embedded store`, { cause });
     }
     const bound = this.#bound;
-    if (bound === undefined) return reader;
+    if (bound.maxBytes <= 0) return reader;
     // Use is remembered on disk too (mtime), so the order survives a restart; never evicted while read.
     void utimes(path, new Date(), new Date()).catch(() => undefined);
     const release = bound.open(digest);
@@ -178,7 +188,7 @@ export class EmbeddedStore implements WritableStore {
         index.manifests[digest] = mediaType;
       });
     }
-    this.#bound?.add(digest, size);
+    this.#bound.add(digest, size);
     await this.#evict();
     this.#changes.notify();
     return { digest, size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
@@ -208,7 +218,7 @@ export class EmbeddedStore implements WritableStore {
         index.manifests[digest] = mediaType;
       });
     }
-    this.#bound?.add(digest, info.size);
+    this.#bound.add(digest, info.size);
     await this.#evict();
     this.#changes.notify();
     return { digest, size: info.size, mediaType: mediaType ?? MEDIA_TYPE_OCTET_STREAM };
@@ -219,36 +229,30 @@ export class EmbeddedStore implements WritableStore {
     const path = this.#blobPath(digest);
     if (path === undefined) return;
     await rm(path, { force: true });
-    this.#bound?.remove(digest);
+    this.#bound.remove(digest);
     this.#changes.notify();
   }
 
-  /** Bytes of content held, when bounded. */
-  get heldBytes(): number | undefined {
-    return this.#bound?.totalBytes;
+  /** Bytes of content held. */
+  get heldBytes(): number {
+    return this.#bound.totalBytes;
   }
 
   /** Deletes least recently used content until the store is back under its bound. */
   async #evict(): Promise<void> {
-    const victims = this.#bound?.victims() ?? [];
+    const victims = this.#bound.victims();
     for (const digest of victims) {
       const path = this.#blobPath(digest);
       if (path !== undefined) await rm(path, { force: true });
-      this.#bound?.remove(digest);
+      this.#onEvict?.(this.#bound.sizeOf(digest));
+      this.#bound.remove(digest);
     }
     if (victims.length > 0) this.#changes.notify();
   }
 
-  /** Counts what is on disk, with each blob's last use taken from its mtime. */
+  /** Counts what is on disk, then evicts what is over the bound. */
   async #loadBound(): Promise<void> {
-    const bound = this.#bound;
-    if (bound === undefined) return;
-    const dir = join(this.#dataDir, 'blobs', 'sha256');
-    for (const hex of await readdir(dir)) {
-      if (!/^[0-9a-f]{64}$/.test(hex)) continue;
-      const info = await stat(join(dir, hex));
-      bound.add(`sha256:${hex}` as Digest, info.size, info.mtimeMs);
-    }
+    await this.#bound.addDirectory(join(this.#dataDir, 'blobs', 'sha256'));
     await this.#evict();
   }
 

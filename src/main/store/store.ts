@@ -35,6 +35,25 @@ export interface ContentOrigin {
   signal?: AbortSignal | undefined;
 }
 
+/** Where content a request is served comes from: held here, a peer, the elected owner, or the registry. */
+export type SourceKind = 'local' | 'peer' | 'owner' | 'upstream';
+
+/**
+ * The provenance of one content handle, set by the layer that made it. The peer id may be filled in once
+ * bytes flow (the peer that wins the body race is known only then), so it is a field of a shared object:
+ * a layer that copies the handle (`{ ...content }`) keeps the same provenance.
+ */
+export interface ContentSource {
+  readonly kind: SourceKind;
+  /** The peer (or elected owner) that sent the bytes, once known. */
+  peer?: string;
+  /** Served from a download another request started (pull-through's single flight). */
+  readonly coalesced?: boolean;
+}
+
+/** What a handle without a source of its own came from: the node's own store. */
+export const LOCAL_SOURCE: ContentSource = Object.freeze({ kind: 'local' });
+
 /**
  * Pull-based reader over a byte range. The caller supplies the buffer, so memory stays in the caller's
  * fixed pool and backpressure is simply not calling `read` again.
@@ -62,6 +81,8 @@ export interface Content extends Descriptor {
    * workers then hash it in place. Absent or undefined: read it through `open`.
    */
   localPath?(): Promise<string | undefined>;
+  /** Where the bytes come from; absent: the store's own content ({@link LOCAL_SOURCE}). */
+  readonly source?: ContentSource;
 }
 
 /** Where shoal reads content from: containerd's content store, the embedded store, or a fake. */

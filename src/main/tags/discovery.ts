@@ -12,7 +12,7 @@ import type { TagBook } from './tag-book.js';
 /** The content-discovery half of the pull API: tag lists and referrers. */
 export interface Discovery {
   /** Every tag of a repository, unsorted; throws NameUnknownError when none is known. */
-  tags(registry: string, repository: string, signal?: AbortSignal): Promise<string[]>;
+  tags(registry: string, repository: string, signal?: AbortSignal): Promise<TagList>;
   /** The referrers index of `digest`, filtered by `artifactType` when given. */
   referrers(
     registry: string,
@@ -23,11 +23,20 @@ export interface Discovery {
   ): Promise<ReferrersIndex>;
 }
 
+/** Who answered: the registry itself, or what this node knows (its store and the tag book). */
+export type DiscoverySource = 'upstream' | 'local';
+
+export interface TagList {
+  tags: string[];
+  source: DiscoverySource;
+}
+
 export interface ReferrersIndex {
   /** The OCI image index, as JSON bytes. */
   body: Buffer;
   /** True when the `artifactType` filter was applied (the `OCI-Filters-Applied` header). */
   filtered: boolean;
+  source: DiscoverySource;
 }
 
 /** Pages of an upstream tag list followed through its `Link` headers, at most. */
@@ -107,13 +116,14 @@ export class RegistryDiscovery implements Discovery {
     return answer;
   }
 
-  async tags(registry: string, repository: string, signal?: AbortSignal): Promise<string[]> {
+  async tags(registry: string, repository: string, signal?: AbortSignal): Promise<TagList> {
     const upstream = this.#upstream;
     if (upstream !== undefined) {
       try {
-        return await this.#shared(`tags\n${registry}\n${repository}`, () =>
+        const tags = await this.#shared(`tags\n${registry}\n${repository}`, () =>
           this.#upstreamTags(upstream, registry, repository, signal),
         );
+        return { tags, source: 'upstream' };
       } catch (err) {
         if (err instanceof NameUnknownError) throw err;
         this.#log?.info({ err, registry, repository }, 'tag list from what this node knows');
@@ -127,7 +137,7 @@ export class RegistryDiscovery implements Discovery {
       if (name.startsWith(prefix) && this.#book.get(name) !== undefined) tags.add(name.slice(prefix.length));
     }
     if (tags.size === 0) throw new NameUnknownError(`no tags of ${registry}/${repository} are known here`);
-    return [...tags];
+    return { tags: [...tags], source: 'local' };
   }
 
   async referrers(
@@ -138,6 +148,7 @@ export class RegistryDiscovery implements Discovery {
     signal?: AbortSignal,
   ): Promise<ReferrersIndex> {
     let index: OciIndex = { schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: [] };
+    let source: DiscoverySource = 'local';
     const upstream = this.#upstream;
     if (upstream !== undefined) {
       try {
@@ -148,6 +159,7 @@ export class RegistryDiscovery implements Discovery {
           );
           return parseIndex(await readCapped(response.body, MAX_LIST_BYTES));
         });
+        source = 'upstream';
       } catch (err) {
         if (!(err instanceof ShoalError)) throw err;
         this.#log?.info({ err, registry, repository, digest }, 'no referrers from upstream; an empty index');
@@ -156,7 +168,7 @@ export class RegistryDiscovery implements Discovery {
     if (artifactType !== undefined) {
       index = { ...index, manifests: index.manifests.filter((entry) => entry.artifactType === artifactType) };
     }
-    return { body: Buffer.from(JSON.stringify(index)), filtered: artifactType !== undefined };
+    return { body: Buffer.from(JSON.stringify(index)), filtered: artifactType !== undefined, source };
   }
 
   async #upstreamTags(

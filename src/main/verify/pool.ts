@@ -47,10 +47,13 @@ export class VerifyPool implements DigestVerifier {
   readonly #log: Logger;
   readonly #metrics: Metrics;
   #pool: Piscina | undefined;
+  /** Digest checks handed to the workers and not finished: waiting for a worker, or being hashed. */
+  #inFlight = 0;
 
   constructor(deps: { log: Logger; metrics: Metrics }, init: VerifyPoolInit = {}) {
     this.#log = deps.log;
     this.#metrics = deps.metrics;
+    deps.metrics.watchVerifyQueue(() => this.#inFlight);
     this.threads = init.threads ?? defaultVerifyThreads();
     this.#timeoutMs = init.timeoutMs ?? 30_000;
     this.#filename = init.filename ?? WORKER_FILE;
@@ -131,9 +134,12 @@ export class VerifyPool implements DigestVerifier {
     if (pool === undefined)
       return Promise.reject(new StoreUnavailableError('the digest workers are stopped'));
     const options = transferList === undefined ? { name } : { name, transferList };
-    return (pool.run(task, options) as Promise<R>).catch((cause: unknown) => {
-      throw new StoreUnavailableError(`digest worker failed: ${(cause as Error).message}`, { cause });
-    });
+    this.#inFlight++;
+    return (pool.run(task, options) as Promise<R>)
+      .catch((cause: unknown) => {
+        throw new StoreUnavailableError(`digest worker failed: ${(cause as Error).message}`, { cause });
+      })
+      .finally(() => this.#inFlight--);
   }
 
   #count(kind: string, verdict: Verdict): Verdict {

@@ -227,8 +227,8 @@ describe('PullHandler', () => {
         store,
         ready: async () => true,
         discovery: {
-          tags: async () => ['b', 'a', 'secret', 'c'],
-          referrers: async () => ({ body: Buffer.from('{}'), filtered: false }),
+          tags: async () => ({ tags: ['b', 'a', 'secret', 'c'], source: 'local' }),
+          referrers: async () => ({ body: Buffer.from('{}'), filtered: false, source: 'local' }),
         },
       },
       { registryFilters: [/:secret$/] },

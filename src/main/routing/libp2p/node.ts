@@ -126,3 +126,19 @@ export async function serveRegistryPort(node: Node, port: () => number): Promise
     void stream.close().catch(() => undefined);
   });
 }
+
+/**
+ * Keeps the node's own addresses in its peer store. kad-dht answers GET_PROVIDERS with each provider's
+ * addresses from the peer store, and drops providers without any; libp2p keeps none for the node itself, so
+ * a holder asked directly left itself out, and a node that had just joined found nothing when the holder
+ * was the one it asked.
+ */
+export function recordOwnAddresses(node: Node, log: Logger): void {
+  const record = (): void => {
+    void node.peerStore.patch(node.peerId, { multiaddrs: node.getMultiaddrs() }).catch((err: unknown) => {
+      log.warn({ err }, 'could not record this node’s own addresses');
+    });
+  };
+  node.addEventListener('self:peer:update', record);
+  record();
+}

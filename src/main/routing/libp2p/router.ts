@@ -8,10 +8,18 @@ import { MessageDispatch, type MessageHandler, type MessageKind, type PeerMessag
 import type { Provider, Router } from '../router.js';
 import { AddressBook } from './address-book.js';
 import { loadIdentity } from './identity.js';
+import { Joining } from './joining.js';
 import { routingCid } from './keys.js';
 import { Liveness } from './liveness.js';
 import { MemberProof, peerIdOf } from './member-proof.js';
-import { createNode, dialAll, type Libp2pRouterInit, type Node, serveRegistryPort, table } from './node.js';
+import {
+  createNode,
+  type Libp2pRouterInit,
+  type Node,
+  recordOwnAddresses,
+  serveRegistryPort,
+  table,
+} from './node.js';
 import { NoticeChannel } from './notices.js';
 import { isRegistryAddress, registryOrigin, remoteHost } from './registry-address.js';
 
@@ -27,13 +35,10 @@ export class Libp2pRouter implements Router {
   #notices: NoticeChannel | undefined;
   readonly #messages = new MessageDispatch();
   #liveness: Liveness | undefined;
-  #rebootstrap: NodeJS.Timeout | undefined;
-  #backoff = 1;
+  #joining: Joining | undefined;
   /** Set once the first self-lookup has met the nodes nearest to this one (or the join wait ran out). */
   #joined = false;
   #joinTimer: NodeJS.Timeout | undefined;
-  /** The latest bootstrap answered, and named no node but this one. */
-  #alone = false;
   readonly #book = new AddressBook((id) => this.#liveness?.isGone(id) === true);
 
   constructor(deps: { log: Logger }, init: Libp2pRouterInit) {
@@ -90,27 +95,18 @@ export class Libp2pRouter implements Router {
       this.#messages.dispatch(from, message),
     );
     await notices.start();
-    // kad-dht answers GET_PROVIDERS with each provider's addresses from the peer store, and drops providers
-    // without any; libp2p keeps none for the node itself, so a holder asked directly left itself out, and a
-    // node that had just joined found nothing when the holder was the one it asked.
-    const recordSelf = (): void => {
-      void node.peerStore.patch(node.peerId, { multiaddrs: node.getMultiaddrs() }).catch((err: unknown) => {
-        this.#log.warn({ err }, 'could not record this node’s own addresses');
-      });
-    };
-    node.addEventListener('self:peer:update', recordSelf);
-    recordSelf();
+    recordOwnAddresses(node, this.#log);
     this.#node = node;
     this.#proof = new MemberProof(node, privateKey, (id) => liveness.isGone(id));
     this.#notices = notices;
     this.#liveness = liveness;
     liveness.start();
-    await this.#bootstrap();
-    this.#scheduleRebootstrap();
+    this.#joining = new Joining(node, this.#init, this.#log, () => this.#connected(node));
+    await this.#joining.start();
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.#rebootstrap);
+    this.#joining?.stop();
     clearTimeout(this.#joinTimer);
     this.#liveness?.stop();
     await this.#node?.stop();
@@ -130,7 +126,7 @@ export class Libp2pRouter implements Router {
 
   /** The latest bootstrap named no node but this one; nodes that dial it later do not change that. */
   alone(): boolean {
-    return this.#node !== undefined && this.#alone;
+    return this.#node !== undefined && this.#joining?.alone === true;
   }
 
   /**
@@ -170,6 +166,12 @@ export class Libp2pRouter implements Router {
 
   get selfId(): string {
     return this.peerId;
+  }
+
+  /** Nodes in the DHT routing table now. */
+  tableSize(): number {
+    const node = this.#node;
+    return node === undefined ? 0 : (table(node)?.size ?? 0);
   }
 
   members(): string[] {
@@ -271,29 +273,5 @@ export class Libp2pRouter implements Router {
       this.#book.registryOf(id) ??
       registryOrigin(recorded, remoteHost(this.#require().getConnections(peer)[0]?.remoteAddr));
     return registry === undefined ? undefined : { id, registry };
-  }
-
-  async #bootstrap(): Promise<void> {
-    const node = this.#require();
-    const entries = await (this.#init.bootstrap ?? (async () => []))().catch((err: unknown) => {
-      this.#log.warn({ err }, 'bootstrap source failed');
-    });
-    const others = await dialAll(node, entries ?? [], this.#init.peerTimeoutMs ?? 1000, this.#log);
-    if (others === 0 && entries !== undefined && !this.#alone)
-      this.#log.info({ entries: entries.length }, 'bootstrap names no other node: a cluster of one');
-    this.#alone = others === 0 && entries !== undefined;
-  }
-
-  /** A node with no live connection (or an empty table) is cut off: join again, backing off while that fails. */
-  #scheduleRebootstrap(): void {
-    const base = this.#init.rebootstrapMs ?? 1000;
-    this.#rebootstrap = setTimeout(async () => {
-      const node = this.#node;
-      if (node === undefined) return;
-      if (this.#connected(node)) this.#backoff = 1;
-      else await this.#bootstrap().then(() => (this.#backoff = Math.min(this.#backoff * 2, 8)));
-      this.#scheduleRebootstrap();
-    }, base * this.#backoff);
-    this.#rebootstrap.unref();
   }
 }

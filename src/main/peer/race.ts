@@ -1,0 +1,127 @@
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Provider, Router } from '../routing/router.js';
+import { type Attempt, hedgedRace } from './hedge.js';
+import { LatencyTracker } from './latency.js';
+import { LookupCache } from './lookup-cache.js';
+import type { Membership } from './membership.js';
+import { failureCause, PeerRequestError } from './peer-client.js';
+import { ResolveWait } from './resolve-wait.js';
+
+export interface PeerRaceInit {
+  /** Shortest wait for a first provider; default 20 ms (`--mirror-resolve-timeout`). */
+  resolveTimeoutMs?: number;
+  /** Longest wait for a first provider, also used until enough lookups were seen; default 500 ms. */
+  resolveTimeoutMaxMs?: number;
+  /** Age after which a key's providers are looked up again in the background; default 5000 ms. */
+  lookupRefreshMs?: number;
+  /** Most peers tried per request; default 3 (`--mirror-resolve-retries`). */
+  maxAttempts?: number;
+  /** Hard cap on a race, and on each peer's headers; default 3000 ms. */
+  peerTimeoutMs?: number;
+}
+
+const HEDGE_MIN_MS = 10;
+const HEDGE_MAX_MS = 1000;
+
+/**
+ * Asks the peers that hold a key, as the DHT names them: hedged across providers, each failure judged and
+ * counted, each answer's latency fed to the hedge delay, to the peer's health in Membership and to
+ * `shoal_peer_request_duration_seconds`. The lookups behind it are cached and shared (LookupCache), and the
+ * wait for a first provider follows the lookups seen (ResolveWait).
+ */
+export class PeerRace {
+  readonly #lookups: LookupCache;
+  readonly #latency = new LatencyTracker();
+  readonly #membership: Membership;
+  readonly #resolveWait: ResolveWait;
+  readonly #metrics: Metrics;
+  readonly #log: Logger | undefined;
+  readonly #maxAttempts: number;
+  readonly #peerTimeoutMs: number;
+
+  constructor(
+    deps: { router: Router; membership: Membership; metrics: Metrics; log?: Logger | undefined },
+    init: PeerRaceInit = {},
+  ) {
+    this.#membership = deps.membership;
+    this.#metrics = deps.metrics;
+    this.#log = deps.log;
+    this.#resolveWait = new ResolveWait(
+      { log: deps.log },
+      { floorMs: init.resolveTimeoutMs ?? 20, capMs: init.resolveTimeoutMaxMs ?? 500 },
+    );
+    const { routerLookups, resolveDuration } = deps.metrics;
+    this.#lookups = new LookupCache(
+      {
+        router: deps.router,
+        onLookup: (firstMs, totalMs) => {
+          const result = firstMs === undefined ? 'none' : 'found';
+          routerLookups.inc({ result });
+          resolveDuration.observe({ result }, (firstMs ?? totalMs) / 1000);
+          this.#resolveWait.record(firstMs);
+        },
+      },
+      { refreshMs: init.lookupRefreshMs ?? 5000 },
+    );
+    deps.metrics.watchResolveTimeout(() => this.#resolveWait.ms / 1000);
+    this.#maxAttempts = init.maxAttempts ?? 3;
+    this.#peerTimeoutMs = init.peerTimeoutMs ?? 3000;
+  }
+
+  /** Forgets the providers found for `key`: the next race looks it up afresh. */
+  forget(key: string): void {
+    this.#lookups.forget(key);
+  }
+
+  /**
+   * Races providers of `key`; failed peers are quarantined, time to headers feeds the hedge delay. When
+   * `gone` aborts (the client left), the lookup and every attempt still running are abandoned at once.
+   */
+  async run<T>(
+    key: string,
+    method: 'HEAD' | 'GET',
+    attempt: (provider: Provider, signal: AbortSignal) => Promise<T>,
+    gone?: AbortSignal,
+  ): Promise<Attempt<T> | undefined> {
+    const lookup = new AbortController();
+    const timed = async (provider: Provider, signal: AbortSignal): Promise<T> => {
+      const started = performance.now();
+      try {
+        const response = await attempt(provider, signal);
+        const ms = performance.now() - started;
+        this.#latency.record(ms);
+        this.#membership.observe(provider.id, ms);
+        this.#metrics.peerRequestDuration.observe({ method }, ms / 1000);
+        return response;
+      } catch (err) {
+        if (!signal.aborted) this.#failed(key, provider, err);
+        throw err;
+      }
+    };
+    try {
+      return await hedgedRace(this.#membership.live(this.#lookups.lookup(key, lookup.signal)), timed, {
+        maxAttempts: this.#maxAttempts,
+        hedgeDelayMs: Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, this.#latency.quantile(0.9, 100))),
+        firstProviderTimeoutMs: this.#resolveWait.ms,
+        signal:
+          gone === undefined
+            ? AbortSignal.timeout(this.#peerTimeoutMs)
+            : AbortSignal.any([AbortSignal.timeout(this.#peerTimeoutMs), gone]),
+      });
+    } finally {
+      lookup.abort();
+    }
+  }
+
+  /** An attempt that failed by itself (not abandoned): counted, and the peer judged. */
+  #failed(key: string, provider: Provider, err: unknown): void {
+    this.#metrics.peerFailures.inc({ cause: failureCause(err) });
+    this.#log?.debug({ key, peer: provider.id, err }, 'peer attempt failed');
+    // A peer that answered 404 is alive and only lacks this key (a record outlived its content, or a tag it
+    // no longer serves): set aside, it would be skipped for every other key too.
+    if (!(err instanceof PeerRequestError && err.answered)) this.#membership.setAside(provider.id, 'failed');
+    // Either way it is not handed out for this key again; the lookup cache refreshes the key.
+    this.#lookups.failed(key, provider.id);
+  }
+}
