@@ -21,7 +21,7 @@ export type Requester = 'client' | 'member';
 /** One finished request, as it is counted. Every field is a bounded value: no digest, repository or peer. */
 export interface CountedRequest {
   /** The registry asked for when it is one of the mirrored set, else `other`. */
-  registry: string;
+  registryLabel: string;
   kind: RequestKind;
   source: RequestSource;
   result: RequestResult;
@@ -38,6 +38,20 @@ export interface RequestRecorder {
 }
 
 const SIZE_BUCKETS = [256, 4096, 65_536, 1 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30];
+
+// Each label but the registry takes one of a few values: their positions index a registry's cells.
+const KINDS: Record<RequestKind, number> = { manifest: 0, blob: 1, tag_list: 2, referrers: 3, other: 4 };
+const SOURCES: Record<RequestSource, number> = { local: 0, peer: 1, owner: 2, upstream: 3, none: 4 };
+const RESULTS: Record<RequestResult, number> = {
+  hit: 0,
+  miss: 1,
+  filtered: 2,
+  error: 3,
+  cut: 4,
+  redirect: 5,
+};
+const REQUESTERS: Record<Requester, number> = { client: 0, member: 1 };
+const SLOTS = 5 * 5 * 6 * 2;
 
 /** Everything counted for one combination of labels. */
 interface Cell {
@@ -60,11 +74,13 @@ interface Cell {
  * prom-client's own counters each request would cost about 5 µs of label hashing.
  */
 export class RequestMetrics implements RequestRecorder {
-  readonly #cells = new Map<string, Cell>();
+  readonly #cells: Cell[] = [];
+  /** Each registry's cells, by the position of the other labels' values. */
+  readonly #index = new Map<string, Array<Cell | undefined>>();
   readonly #lastSuccess = new Map<string, number>();
 
   constructor(families: Families, inFlight: () => number) {
-    const cells = (): Cell[] => [...this.#cells.values()];
+    const cells = (): Cell[] => this.#cells;
     families.computed(
       'shoal_requests_total',
       'Client requests, counted once where each ends, by registry, kind, source, result and requester.',
@@ -136,11 +152,17 @@ export class RequestMetrics implements RequestRecorder {
   }
 
   #cellOf(r: CountedRequest): Cell {
-    const key = `${r.registry} ${r.kind} ${r.source} ${r.result} ${r.requester}`;
-    let cell = this.#cells.get(key);
+    let slots = this.#index.get(r.registryLabel);
+    if (slots === undefined) {
+      slots = new Array<Cell | undefined>(SLOTS).fill(undefined);
+      this.#index.set(r.registryLabel, slots);
+    }
+    const slot =
+      ((KINDS[r.kind] * 5 + SOURCES[r.source]) * 6 + RESULTS[r.result]) * 2 + REQUESTERS[r.requester];
+    let cell = slots[slot];
     if (cell === undefined) {
       cell = {
-        registry: r.registry,
+        registry: r.registryLabel,
         kind: r.kind,
         source: r.source,
         result: r.result,
@@ -151,7 +173,8 @@ export class RequestMetrics implements RequestRecorder {
         firstByte: new Buckets(SECONDS_BUCKETS),
         size: new Buckets(SIZE_BUCKETS),
       };
-      this.#cells.set(key, cell);
+      slots[slot] = cell;
+      this.#cells.push(cell);
     }
     return cell;
   }

@@ -1,4 +1,4 @@
-import type { Logger } from '../log/logger.js';
+import { infoLineWriter, jsonString, type Logger } from '../log/logger.js';
 import type {
   CountedRequest,
   Requester,
@@ -6,7 +6,7 @@ import type {
   RequestResult,
   RequestSource,
 } from '../metrics/requests.js';
-import { newTrace, type RequestTrace } from './trace.js';
+import type { RequestTrace } from './trace.js';
 
 /** One finished request as the log line, the debug page and the summary see it. */
 export type FinishedRequest = {
@@ -43,13 +43,117 @@ export interface Ending {
   cut: boolean;
 }
 
-/** A request being answered: its trace for the handler, and the clock for the listener. */
-export interface OpenRequest {
-  readonly trace: RequestTrace;
+/**
+ * A request being answered: the handler writes its trace (this object), the listener marks its first byte
+ * and ends it. It is the only object counting allocates per request: once ended, it holds how the request
+ * was counted, and the ring of recent requests keeps it as it is.
+ */
+export class OpenRequest implements RequestTrace, CountedRequest {
+  kind: RequestTrace['kind'] = 'other';
+  registry: string | undefined = undefined;
+  repository: string | undefined = undefined;
+  reference: string | undefined = undefined;
+  content: RequestTrace['content'] = undefined;
+  source: RequestSource = 'none';
+  filtered = false;
+  member: string | undefined = undefined;
+  probe = false;
+  // What it was counted as, once ended.
+  registryLabel = 'other';
+  result: RequestResult = 'error';
+  requester: Requester = 'client';
+  method = '';
+  status = 0;
+  bytes = 0;
+  seconds = 0;
+  firstByteSeconds = 0;
+  /** When it ended (ms since the epoch, from the monotonic clock's origin: no second clock read). */
+  at = 0;
+  readonly #ledger: RequestLedger;
+  readonly #started = performance.now();
+  #firstByteAt = 0;
+  #ended = false;
+
+  constructor(ledger: RequestLedger) {
+    this.#ledger = ledger;
+  }
+
+  /** What the handler writes into. */
+  get trace(): RequestTrace {
+    return this;
+  }
+
   /** Marks the first byte of the body (or the head, for a reply without one); the first call counts. */
-  firstByte(): void;
+  firstByte(): void {
+    if (this.#firstByteAt === 0) this.#firstByteAt = performance.now();
+  }
+
   /** Counts, logs and remembers the request; later calls do nothing. */
-  end(ending: Ending): void;
+  end(ending: Ending): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (this.probe) return;
+    const now = performance.now();
+    this.method = ending.method;
+    this.status = ending.status;
+    this.bytes = ending.bytes;
+    this.seconds = (now - this.#started) / 1000;
+    this.firstByteSeconds = ((this.#firstByteAt === 0 ? now : this.#firstByteAt) - this.#started) / 1000;
+    this.at = performance.timeOrigin + now;
+    this.result = resultOf(this, ending);
+    const served = this.result === 'hit' || this.result === 'redirect' || this.result === 'cut';
+    // The found content's source; else one the handler set (a tag list from upstream, the API ping); else
+    // the node's own for content without a source of its own; else nothing was served.
+    const own = this.source === 'none' ? undefined : this.source;
+    this.source = served
+      ? (this.content?.source?.kind ?? own ?? (this.content === undefined ? 'none' : 'local'))
+      : 'none';
+    this.requester = this.member === undefined ? 'client' : 'member';
+    this.#ledger.finish(this);
+  }
+
+  /**
+   * The log line's fields as JSON, built from this one shape directly: the fields of `record()`, in its
+   * order, those that are undefined left out (as pino leaves them out).
+   */
+  jsonFields(): string {
+    const served = this.source !== 'none';
+    const peer = served ? this.content?.source?.peer : undefined;
+    const digest = this.content?.digest;
+    let fields = `"method":${jsonString(this.method)}`;
+    if (this.registry !== undefined) fields += `,"registry":${jsonString(this.registry)}`;
+    if (this.repository !== undefined) fields += `,"repository":${jsonString(this.repository)}`;
+    fields += `,"kind":"${this.kind}"`;
+    if (this.reference !== undefined) fields += `,"reference":${jsonString(this.reference)}`;
+    if (digest !== undefined) fields += `,"digest":${jsonString(digest)}`;
+    fields += `,"source":"${this.source}"`;
+    if (peer !== undefined) fields += `,"peer":${jsonString(peer)}`;
+    fields += `,"status":${this.status},"result":"${this.result}","bytes":${this.bytes}`;
+    fields += `,"ms":${Math.round(this.seconds * 10_000) / 10},"requester":"${this.requester}"`;
+    if (this.member !== undefined) fields += `,"member":${jsonString(this.member)}`;
+    return fields;
+  }
+
+  /** The request as the log line and the debug page show it. */
+  record(): FinishedRequest {
+    const served = this.source !== 'none';
+    return {
+      method: this.method,
+      registry: this.registry,
+      repository: this.repository,
+      kind: this.kind,
+      reference: this.reference,
+      digest: this.content?.digest,
+      source: this.source,
+      peer: served ? this.content?.source?.peer : undefined,
+      status: this.status,
+      result: this.result,
+      bytes: this.bytes,
+      ms: Math.round(this.seconds * 10_000) / 10,
+      requester: this.requester,
+      member: this.member,
+    };
+  }
 }
 
 export interface RequestLedgerInit {
@@ -79,21 +183,24 @@ export class RequestLedger {
   readonly #recorder: RequestRecorder;
   readonly #log: Logger;
   readonly #mirrored: ReadonlySet<string>;
-  readonly #recent: Array<FinishedRequest | undefined>;
-  /** When each of `#recent` ended. */
-  readonly #recentAt: Float64Array;
+  readonly #recent: Array<OpenRequest | undefined>;
   #next = 0;
-  #lastHit: RecentRequest | undefined;
+  #lastHit: OpenRequest | undefined;
   #window = emptyWindow();
   readonly #summaryMs: number;
   #timer: NodeJS.Timeout | undefined;
+  /** Each request's info line, built directly (see infoLineWriter); undefined: through `log.info`. */
+  readonly #line: ((fields: string) => void) | undefined;
+  /** Whether each request gets its info line at all. */
+  readonly #logEach: boolean;
 
   constructor(deps: { recorder: RequestRecorder; log: Logger }, init: RequestLedgerInit) {
     this.#recorder = deps.recorder;
     this.#log = deps.log;
+    this.#logEach = deps.log.isLevelEnabled?.('info') ?? true;
+    this.#line = infoLineWriter(deps.log, 'request');
     this.#mirrored = new Set(init.mirroredRegistries.map((host) => host.toLowerCase()));
     this.#recent = new Array(init.recent ?? 100).fill(undefined);
-    this.#recentAt = new Float64Array(this.#recent.length);
     this.#summaryMs = init.summaryMs ?? 300_000;
   }
 
@@ -108,21 +215,7 @@ export class RequestLedger {
   }
 
   begin(): OpenRequest {
-    const trace = newTrace();
-    const started = performance.now();
-    let firstByteAt = 0;
-    let ended = false;
-    return {
-      trace,
-      firstByte: () => {
-        if (firstByteAt === 0) firstByteAt = performance.now();
-      },
-      end: (ending) => {
-        if (ended) return;
-        ended = true;
-        if (!trace.probe) this.#finish(trace, ending, started, firstByteAt);
-      },
-    };
+    return new OpenRequest(this);
   }
 
   /** The last finished requests, newest first. */
@@ -130,70 +223,34 @@ export class RequestLedger {
     const size = this.#recent.length;
     const out: RecentRequest[] = [];
     for (let i = 1; i <= size; i++) {
-      const slot = (this.#next - i + size) % size;
-      const entry = this.#recent[slot];
-      if (entry !== undefined) out.push({ ...entry, at: this.#recentAt[slot] as number });
+      const entry = this.#recent[(this.#next - i + size) % size];
+      if (entry !== undefined) out.push({ ...entry.record(), at: entry.at });
     }
     return out;
   }
 
   /** The last client request that was served. */
   get lastHit(): RecentRequest | undefined {
-    return this.#lastHit;
+    const hit = this.#lastHit;
+    return hit === undefined ? undefined : { ...hit.record(), at: hit.at };
   }
 
-  #finish(trace: RequestTrace, ending: Ending, started: number, firstByteAt: number): void {
-    const now = performance.now();
-    const at = Date.now();
-    const result = resultOf(trace, ending);
-    const served = result === 'hit' || result === 'redirect' || result === 'cut';
-    const source: RequestSource = served
-      ? (trace.content?.source?.kind ?? trace.source ?? sourceOfContent(trace))
-      : 'none';
-    const requester: Requester = trace.member === undefined ? 'client' : 'member';
-    const ms = now - started;
-    const registry =
-      trace.registry !== undefined && this.#mirrored.has(trace.registry) ? trace.registry : 'other';
-    this.#recorder.record(
-      {
-        registry,
-        kind: trace.kind,
-        source,
-        result,
-        requester,
-        bytes: ending.bytes,
-        seconds: ms / 1000,
-        firstByteSeconds: ((firstByteAt === 0 ? now : firstByteAt) - started) / 1000,
-      },
-      at,
-    );
-    const finished: FinishedRequest = {
-      method: ending.method,
-      registry: trace.registry,
-      repository: trace.repository,
-      kind: trace.kind,
-      reference: trace.reference,
-      digest: trace.content?.digest,
-      source,
-      peer: served ? trace.content?.source?.peer : undefined,
-      status: ending.status,
-      result,
-      bytes: ending.bytes,
-      ms: Math.round(ms * 10) / 10,
-      requester,
-      member: trace.member,
-    };
-    this.#log.info(finished, 'request');
-    this.#recent[this.#next] = finished;
-    this.#recentAt[this.#next] = at;
+  /** A request ended: counted, logged, kept among the recent ones, and added to the summary. */
+  finish(request: OpenRequest): void {
+    const registry = request.registry;
+    request.registryLabel = registry !== undefined && this.#mirrored.has(registry) ? registry : 'other';
+    this.#recorder.record(request, request.at);
+    if (this.#line !== undefined) this.#line(request.jsonFields());
+    else if (this.#logEach) this.#log.info(request.record(), 'request');
+    this.#recent[this.#next] = request;
     this.#next = (this.#next + 1) % this.#recent.length;
-    if (requester === 'member' || result === 'redirect') return;
-    if (result === 'hit') this.#lastHit = { ...finished, at };
+    if (request.requester === 'member' || request.result === 'redirect') return;
+    if (request.result === 'hit') this.#lastHit = request;
     const window = this.#window;
-    window.requests[source] = (window.requests[source] ?? 0) + 1;
-    window.bytes[source] = (window.bytes[source] ?? 0) + ending.bytes;
-    if (result === 'hit') window.hits++;
-    if (result === 'miss') window.misses++;
+    window.requests[request.source] = (window.requests[request.source] ?? 0) + 1;
+    window.bytes[request.source] = (window.bytes[request.source] ?? 0) + request.bytes;
+    if (request.result === 'hit') window.hits++;
+    if (request.result === 'miss') window.misses++;
   }
 
   #summarise(members: number): void {
@@ -205,11 +262,6 @@ export class RequestLedger {
       'summary of client requests since the last summary',
     );
   }
-}
-
-/** Content found without a source of its own is the node's own; nothing found, nothing served. */
-function sourceOfContent(trace: RequestTrace): RequestSource {
-  return trace.content === undefined ? 'none' : 'local';
 }
 
 function resultOf(trace: RequestTrace, ending: Ending): RequestResult {

@@ -14,8 +14,8 @@ export interface RequestTrace {
   reference: string | undefined;
   /** The content found, once found. */
   content: Content | undefined;
-  /** Where an answer without content came from (a tag list from upstream, the API ping). */
-  source: Exclude<RequestSource, 'none'> | undefined;
+  /** Where an answer without content came from (a tag list from upstream, the API ping); `none` until set. */
+  source: RequestSource;
   /** Refused by the mirrored registries, `--registry-filters` or `--resolve-tags`. */
   filtered: boolean;
   /** The member a peer request proved it comes from. */
@@ -31,7 +31,7 @@ export function newTrace(): RequestTrace {
     repository: undefined,
     reference: undefined,
     content: undefined,
-    source: undefined,
+    source: 'none',
     filtered: false,
     member: undefined,
     probe: false,

@@ -15,7 +15,7 @@ function samples(text: string): Map<string, number> {
 }
 
 const request = (over: Partial<CountedRequest>): CountedRequest => ({
-  registry: 'docker.io',
+  registryLabel: 'docker.io',
   kind: 'blob',
   source: 'local',
   result: 'hit',

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it, mock } from 'node:test';
-import type { Logger } from '../../../src/main/log/logger.js';
+import { createLogger, type Logger } from '../../../src/main/log/logger.js';
 import type { CountedRequest, RequestRecorder } from '../../../src/main/metrics/requests.js';
 import type { Digest } from '../../../src/main/oci/digest.js';
 import { RequestLedger } from '../../../src/main/registry/ledger.js';
@@ -99,7 +102,7 @@ describe('RequestLedger', () => {
     probe.trace.probe = true;
     probe.end({ method: 'GET', status: 200, bytes: 3, cut: false });
     assert.deepEqual(
-      counts.counted.map((request) => request.registry),
+      counts.counted.map((request) => request.registryLabel),
       ['docker.io', 'other'],
     );
   });
@@ -173,5 +176,63 @@ describe('RequestLedger', () => {
     assert.equal(second?.fields.hitRatio, null);
     void ledger.stop();
     mock.reset();
+  });
+
+  it('writes each request line as pino would, field for field, without going through its serializer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'shoal-ledger-'));
+    try {
+      const file = join(dir, 'log');
+      const log = createLogger('info', file).child({ component: 'request' });
+      const ledger = new RequestLedger({ recorder: recorder(), log }, { mirroredRegistries: ['docker.io'] });
+      const traces = [
+        {
+          kind: 'blob',
+          registry: 'docker.io',
+          repository: 'library/app',
+          reference: DIGEST,
+          peer: 'peer-1',
+          status: 200,
+        },
+        { kind: 'manifest', registry: 'ghcr.io', repository: 'o/app', reference: 'v1', status: 404 },
+        // Nothing here needs escaping in practice (names follow the OCI grammar); were it to, it is escaped.
+        {
+          kind: 'tag_list',
+          registry: 'docker.io',
+          repository: 'a"b\\c\u00e9\u2028',
+          status: 200,
+          member: 'member-1',
+        },
+      ] as const;
+      const ended: ReturnType<RequestLedger['begin']>[] = [];
+      for (const t of traces) {
+        const open = ledger.begin();
+        Object.assign(open.trace, { kind: t.kind, registry: t.registry, repository: t.repository });
+        if ('reference' in t) open.trace.reference = t.reference;
+        if ('peer' in t) open.trace.content = content({ kind: 'peer', peer: t.peer });
+        if ('member' in t) open.trace.member = t.member;
+        if (t.kind === 'tag_list') open.trace.source = 'upstream';
+        open.end({ method: 'GET', status: t.status, bytes: 7, cut: false });
+        ended.push(open);
+        // The same record through pino's own serializer, for comparison.
+        log.info({ ...open.record() }, 'request');
+      }
+      const lines = (await readFile(file, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      assert.equal(lines.length, 2 * traces.length);
+      for (let i = 0; i < traces.length; i++) {
+        const { time: fastTime, ...fast } = lines[2 * i] as Record<string, unknown>;
+        const { time: pinoTime, ...viaPino } = lines[2 * i + 1] as Record<string, unknown>;
+        assert.deepEqual(fast, viaPino);
+        assert.equal(typeof fastTime, 'number');
+        assert.equal(typeof pinoTime, 'number');
+      }
+      assert.equal(lines[0]?.peer, 'peer-1');
+      assert.equal(lines[4]?.repository, 'a"b\\c\u00e9\u2028');
+      assert.deepEqual(Object.keys(lines[0] ?? {}).slice(0, 4), ['level', 'time', 'app', 'component']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
