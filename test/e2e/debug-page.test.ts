@@ -11,6 +11,7 @@ import { DistributionRegistry } from '../harness/registry.js';
 import {
   configureMirror,
   containerdStoreArgs,
+  preflightArgs,
   ShoalProcess,
   staticP2pArgs,
   waitForMesh,
@@ -51,12 +52,7 @@ describe('e2e: the debug page in a real browser, after real pulls', { timeout: 3
           routerPort: routers[i] as number,
           bootstrapPort: routers[0] as number,
         }),
-        '--mirrored-registries',
-        registry.url,
-        '--containerd-registry-config-path',
-        containerd.hostsDir,
-        '--containerd-config',
-        containerd.configFile,
+        ...preflightArgs(containerd, registry.url),
       ]);
       await shoal.reservePorts();
       await configureMirror(containerd.hostsDir, registry.url, shoal.url);
@@ -149,12 +145,7 @@ describe('e2e: the debug page in a real browser, after real pulls', { timeout: 3
     const [containerd2, shoal2] = [containerds[1] as Containerd, shoals[1] as ShoalProcess];
     const doctor = await shoal2.doctor([
       ...containerdStoreArgs(containerd2),
-      '--mirrored-registries',
-      registry.url,
-      '--containerd-registry-config-path',
-      containerd2.hostsDir,
-      '--containerd-config',
-      containerd2.configFile,
+      ...preflightArgs(containerd2, registry.url),
       '--ref',
       ref(),
     ]);

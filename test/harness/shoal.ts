@@ -260,3 +260,21 @@ export async function waitForMesh(nodes: readonly ShoalProcess[], timeoutMs = 60
     timeoutMs,
   );
 }
+
+/**
+ * The flags a node (or `shoal doctor`) needs to check a harness containerd's setup: the registries it
+ * mirrors, where `hosts.toml` lives, and containerd's config file.
+ */
+export function preflightArgs(
+  containerd: { hostsDir: string; configFile: string },
+  mirroredRegistry: string,
+): string[] {
+  return [
+    '--mirrored-registries',
+    mirroredRegistry,
+    '--containerd-registry-config-path',
+    containerd.hostsDir,
+    '--containerd-config',
+    containerd.configFile,
+  ];
+}

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { CheckResult } from '../../src/main/preflight/checks.js';
 import { Containerd, type CriOptions } from '../harness/containerd.js';
 import { waitFor } from '../harness/process.js';
-import { configureMirror, containerdStoreArgs, ShoalProcess } from '../harness/shoal.js';
+import { configureMirror, containerdStoreArgs, preflightArgs, ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const REGISTRY = 'https://registry.test';
@@ -44,12 +44,7 @@ describe('preflight against a real containerd', { timeout: 180_000 }, () => {
       ...containerdStoreArgs(containerd),
       '--data-dir',
       join(base, 'shoal'),
-      '--mirrored-registries',
-      REGISTRY,
-      '--containerd-registry-config-path',
-      containerd.hostsDir,
-      '--containerd-config',
-      containerd.configFile,
+      ...preflightArgs(containerd, REGISTRY),
       '--strict-preflight',
       // The default level: the harness quiets nodes to warn, and the preflight's own lines are read below.
       '--log-level',
@@ -91,7 +86,10 @@ describe('preflight against a real containerd', { timeout: 180_000 }, () => {
     await shoal.waitReady(10_000);
     assert.match(shoal.output, /"msg":"preflight passed"/);
     assert.doesNotMatch(shoal.output, /"level":40,[^\n]*"component":"preflight"/);
-    const doctor = await shoal.doctor([...containerdStoreArgs(containerd), ...doctorPaths(containerd)]);
+    const doctor = await shoal.doctor([
+      ...containerdStoreArgs(containerd),
+      ...preflightArgs(containerd, REGISTRY),
+    ]);
     assert.equal(doctor.code, 0, doctor.output);
     assert.match(doctor.output, /all \d+ checks passed/);
   });
@@ -127,7 +125,10 @@ describe('preflight against a real containerd', { timeout: 180_000 }, () => {
     }
     // --strict-preflight: a failed check keeps the node out of service.
     assert.equal((await fetch(`${shoal.url}/readyz`)).status, 503);
-    const doctor = await shoal.doctor([...containerdStoreArgs(containerd), ...doctorPaths(containerd)]);
+    const doctor = await shoal.doctor([
+      ...containerdStoreArgs(containerd),
+      ...preflightArgs(containerd, REGISTRY),
+    ]);
     assert.equal(doctor.code, 1);
     assert.match(doctor.output, /✗ registry_config_path: .*\n {4}fix: set config_path/);
     // And the node answers, but --strict-preflight keeps it unready: doctor says that is why.
@@ -135,7 +136,7 @@ describe('preflight against a real containerd', { timeout: 180_000 }, () => {
     assert.match(doctor.output, /4 of \d+ checks failed/);
     const json = await shoal.doctor([
       ...containerdStoreArgs(containerd),
-      ...doctorPaths(containerd),
+      ...preflightArgs(containerd, REGISTRY),
       '--json',
     ]);
     const parsed = JSON.parse(json.output) as { ok: boolean; checks: CheckResult[] };
@@ -165,15 +166,3 @@ describe('preflight against a real containerd', { timeout: 180_000 }, () => {
     assert.match(problems.hosts_toml?.fix ?? '', /shoal configuration/);
   });
 });
-
-/** The config flags `shoal doctor` shares with the node, beyond the store's. */
-function doctorPaths(containerd: Containerd): string[] {
-  return [
-    '--mirrored-registries',
-    REGISTRY,
-    '--containerd-registry-config-path',
-    containerd.hostsDir,
-    '--containerd-config',
-    containerd.configFile,
-  ];
-}
