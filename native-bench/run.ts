@@ -5,6 +5,7 @@ import { DistributionRegistry } from '../test/harness/registry.js';
 import { importLayout, ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
 import { clientsBench } from './clients.js';
+import { countingBench } from './counting.js';
 import { throughput } from './measure.js';
 import { memoryBench } from './memory.js';
 import { p2pBench } from './p2p.js';
@@ -82,8 +83,8 @@ async function main(): Promise<void> {
   }
 }
 
-// `npm run bench` runs everything; `npm run bench -- local`, `-- p2p`, `-- verify`, `-- auth`, `-- clients` or
-// `-- memory` runs one part.
+// `npm run bench` runs everything; `npm run bench -- local`, `-- p2p`, `-- verify`, `-- auth`, `-- clients`,
+// `-- memory` or `-- counting` runs one part.
 const only = process.argv[2];
 if (only === undefined || only === 'local') await main();
 if (only === undefined || only === 'p2p') console.log((await p2pBench()).join('\n'));
@@ -91,3 +92,4 @@ if (only === undefined || only === 'verify') console.log((await verifyBench()).j
 if (only === undefined || only === 'auth') console.log((await peerAuthBench()).join('\n'));
 if (only === undefined || only === 'clients') console.log((await clientsBench()).join('\n'));
 if (only === undefined || only === 'memory') console.log((await memoryBench()).join('\n'));
+if (only === undefined || only === 'counting') console.log((await countingBench()).join('\n'));
