@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -208,15 +209,29 @@ describe('request metrics: every request counted once, by source and result', { 
     assert.ok(lines.every((line) => typeof line.ms === 'number'));
   });
 
-  it('a miss and a filtered request: nothing served, each counted as what it was', async () => {
+  it('a miss, a filtered request and a TLS handshake: nothing served, each counted as what it was', async () => {
     const before = await scrape(b);
     const absent = `sha256:${'0'.repeat(64)}`;
     const miss = await get(`${b.url}/v2/${repository}/blobs/${absent}?ns=${registry.host}`);
     const filtered = await get(`${b.url}/v2/${repository}/blobs/${absent}?ns=elsewhere.example`);
     assert.deepEqual([miss.status, filtered.status], [404, 404]);
+    // What podman and skopeo send first to a plain-http port: a refused head is a request of no kind.
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(b.port, b.host, () =>
+        socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])),
+      );
+      let text = '';
+      socket.on('data', (chunk) => {
+        text += chunk.toString('latin1');
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 400 /);
     assert.deepEqual(moved(before, await scrape(b), 'shoal_requests_total'), {
       [requests({ registry: registry.host, kind: 'blob', source: 'none', result: 'miss' })]: 1,
       [requests({ registry: 'other', kind: 'blob', source: 'none', result: 'filtered' })]: 1,
+      [requests({ registry: 'other', kind: 'other', source: 'none', result: 'error' })]: 1,
     });
   });
 

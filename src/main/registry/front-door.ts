@@ -12,7 +12,7 @@ import type { Logger } from '../log/logger.js';
 import { waitUntil } from '../util/timeout.js';
 import { answer, type CapturedRequest, captureClaims, limitsOf, type RequestLimits } from './answer.js';
 import type { PullHandler } from './handler.js';
-import type { OpenRequest, RequestLedger } from './ledger.js';
+import type { RequestLedger } from './ledger.js';
 import { errorReply, type FullReply, statusLine } from './reply.js';
 
 export interface FrontDoorInit {
@@ -88,7 +88,7 @@ export class FrontDoor {
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) =>
-      refuse(err, socket, this.#headTimeoutMs, this.#ledger?.begin()),
+      refuse(err, socket, this.#headTimeoutMs, this.#ledger),
     );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -250,7 +250,7 @@ function refuse(
   err: NodeJS.ErrnoException & { rawPacket?: Buffer },
   socket: Socket,
   headTimeoutMs: number,
-  counted: OpenRequest | undefined,
+  ledger: RequestLedger | undefined,
 ): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
@@ -260,8 +260,7 @@ function refuse(
   const head = [`HTTP/1.1 ${statusLine(reply.status)}`, ...reply.headers.map(([n, v]) => `${n}: ${v}`)];
   socket.end(`${[...head, 'Connection: close'].join('\r\n')}\r\n\r\n${reply.body?.toString() ?? ''}`);
   // Counted as a request of no kind: a TLS handshake or a malformed head is what a misconfigured client sends.
-  counted?.firstByte();
-  counted?.end({ method: '-', status: reply.status, bytes: reply.body?.length ?? 0, cut: false });
+  ledger?.begin().end({ method: '-', status: reply.status, bytes: reply.body?.length ?? 0, cut: false });
 }
 
 /** `METHOD target HTTP/x.y`, the method a token (RFC 9110 §9.1). */
