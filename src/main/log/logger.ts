@@ -45,10 +45,10 @@ export function infoLineWriter(log: Logger, msg: string): ((fields: string) => v
   return (fields) => stream.write(`{"level":${level},"time":${Date.now()}${bindings},${fields}${tail}`);
 }
 
-/** Needs escaping in a JSON string: quotes, backslashes, control characters, anything outside ASCII. */
-const UNSAFE = /["\\\u0000-\u001f\u007f-\uffff]/;
+/** Printable ASCII but the quote and the backslash: what a JSON string holds as it is. */
+const PLAIN = /^[ !#-[\]-~]*$/;
 
 /** `text` as a JSON string: as it is between quotes when nothing in it needs escaping (names, digests). */
 export function jsonString(text: string): string {
-  return UNSAFE.test(text) ? JSON.stringify(text) : `"${text}"`;
+  return PLAIN.test(text) ? `"${text}"` : JSON.stringify(text);
 }
