@@ -18,7 +18,16 @@ export interface Download {
  */
 export function pacedDownload(
   url: string,
-  opts: { bytesPerSecond?: number; headers?: Record<string, string> } = {},
+  opts: {
+    bytesPerSecond?: number;
+    headers?: Record<string, string>;
+    /**
+     * Longest the reader pauses at once. Without it, a reader that finds a large backlog in its socket's
+     * receive buffer (which the kernel grows as it sees fit) drains it at once and then pauses for backlog ÷
+     * rate: seconds in which it takes nothing.
+     */
+    maxPauseMs?: number;
+  } = {},
 ): { done: Promise<Download>; received: () => number; abort: () => void } {
   let length = 0;
   let current: ReturnType<typeof request> | undefined;
@@ -47,7 +56,7 @@ export function pacedDownload(
           const due = (length / opts.bytesPerSecond) * 1000 - (performance.now() - started);
           if (due > 0) {
             res.pause();
-            setTimeout(() => res.resume(), due);
+            setTimeout(() => res.resume(), Math.min(due, opts.maxPauseMs ?? Number.POSITIVE_INFINITY));
           }
         });
         res.on('end', () => finish(res.complete));

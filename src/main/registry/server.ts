@@ -81,7 +81,10 @@ export class RegistryServer {
     this.#timeoutMs = init.timeoutMs ?? 5000;
     this.#limits = limitsOf(init);
     this.#peerRate = init.peerUploadRate ?? 0;
-    this.#stalls = new StallWatch(init.idleTimeoutMs ?? 30_000, () => deps.metrics?.streamsStalled.inc({}));
+    this.#stalls = new StallWatch(init.idleTimeoutMs ?? 30_000, (cut) => {
+      deps.metrics?.streamsStalled.inc({});
+      this.#log.warn(cut, 'cut a blob response: its client took no byte for --idle-timeout');
+    });
     this.#park = new ParkBudget(init.parkedBytes ?? 4 * this.#pool.bufferSize * (init.buffers ?? 64));
     const park = this.#park;
     deps.metrics?.watchParked(

@@ -25,9 +25,9 @@ export class StallWatch {
   readonly #writers = new Set<ChunkWriter>();
   #timer: NodeJS.Timeout | undefined;
 
-  readonly #onStall: () => void;
+  readonly #onStall: (cut: StalledResponse) => void;
 
-  constructor(idleMs: number, onStall: () => void = () => undefined) {
+  constructor(idleMs: number, onStall: (cut: StalledResponse) => void = () => undefined) {
     this.idleMs = idleMs;
     this.#onStall = onStall;
     // uWS's timer fires 10–14 s after it is armed; re-arming every 2 s keeps well inside that.
@@ -57,9 +57,19 @@ export class StallWatch {
 
   #tick(): void {
     const now = Date.now();
-    for (const writer of [...this.#writers]) if (writer.pump(now, this.idleMs)) this.#onStall();
+    for (const writer of [...this.#writers]) {
+      const cut = writer.pump(now, this.idleMs);
+      if (cut !== undefined) this.#onStall(cut);
+    }
   }
 }
+
+/** A response the stall watch cut: how far it had got, and when its client last took a byte. */
+export type StalledResponse = {
+  sent: number;
+  total: number;
+  idleMs: number;
+};
 
 /**
  * Writes chunks with tryEnd and resumes from onWritable on backpressure. This uWS build keeps the first
@@ -119,22 +129,25 @@ class ChunkWriter {
     return pending.chunk.length;
   }
 
-  /** One tick of the stall watch: cut the response if its client took nothing for `idleMs`, else offer again. */
-  /** Returns true when it cut the response. */
-  pump(now: number, idleMs: number): boolean {
-    if (this.#pending === undefined || this.#connection.aborted) return false;
+  /**
+   * One tick of the stall watch: cut the response if its client took nothing for `idleMs`, else offer again.
+   * Returns what was cut, or undefined.
+   */
+  pump(now: number, idleMs: number): StalledResponse | undefined {
+    if (this.#pending === undefined || this.#connection.aborted) return undefined;
     const offset = this.#res.getWriteOffset();
     if (offset !== this.#lastOffset) {
       this.#lastOffset = offset;
       this.#lastProgress = now;
     }
     if (now - this.#lastProgress >= idleMs) {
+      const cut = { sent: offset, total: this.#total, idleMs: now - this.#lastProgress };
       this.#settle(false);
       this.#res.close();
-      return true;
+      return cut;
     }
     this.#res.cork(() => this.#resume(this.#res.getWriteOffset()));
-    return false;
+    return undefined;
   }
 
   #resume(offset: number): boolean {
