@@ -8,9 +8,10 @@ import { BufferPool } from './buffer-pool.js';
 import type { PullHandler } from './handler.js';
 import type { OpenRequest, RequestLedger } from './ledger.js';
 import { listenExclusive } from './listen.js';
+import { ParkBudget } from './park.js';
 import { ByteRateLimiter } from './rate-limit.js';
 import { errorReply, type Reply } from './reply.js';
-import { type Connection, ParkBudget, StallWatch, type StreamContext, streamBody } from './stream.js';
+import { type Connection, StallWatch, type StreamContext, streamBody } from './stream.js';
 import type { TlsFiles } from './tls.js';
 import { capture, writeFull, writeHead } from './uws-io.js';
 

@@ -3,6 +3,7 @@ import { ContentCorruptError, StoreUnavailableError } from '../errors.js';
 import type { BlobReader } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
 import type { BufferPool } from './buffer-pool.js';
+import { type ParkBudget, settlesWithin } from './park.js';
 import type { ByteRateLimiter } from './rate-limit.js';
 
 /** Per-connection state shared with the server's onAborted handler. */
@@ -168,28 +169,6 @@ class ChunkWriter {
   }
 }
 
-/** Bytes parked streams may hold outside the pool, shared by every stream of a server. */
-export class ParkBudget {
-  readonly limit: number;
-  used = 0;
-  /** Streams parked now. */
-  streams = 0;
-
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-
-  take(bytes: number): boolean {
-    if (this.used + bytes > this.limit) return false;
-    this.used += bytes;
-    return true;
-  }
-
-  give(bytes: number): void {
-    this.used -= bytes;
-  }
-}
-
 export interface StreamContext {
   pool: BufferPool;
   /** Longest wait for one store read, in ms. */
@@ -293,15 +272,4 @@ export async function streamBody(
     ctx.park.give(parked);
     if (parked > 0) ctx.park.streams--;
   }
-}
-
-/** Whether `work` settles within `ms`. */
-function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    void work.then(() => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
