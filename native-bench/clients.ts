@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { throughput } from './measure.js';
 
 // What real clients meet at shoal's HTTP layer, against the CNCF distribution registry (Go's net/http) in
 // the same run: the answer to each malformed request and how long it took, podman's wall time through the
-// plain port, the TLS listener and direct, and what the registry port's 307 for blob bytes costs.
+// plain port, the TLS listener and direct, and blob bytes from the registry port against a bare node:http server.
 // Run: npm run bench -- clients
 
 const MiB = 1 << 20;
@@ -171,7 +172,7 @@ export async function clientsBench(): Promise<string[]> {
     }
     rows.push(`podman pull of a 64 KiB image: ${timings.join(', ')}`);
 
-    // The registry port answers blob GETs with a 307 to the blob listener (uWS): what that costs a client.
+    // Blob bytes from the registry port (uWS), against a bare node:http file server streaming the same file.
     const { dir: layout, result: big } = await cachedLayout('bench-256', async (writer) => {
       const built = await writer.addImage({ layers: [{ size: 256 * MiB, seed: 'bench-256', gzip: false }] });
       writer.tag(built.manifest, 'bench');
@@ -193,30 +194,19 @@ export async function clientsBench(): Promise<string[]> {
     const small = image.image.layers[0];
     if (layer === undefined || small === undefined) throw new Error('no layer');
     const path = `/v2/bench/big/blobs/${layer.digest}`;
-    const direct = await throughput(`${local.blobUrl}${path}`, 1, layer.size, 3);
-    const redirected = await throughput(`${local.url}${path}`, 1, layer.size, 3);
-    // The road not taken: node:http (whose parser answers every malformed request) streaming the same file.
-    const file = join(work, 'local', 'blobs', 'sha256', layer.digest.slice('sha256:'.length));
-    const plain = createHttpServer((_req, res) => {
-      res.writeHead(200, { 'content-length': String(layer.size) });
-      createReadStream(file, { highWaterMark: MiB }).pipe(res);
-    });
+    const shoalRate = await throughput(`${local.url}${path}`, 1, layer.size, 3);
+    const plain = plainFileServer(join(work, 'local', 'blobs', 'sha256'));
     await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
-    const nodeHttp = await throughput(
-      `http://127.0.0.1:${(plain.address() as { port: number }).port}/`,
-      1,
-      layer.size,
-      3,
+    const plainUrl = `http://127.0.0.1:${(plain.address() as { port: number }).port}`;
+    const nodeHttp = await throughput(`${plainUrl}/${layer.digest}`, 1, layer.size, 3);
+    rows.push(
+      `256 MiB blob, 1 curl client: shoal's registry port (uWS) ${shoalRate.toFixed(2)} GB/s; a bare node:http file server ${nodeHttp.toFixed(2)} GB/s (shoal/node:http ${(shoalRate / nodeHttp).toFixed(2)})`,
     );
+    const smallShoal = await fetchRate(`${local.url}/v2/bench/small/blobs/${small.digest}`, 3000);
+    const smallPlain = await fetchRate(`${plainUrl}/${small.digest}`, 3000);
     plain.close();
     rows.push(
-      `256 MiB blob, 1 curl client: blob listener (uWS) ${direct.toFixed(2)} GB/s; through the registry port (307, then the blob listener) ${redirected.toFixed(2)} GB/s (ratio ${(redirected / direct).toFixed(2)}); a bare node:http file server ${nodeHttp.toFixed(2)} GB/s (ratio ${(nodeHttp / direct).toFixed(2)})`,
-    );
-    const smallPath = `/v2/bench/small/blobs/${small.digest}`;
-    const smallDirect = await fetchRate(`${local.blobUrl}${smallPath}`, 3000);
-    const smallRedirected = await fetchRate(`${local.url}${smallPath}`, 3000);
-    rows.push(
-      `${small.size} B blob, sequential GETs: blob listener ${smallDirect.toFixed(0)}/s; through the registry port ${smallRedirected.toFixed(0)}/s (ratio ${(smallRedirected / smallDirect).toFixed(2)})`,
+      `${small.size} B blob, sequential GETs: shoal ${smallShoal.toFixed(0)}/s; node:http file server ${smallPlain.toFixed(0)}/s (shoal/node:http ${(smallShoal / smallPlain).toFixed(2)})`,
     );
     return rows;
   } finally {
@@ -224,4 +214,23 @@ export async function clientsBench(): Promise<string[]> {
     await registry.stop();
     await removeDir(work);
   }
+}
+
+/** The baseline: node:http streaming `/<sha256 digest>` from a blob directory, and nothing else. */
+function plainFileServer(blobs: string): ReturnType<typeof createHttpServer> {
+  return createHttpServer((req, res) => {
+    const hex = (req.url ?? '').slice('/sha256:'.length);
+    if (!/^[0-9a-f]{64}$/.test(hex)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const file = join(blobs, hex);
+    stat(file).then(
+      (info) => {
+        res.writeHead(200, { 'content-length': String(info.size) });
+        createReadStream(file, { highWaterMark: MiB }).pipe(res);
+      },
+      () => res.writeHead(404).end(),
+    );
+  });
 }

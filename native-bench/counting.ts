@@ -15,7 +15,7 @@ import { cpuSeconds } from './measure.js';
 
 // What counting requests costs: one shoal with request counting off (--request-metrics=false), on, and on
 // with its info line per request (the default), serving local hits (the image's config blob, a few hundred
-// bytes, from the blob port: per-request work, which is what counting adds to) and manifests by tag.
+// bytes: per-request work, which is what counting adds to) and manifests by tag.
 //
 // Three measures. Instructions per request on the node's main thread, counted by valgrind's callgrind
 // after a warm-up, over a fixed number of requests from one keep-alive connection, median of a few runs:
@@ -230,7 +230,7 @@ export async function countingBench(): Promise<string[]> {
   const settings = Object.keys(SETTINGS) as Setting[];
   const dataOf = (setting: Setting): string => join(work, setting.replace(/\W+/g, '-'));
   const rows = [
-    `counting bench: ${image.image.config.size} B config blob from the blob port, and the manifest by tag from the registry port`,
+    `counting bench: ${image.image.config.size} B config blob and the manifest by tag, from the registry port`,
   ];
   try {
     for (const setting of settings) await importLayout(dataOf(setting), image.dir, ids.registry, 'app');

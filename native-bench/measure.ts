@@ -3,7 +3,7 @@ import { run } from '../test/harness/process.js';
 
 /**
  * Downloads with curl to /dev/null (a native client, so the server is what is measured); returns bytes.
- * Follows redirects, as containerd does: shoal's registry port answers blob GETs with 307 to its blob port.
+ * Follows redirects, as containerd does (a registry may send blob GETs to a CDN).
  */
 export async function fetchAll(url: string): Promise<number> {
   const out = await run('curl', [

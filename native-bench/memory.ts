@@ -44,8 +44,7 @@ export async function memoryBench(): Promise<string[]> {
     const idle = await status(shoal.pid);
     const layer = image.image.layers.reduce((a, b) => (a.size >= b.size ? a : b));
     const path = `/v2/app/blobs/${layer.digest}?ns=${registry}`;
-    for (let i = 0; i < NON_READERS; i++)
-      parked.push(await nonReadingRequest(shoal.host, shoal.blobPort, path));
+    for (let i = 0; i < NON_READERS; i++) parked.push(await nonReadingRequest(shoal.host, shoal.port, path));
     const manifests = autocannon({
       url: `${shoal.url}/v2/app/manifests/${image.tag}?ns=${registry}`,
       connections: 16,
@@ -56,7 +55,7 @@ export async function memoryBench(): Promise<string[]> {
     });
     let best = 0;
     for (let round = 0; round < ROUNDS; round++)
-      best = Math.max(best, await oneRound(`${shoal.blobUrl}${path}`, CLIENTS, layer.size));
+      best = Math.max(best, await oneRound(`${shoal.url}${path}`, CLIENTS, layer.size));
     await manifests;
     const loaded = await status(shoal.pid);
     return [

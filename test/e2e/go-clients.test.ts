@@ -28,8 +28,8 @@ function timed(t: TestContext, what: string, result: Timed): Timed {
 // registries, each named in the mirror path: port 80 of 127.0.0.2 and of 127.0.0.3, serving different
 // images under the same name. Pulled once with the registries up, then again with both stopped. Every shoal
 // flag but addresses and the two registries is at its default: the clients reach the plain registry port,
-// whose answer to their TLS handshake sends them to plain HTTP at once, and which redirects blob GETs to the
-// blob listener.
+// whose answer to their TLS handshake (a plain-HTTP 505) sends them to plain HTTP at once, and which serves
+// blob bytes itself.
 describe('podman and skopeo through shoal, two registries named in the path', { timeout: 300_000 }, () => {
   let dir: string;
   let a: DistributionRegistry;

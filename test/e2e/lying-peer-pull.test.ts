@@ -19,7 +19,7 @@ import { HttpTap, type TappedResponse } from '../harness/tap.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const DIGEST_IN_PATH = /\/(blobs|manifests)\/(sha256:[0-9a-f]{64})/;
-/** Where the taps listen: an address of its own, so the blob tap can take the blob port's number. */
+/** Where the tap listens: an address of its own. */
 const TAP_HOST = '127.0.0.7';
 
 // All real: a liar (shoal, embedded store) holds the image with one layer corrupted in the middle and another
@@ -31,7 +31,6 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
   let containerd: Containerd;
   let image: SingleImageFixture;
   let tap: HttpTap;
-  let blobTap: HttpTap;
   const shoals: ShoalProcess[] = [];
   const repository = 'liar/app';
   const corrupted = (): OciDescriptor[] => [image.image.layers[2], image.image.layers[3]] as OciDescriptor[];
@@ -60,15 +59,9 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
     shoals.push(new ShoalProcess([...containerdStoreArgs(containerd), ...p2p('node-shoal', 1)]));
     await Promise.all(shoals.map((shoal) => shoal.start()));
     const nodeShoal = shoals[1] as ShoalProcess;
-    // containerd follows the registry port's 307 for blob bytes to the same host on the blob port: the taps
-    // sit on their own address, one before each port, so every byte containerd gets passes one of them.
+    // Every byte between containerd and its shoal passes the tap, on an address of its own.
     tap = new HttpTap({ host: nodeShoal.host, port: nodeShoal.port }, { host: TAP_HOST });
-    blobTap = new HttpTap(
-      { host: nodeShoal.host, port: nodeShoal.blobPort },
-      { host: TAP_HOST, port: nodeShoal.blobPort },
-    );
     await tap.start();
-    await blobTap.start();
     await configureMirror(containerd.hostsDir, registry.url, tap.url);
     try {
       await waitFor(
@@ -93,7 +86,6 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
 
   after(async () => {
     await tap?.stop();
-    await blobTap?.stop();
     await Promise.all(shoals.map((shoal) => shoal.stop()));
     await Promise.all([containerd?.stop(), registry?.stop()]);
     await removeDir(dir);
@@ -134,7 +126,7 @@ describe('e2e: containerd pulls through shoal while the only peer lies', { timeo
     const byDigest = new Map(
       [image.image.manifest, image.image.config, ...image.image.layers].map((blob) => [blob.digest, blob]),
     );
-    const bodies = [...tap.responses, ...blobTap.responses].filter(
+    const bodies = tap.responses.filter(
       (response) => response.method === 'GET' && DIGEST_IN_PATH.test(response.path),
     );
     t.diagnostic(

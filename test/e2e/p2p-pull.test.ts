@@ -113,14 +113,14 @@ describe('e2e: three containerd nodes pull from each other through shoal', { tim
     const multiByDigest = `${registry.host}/p2p/multi@${multi.index.digest}`;
     await node3.pull(multiByDigest);
     const holders = [shoals[0], shoals[1]] as ShoalProcess[];
-    const before = await Promise.all(holders.map((shoal) => bytesSentFrom(shoal.blobPort)));
+    const before = await Promise.all(holders.map((shoal) => bytesSentFrom(shoal.port)));
     const pull = node3.pull(bigByDigest);
     let serving = -1;
     let sent = 0;
     await waitFor(
       'a node streaming the big layer to node 3',
       async () => {
-        const now = await Promise.all(holders.map((shoal) => bytesSentFrom(shoal.blobPort)));
+        const now = await Promise.all(holders.map((shoal) => bytesSentFrom(shoal.port)));
         serving = now.findIndex((bytes, i) => bytes - (before[i] ?? 0) > 32 << 20);
         sent = serving === -1 ? 0 : (now[serving] ?? 0) - (before[serving] ?? 0);
         return serving !== -1;

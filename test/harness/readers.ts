@@ -12,8 +12,7 @@ export interface Download {
 }
 
 /**
- * GETs `url` (following one redirect, as clients do from the registry port to the blob port) and reads the
- * body no faster than `bytesPerSecond` (undefined: as fast as it comes). A slow reader in the real sense:
+ * GETs `url` and reads the body no faster than `bytesPerSecond` (undefined: as fast as it comes). A slow reader in the real sense:
  * the socket is paused between reads, so the kernel buffers fill and the server sees backpressure.
  */
 export function pacedDownload(
@@ -33,13 +32,8 @@ export function pacedDownload(
   let current: ReturnType<typeof request> | undefined;
   const started = performance.now();
   const done = new Promise<Download>((resolve, reject) => {
-    const get = (target: string, redirects: number): void => {
-      const req = request(target, { headers: opts.headers ?? {} }, (res) => {
-        if (res.statusCode === 307 && redirects > 0 && res.headers.location !== undefined) {
-          res.resume();
-          get(new URL(res.headers.location, target).toString(), redirects - 1);
-          return;
-        }
+    {
+      const req = request(url, { headers: opts.headers ?? {} }, (res) => {
         const hash = createHash('sha256');
         const finish = (complete: boolean): void =>
           resolve({
@@ -66,8 +60,7 @@ export function pacedDownload(
       req.on('error', reject);
       req.end();
       current = req;
-    };
-    get(url, 1);
+    }
   });
   return { done, received: () => length, abort: () => current?.destroy() };
 }

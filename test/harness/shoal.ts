@@ -11,8 +11,6 @@ export class ShoalProcess {
   /** Loopback address the registry binds (tests give nodes their own 127.x address). */
   readonly host: string;
   port = 0;
-  /** Port of the blob listener (`--registry-blob-addr`), where the registry port redirects blob GETs. */
-  blobPort = 0;
   /** Port of the node's metrics endpoint. */
   metricsPort = 0;
   /** Port of the node's admin endpoint (always on the node's loopback address). */
@@ -28,11 +26,6 @@ export class ShoalProcess {
     return `http://${this.host}:${this.port}`;
   }
 
-  /** The blob listener: what peers and the registry port's redirects reach. */
-  get blobUrl(): string {
-    return `http://${this.host}:${this.blobPort}`;
-  }
-
   get pid(): number {
     return this.#child?.pid ?? -1;
   }
@@ -45,7 +38,6 @@ export class ShoalProcess {
   async reservePorts(): Promise<void> {
     if (this.port !== 0) return;
     this.port = await freePort();
-    this.blobPort = await freePort();
     this.metricsPort = await freePort();
     this.adminPort = await freePort();
   }
@@ -56,8 +48,6 @@ export class ShoalProcess {
     const addresses = [
       '--registry-addr',
       `${this.host}:${this.port}`,
-      '--registry-blob-addr',
-      `${this.host}:${this.blobPort}`,
       '--metrics-addr',
       `${this.host}:${this.metricsPort}`,
       '--admin-addr',

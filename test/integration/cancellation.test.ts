@@ -79,10 +79,10 @@ describe('a client that disconnects mid-race stops the race', { timeout: 180_000
       async () => (await fetch(`${asker.url}${path}`, { method: 'HEAD' })).status === 200,
       30_000,
     );
-    const peerPorts = holders.map((node) => node.blobPort);
+    const peerPorts = holders.map((node) => node.port);
     for (const node of holders) node.kill('SIGSTOP');
     try {
-      const client = request(`${asker.blobUrl}${path}`);
+      const client = request(`${asker.url}${path}`);
       client.on('error', () => undefined);
       client.end();
       const deadline = Date.now() + 5000;

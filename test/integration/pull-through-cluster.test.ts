@@ -37,7 +37,7 @@ describe('pull-through across a cluster: one upstream fetch per digest', { timeo
   const peerIds: string[] = [];
   const repository = 'cluster/app';
   const blobUrl = (node: ShoalProcess, blob: OciDescriptor) =>
-    `${node.blobUrl}/v2/${repository}/blobs/${blob.digest}?ns=${registry.host}`;
+    `${node.url}/v2/${repository}/blobs/${blob.digest}?ns=${registry.host}`;
   const upstreamGets = (blob: OciDescriptor) =>
     registry.output
       .split('\n')
@@ -98,7 +98,7 @@ describe('pull-through across a cluster: one upstream fetch per digest', { timeo
       if (election.owner(candidate, peerIds) === owner) absent = candidate;
     }
     const asker = nodes[(peerIds.indexOf(owner) + 1) % NODES] as ShoalProcess;
-    const missing = await download(`${asker.blobUrl}/v2/${repository}/blobs/${absent}?ns=${registry.host}`);
+    const missing = await download(`${asker.url}/v2/${repository}/blobs/${absent}?ns=${registry.host}`);
     assert.equal(missing.status, 404);
     const pulls = nodes.map((node) => download(blobUrl(node, layer)));
     for (const result of await Promise.all(pulls))

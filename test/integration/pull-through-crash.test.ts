@@ -46,7 +46,7 @@ describe('pull-through: a crash while spooling', { timeout: 120_000 }, () => {
     await shoal.start();
     const path = `/v2/${repository}/blobs/${layer().digest}?ns=${slow.host}`;
     // Start the pull, and kill shoal once part of the layer has been spooled.
-    request(`${shoal.blobUrl}${path}`, { agent: false }, (res) => res.resume())
+    request(`${shoal.url}${path}`, { agent: false }, (res) => res.resume())
       .on('error', () => undefined)
       .end();
     const ingest = join(dir, 'data', 'ingest');

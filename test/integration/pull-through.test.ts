@@ -72,7 +72,7 @@ describe('pull-through on one node', { timeout: 180_000 }, () => {
   });
 
   it('serves 8 concurrent cold pulls of a 64 MiB layer from one upstream download', async () => {
-    const url = `${shoal.blobUrl}/v2/${repository}/blobs/${layer().digest}?ns=${registry.host}`;
+    const url = `${shoal.url}/v2/${repository}/blobs/${layer().digest}?ns=${registry.host}`;
     const results = await Promise.all(Array.from({ length: 8 }, () => download(url)));
     for (const result of results) assert.deepEqual([result.status, result.sha256], [200, layer().digest]);
     assert.equal(upstreamGets(registry, `/v2/${repository}/blobs/${layer().digest}`), 1);
@@ -80,7 +80,7 @@ describe('pull-through on one node', { timeout: 180_000 }, () => {
 
   it('serves a ranged cold pull exactly', async () => {
     const blob = image.image.layers[3] as OciDescriptor;
-    const url = `${shoal.blobUrl}/v2/${repository}/blobs/${blob.digest}?ns=${registry.host}`;
+    const url = `${shoal.url}/v2/${repository}/blobs/${blob.digest}?ns=${registry.host}`;
     const from = blob.size - 1000;
     const got = await download(url, { range: `bytes=${from}-` });
     const bytes = await readFile(join(image.dir, 'blobs', 'sha256', blob.digest.slice(7)));
@@ -111,9 +111,7 @@ describe('pull-through on one node', { timeout: 180_000 }, () => {
       { accept },
     );
     assert.deepEqual([manifest.status, manifest.sha256], [200, image.image.manifest.digest]);
-    const blob = await download(
-      `${shoal.blobUrl}/v2/${repository}/blobs/${layer().digest}?ns=${registry.host}`,
-    );
+    const blob = await download(`${shoal.url}/v2/${repository}/blobs/${layer().digest}?ns=${registry.host}`);
     assert.deepEqual([blob.status, blob.sha256], [200, layer().digest]);
   });
 });

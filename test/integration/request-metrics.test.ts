@@ -55,7 +55,7 @@ const DASHBOARD = fileURLToPath(
 const requests = (labels: Record<string, string>): string =>
   `shoal_requests_total{registry="${labels.registry}",kind="${labels.kind}",source="${labels.source}",result="${labels.result}",requester="${labels.requester ?? 'client'}"}`;
 
-/** GETs `url` (following the registry port's 307, as containerd does) and reads the body to its end. */
+/** GETs `url` and reads the body to its end. */
 async function get(url: string): Promise<{ status: number; bytes: number }> {
   const response = await fetch(url);
   return { status: response.status, bytes: (await response.arrayBuffer()).byteLength };
@@ -83,7 +83,7 @@ describe('request metrics: every request counted once, by source and result', { 
     await pushLayout(image.dir, image.tag, registry.host, repository);
     await importLayout(join(dir, 'a'), image.dir, registry.host, repository);
     // 1 MiB/s: the 1 MiB layer takes a second to come through and the 4 MiB one four, so requests made
-    // together (or a 307 and the GET that follows it) meet one download under way.
+    // together meet one download under way.
     slow = new ThrottledProxy({ host: '127.0.0.1', port: registry.port }, 1 << 20);
     await slow.start();
     const [routerA, routerB] = await Promise.all([freePort(), freePort()]);
@@ -127,7 +127,7 @@ describe('request metrics: every request counted once, by source and result', { 
     await removeDir(dir);
   });
 
-  it('a local hit: a manifest by tag is one hit; a blob is its 307 and its hit on the blob port', async () => {
+  it('a local hit: a manifest by tag is one hit, a blob one hit', async () => {
     const layer = image.image.layers[1] as OciDescriptor;
     const before = await scrape(a);
     const manifest = await get(`${a.url}/v2/${repository}/manifests/${image.tag}?ns=${registry.host}`);
@@ -137,7 +137,6 @@ describe('request metrics: every request counted once, by source and result', { 
     const host = registry.host;
     assert.deepEqual(moved(before, now, 'shoal_requests_total'), {
       [requests({ registry: host, kind: 'manifest', source: 'local', result: 'hit' })]: 1,
-      [requests({ registry: host, kind: 'blob', source: 'local', result: 'redirect' })]: 1,
       [requests({ registry: host, kind: 'blob', source: 'local', result: 'hit' })]: 1,
     });
     assert.deepEqual(moved(before, now, 'shoal_served_bytes_total'), {
@@ -154,16 +153,17 @@ describe('request metrics: every request counted once, by source and result', { 
     const [nowA, nowB] = await Promise.all([scrape(a), scrape(b)]);
     const host = registry.host;
     assert.deepEqual(moved(beforeB, nowB, 'shoal_requests_total'), {
-      [requests({ registry: host, kind: 'blob', source: 'peer', result: 'redirect' })]: 1,
       [requests({ registry: host, kind: 'blob', source: 'peer', result: 'hit' })]: 1,
     });
     assert.deepEqual(moved(beforeB, nowB, 'shoal_served_bytes_total'), {
       'shoal_served_bytes_total{source="peer",requester="client"}': layer.size,
     });
-    // B asked A twice to describe the layer (once per pass: the 307 and the blob port) and once for its bytes.
-    assert.deepEqual(moved(beforeA, nowA, 'shoal_requests_total'), {
-      [requests({ registry: host, kind: 'blob', source: 'local', result: 'hit', requester: 'member' })]: 3,
-    });
+    // One pass: B asked A at most once to describe the layer and once for its bytes.
+    const asked = moved(beforeA, nowA, 'shoal_requests_total');
+    assert.deepEqual(Object.keys(asked), [
+      requests({ registry: host, kind: 'blob', source: 'local', result: 'hit', requester: 'member' }),
+    ]);
+    assert.ok((Object.values(asked)[0] ?? 0) <= 2, `A was asked ${Object.values(asked)[0]} times`);
     assert.equal(
       (nowB.get('shoal_peer_request_duration_seconds_count{method="GET"}') ?? 0) -
         (beforeB.get('shoal_peer_request_duration_seconds_count{method="GET"}') ?? 0),
@@ -193,18 +193,20 @@ describe('request metrics: every request counted once, by source and result', { 
           peer,
         }),
       ),
-      ['redirect', 'hit'].map((result) => ({
-        method: 'GET',
-        registry: host,
-        repository,
-        kind: 'blob',
-        digest: layer.digest,
-        source: 'peer',
-        status: result === 'hit' ? 200 : 307,
-        result,
-        bytes: result === 'hit' ? layer.size : 0,
-        peer: peerA,
-      })),
+      [
+        {
+          method: 'GET',
+          registry: host,
+          repository,
+          kind: 'blob',
+          digest: layer.digest,
+          source: 'peer',
+          status: 200,
+          result: 'hit',
+          bytes: layer.size,
+          peer: peerA,
+        },
+      ],
     );
     assert.ok(lines.every((line) => typeof line.ms === 'number'));
   });
@@ -215,7 +217,8 @@ describe('request metrics: every request counted once, by source and result', { 
     const miss = await get(`${b.url}/v2/${repository}/blobs/${absent}?ns=${registry.host}`);
     const filtered = await get(`${b.url}/v2/${repository}/blobs/${absent}?ns=elsewhere.example`);
     assert.deepEqual([miss.status, filtered.status], [404, 404]);
-    // What podman and skopeo send first to a plain-http port: a refused head is a request of no kind.
+    // What podman and skopeo send first to a plain-http port: uWS's parser answers it before shoal sees a
+    // request, so it is not counted (README, *The registry port*).
     const answer = await new Promise<string>((resolve, reject) => {
       const socket = connect(b.port, b.host, () =>
         socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])),
@@ -227,15 +230,14 @@ describe('request metrics: every request counted once, by source and result', { 
       socket.on('close', () => resolve(text));
       socket.on('error', reject);
     });
-    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.match(answer, /^HTTP\/1\.1 505 /);
     assert.deepEqual(moved(before, await scrape(b), 'shoal_requests_total'), {
       [requests({ registry: registry.host, kind: 'blob', source: 'none', result: 'miss' })]: 1,
       [requests({ registry: 'other', kind: 'blob', source: 'none', result: 'filtered' })]: 1,
-      [requests({ registry: 'other', kind: 'other', source: 'none', result: 'error' })]: 1,
     });
   });
 
-  it('a pull-through fetch: one upstream GET and its bytes; the 307 starts the download, the blob port joins it', async () => {
+  it('a pull-through fetch: one upstream GET and its bytes, one request, nothing coalesced', async () => {
     const layer = image.image.layers[1] as OciDescriptor;
     const before = await scrape(c);
     const blob = await get(`${c.url}/v2/${repository}/blobs/${layer.digest}?ns=${slow.host}`);
@@ -243,7 +245,6 @@ describe('request metrics: every request counted once, by source and result', { 
     const now = await scrape(c);
     const host = slow.host;
     assert.deepEqual(moved(before, now, 'shoal_requests_total'), {
-      [requests({ registry: host, kind: 'blob', source: 'upstream', result: 'redirect' })]: 1,
       [requests({ registry: host, kind: 'blob', source: 'upstream', result: 'hit' })]: 1,
     });
     assert.deepEqual(moved(before, now, 'shoal_upstream_requests_total'), {
@@ -252,10 +253,7 @@ describe('request metrics: every request counted once, by source and result', { 
     assert.deepEqual(moved(before, now, 'shoal_pullthrough_downloads_total'), {
       'shoal_pullthrough_downloads_total{from="upstream"}': 1,
     });
-    // The registry port's stat started the download before its 307; the GET on the blob port joined it.
-    assert.deepEqual(moved(before, now, 'shoal_pullthrough_coalesced_total'), {
-      shoal_pullthrough_coalesced_total: 1,
-    });
+    assert.deepEqual(moved(before, now, 'shoal_pullthrough_coalesced_total'), {});
     await waitFor('the download’s bytes counted', async () => {
       const bytes = await scrape(c);
       return (
@@ -266,12 +264,11 @@ describe('request metrics: every request counted once, by source and result', { 
     });
   });
 
-  it('coalesced: three concurrent cold GETs on the blob port share one upstream download', async () => {
+  it('coalesced: three concurrent cold GETs share one upstream download', async () => {
     const layer = image.image.layers[3] as OciDescriptor;
     const before = await scrape(c);
-    // Straight to the blob port, as peers fetch: one pass per request, so each one is counted once.
     const blobs = await Promise.all(
-      [0, 1, 2].map(() => get(`${c.blobUrl}/v2/${repository}/blobs/${layer.digest}?ns=${slow.host}`)),
+      [0, 1, 2].map(() => get(`${c.url}/v2/${repository}/blobs/${layer.digest}?ns=${slow.host}`)),
     );
     for (const blob of blobs) assert.deepEqual([blob.status, blob.bytes], [200, layer.size]);
     const now = await scrape(c);

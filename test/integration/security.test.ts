@@ -26,7 +26,7 @@ interface Outcome {
   body: string;
 }
 
-/** A GET or HEAD as containerd sends it: a redirect (the registry port's 307 for blob bytes) is followed. */
+/** A GET or HEAD as containerd sends it (a redirect is followed, as containerd would). */
 function fetchOutcome(
   url: string,
   init: { method?: string; headers?: Record<string, string> } = {},

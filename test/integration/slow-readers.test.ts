@@ -70,7 +70,7 @@ describe('slow and silent readers beside fast ones, at the defaults', { timeout:
     const silent: Socket[] = [];
     try {
       for (let i = 0; i < 100; i++)
-        silent.push(await nonReadingRequest(shoal.host, shoal.blobPort, `/v2/app/blobs/${digest}`));
+        silent.push(await nonReadingRequest(shoal.host, shoal.port, `/v2/app/blobs/${digest}`));
       // Each fills its socket buffers and then keeps a write waiting: long enough to be parked.
       await sleep(2000);
       const parked = await shoal.metric('shoal_stream_parked');
@@ -116,7 +116,7 @@ describe('slow and silent readers beside fast ones, at the defaults', { timeout:
     ]);
     await quick.start();
     try {
-      const silent = await nonReadingRequest(quick.host, quick.blobPort, `/v2/app/blobs/${digest}`);
+      const silent = await nonReadingRequest(quick.host, quick.port, `/v2/app/blobs/${digest}`);
       // A reader that keeps reading, fast enough that the server sees it: what the server can see is the
       // socket taking bytes, and the kernel opens a receive window it has grown (here from 147 KB to 582 KB
       // in seconds) only once much of it has drained. A 100 KB/s reader went over 3 s without the server's

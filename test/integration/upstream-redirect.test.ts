@@ -32,8 +32,7 @@ describe('pull-through follows upstream redirects', { timeout: 240_000 }, () => 
   let upstream: RedirectingUpstream;
   let node: ShoalProcess;
   const blobs: UpstreamContent[] = [];
-  const url = (blob: UpstreamContent) =>
-    `${node.blobUrl}/v2/app/web/blobs/${blob.digest}?ns=${upstream.host}`;
+  const url = (blob: UpstreamContent) => `${node.url}/v2/app/web/blobs/${blob.digest}?ns=${upstream.host}`;
 
   before(async () => {
     dir = await shortTempDir('shoal-redirect');
@@ -182,7 +181,7 @@ describe('pull-through across a cluster with a redirecting upstream', { timeout:
   });
 
   it('fetches a redirected blob once for concurrent cold pulls on every node', async () => {
-    const url = (node: ShoalProcess) => `${node.blobUrl}/v2/app/web/blobs/${blob.digest}?ns=${upstream.host}`;
+    const url = (node: ShoalProcess) => `${node.url}/v2/app/web/blobs/${blob.digest}?ns=${upstream.host}`;
     const results = await Promise.all(nodes.flatMap((node) => [download(url(node)), download(url(node))]));
     for (const got of results) assert.deepEqual([got.status, sha256(got.bytes)], [200, blob.digest]);
     await waitFor('counts settle', async () => upstream.blobGets(blob.digest).cdn >= 1, 5_000);

@@ -29,6 +29,15 @@ export function list<T>(parseOne: (raw: string, flag: string) => T, help: string
   return { help, kind: 'list', defaultValue: [], parse: parseOne };
 }
 
+/**
+ * Flags that are gone, with what replaced them: given on the command line or as their env var, they are
+ * refused with that message rather than ignored, so an old manifest fails loudly instead of half-working.
+ */
+const REMOVED_FLAGS: Readonly<Record<string, string>> = {
+  'registry-blob-addr':
+    'removed: --registry-addr serves blob bytes too (one registry port); drop the flag and hostPort 5003',
+};
+
 /** registryAddr → registry-addr */
 export function flagName(key: string): string {
   return key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
@@ -67,6 +76,8 @@ export function parseFlags<S extends FlagSet>(
     }
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const removed = REMOVED_FLAGS[name];
+    if (removed !== undefined) throw new ConfigError(`--${name}: ${removed}`);
     const key = byName.get(name);
     const flag = key === undefined ? undefined : spec[key];
     if (key === undefined || flag === undefined)
@@ -88,6 +99,10 @@ export function parseFlags<S extends FlagSet>(
       for (const word of words) for (const item of splitList(word)) items.push(flag.parse(item, name));
       fromArgs.set(key, items);
     }
+  }
+  for (const [name, removed] of Object.entries(REMOVED_FLAGS)) {
+    const variable = name.replace(/-/g, '_').toUpperCase();
+    if ((env[variable] ?? '') !== '') throw new ConfigError(`--${name}: ${removed} (from $${variable})`);
   }
   const values: Record<string, unknown> = {};
   for (const [key, flag] of Object.entries(spec)) {

@@ -24,11 +24,7 @@ import {
 export const registryFlags = {
   registryAddr: address(
     ':5000',
-    'Address the OCI registry API listens on (what containerd and other clients are pointed at).',
-  ),
-  registryBlobAddr: address(
-    ':5003',
-    'Address blob bytes are served on: the registry API redirects blob downloads here (307), and peers fetch from it directly.',
+    'Address the OCI registry API listens on, blob bytes included (what containerd, other clients and peers are pointed at).',
   ),
   idleTimeout: duration(
     '30s',

@@ -67,7 +67,7 @@ function render(state) {
     el('span', {}, 'v' + node.version), el('span', { class: node.ready ? 'badge' : 'badge bad' }, node.ready ? 'ready' : 'not ready'),
     el('span', {}, 'up ' + ago(node.startedAt).replace(' ago', '')));
   fill('identity', el('dl', {},
-    el('dt', {}, 'registry'), el('dd', { class: 'mono' }, node.registry + ' (blob port ' + node.blobPort + ')'),
+    el('dt', {}, 'registry'), el('dd', { class: 'mono' }, node.registry + (node.tlsPort ? ' (TLS port ' + node.tlsPort + ')' : '')),
     el('dt', {}, 'store'), el('dd', {}, node.store + (node.upstreamFallback ? ', pull-through on' : '')),
     el('dt', {}, 'mirrored'), el('dd', {}, node.mirroredRegistries.length ? node.mirroredRegistries.join(', ') : 'every registry'),
     el('dt', {}, 'router'), el('dd', { class: 'mono' }, node.routerAddresses.length ? node.routerAddresses.join(' ') : 'none (standalone)')));

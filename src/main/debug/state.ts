@@ -11,9 +11,9 @@ export interface NodeView {
   peerId: string | undefined;
   /** Where peers reach its router. */
   routerAddresses: string[];
-  /** Where clients reach its registry API, and its blob port. */
+  /** Where clients and peers reach its registry API; its TLS listener's port, 0 without one. */
   registry: string;
-  blobPort: number;
+  tlsPort: number;
   store: string;
   mirroredRegistries: string[];
   upstreamFallback: boolean;

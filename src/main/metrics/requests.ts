@@ -7,10 +7,9 @@ export type RequestKind = 'manifest' | 'blob' | 'tag_list' | 'referrers' | 'othe
 /**
  * How a request ended: served (`hit`); not held here or at any source (`miss`); refused by the mirrored
  * registries, `--registry-filters` or `--resolve-tags` (`filtered`); a bad request or a failure (`error`);
- * cut before its body was complete (`cut`); sent to the blob port for its bytes (`redirect`, counted
- * again where the bytes are served).
+ * cut before its body was complete (`cut`).
  */
-export type RequestResult = 'hit' | 'miss' | 'filtered' | 'error' | 'cut' | 'redirect';
+export type RequestResult = 'hit' | 'miss' | 'filtered' | 'error' | 'cut';
 
 /** Where the answer came from; `none` when nothing was served. */
 export type RequestSource = 'local' | 'peer' | 'owner' | 'upstream' | 'none';
@@ -48,10 +47,9 @@ const RESULTS: Record<RequestResult, number> = {
   filtered: 2,
   error: 3,
   cut: 4,
-  redirect: 5,
 };
 const REQUESTERS: Record<Requester, number> = { client: 0, member: 1 };
-const SLOTS = 5 * 5 * 6 * 2;
+const SLOTS = 5 * 5 * 5 * 2;
 
 /** Everything counted for one combination of labels. */
 interface Cell {

@@ -29,7 +29,7 @@ export async function buildMesh(
     verifier: VerifyPool;
     metrics: Metrics;
     psk: Uint8Array | undefined;
-    blobPort: () => number;
+    registryPort: () => number;
     log: Logger;
   },
 ): Promise<Mesh> {
@@ -42,7 +42,7 @@ export async function buildMesh(
       host: config.routerAddr.host ?? '0.0.0.0',
       port: config.routerAddr.port,
       dataDir: config.dataDir,
-      registryPort: deps.blobPort,
+      registryPort: deps.registryPort,
       bootstrap: bootstrapperFor(config),
       refreshIntervalMs: config.routerRefreshInterval,
       joinTimeoutMs: config.routerJoinTimeout,

@@ -5,7 +5,6 @@ import { hostDirName } from '../containerd/hosts.js';
 import { debugRoutes } from '../debug/routes.js';
 import type { Logger } from '../log/logger.js';
 import { Metrics } from '../metrics/metrics.js';
-import { FrontDoor } from '../registry/front-door.js';
 import { PullHandler } from '../registry/handler.js';
 import { RegistryServer } from '../registry/server.js';
 import { loadTlsFiles } from '../registry/tls.js';
@@ -47,8 +46,7 @@ export class ShoalNode {
   readonly #log: Logger;
   readonly #life: Lifecycle;
   #draining = false;
-  #frontDoor: FrontDoor | undefined;
-  #blobs: RegistryServer | undefined;
+  #registry: RegistryServer | undefined;
 
   private constructor(log: Logger) {
     this.#log = log;
@@ -68,23 +66,19 @@ export class ShoalNode {
     return node;
   }
 
-  /** The bound ports, once started. */
-  get ports(): { registry: number; blob: number } {
-    return { registry: this.#frontDoor?.port ?? 0, blob: this.#blobs?.port ?? 0 };
+  /** The bound ports, once started (`tls` is 0 without a TLS listener). */
+  get ports(): { registry: number; tls: number } {
+    return { registry: this.#registry?.port ?? 0, tls: this.#registry?.tlsPort ?? 0 };
   }
 
   /**
-   * Takes the node out of service: `/readyz` answers 503, the registry ports refuse new connections, and
+   * Takes the node out of service: `/readyz` answers 503, the registry port refuses new connections, and
    * responses in flight run until `deadline` (epoch ms). The router and advertiser stay up meanwhile, so
    * nothing still being served is withdrawn. What runs at the deadline is cut and counted.
    */
   async drain(deadline: number): Promise<DrainResult> {
     this.#draining = true;
-    const [front, blobs] = await Promise.all([
-      this.#frontDoor?.drain(deadline) ?? 0,
-      this.#blobs?.drain(deadline) ?? 0,
-    ]);
-    return { cut: front + blobs };
+    return { cut: (await this.#registry?.drain(deadline)) ?? 0 };
   }
 
   /** Stops every part, in reverse order of start. */
@@ -125,12 +119,12 @@ export class ShoalNode {
     await book.start();
     life.started('tags', book);
     const held = new BookedStore({ inner: owned, book });
-    // Peers fetch from the blob listener directly: no redirect between two shoals.
-    const blobPort = (): number => this.#blobs?.port ?? config.registryBlobAddr.port;
+    // Peers fetch from the registry port, as clients do: the one port that serves the whole pull API.
+    const registryPort = (): number => this.#registry?.port ?? config.registryAddr.port;
     const mesh: Mesh | undefined =
       config.bootstrapKind === 'none'
         ? undefined
-        : await buildMesh(config, { held, verifier, metrics, psk, blobPort, log });
+        : await buildMesh(config, { held, verifier, metrics, psk, registryPort, log });
     let store: ContentStore = mesh?.store ?? held;
     const pull =
       cache === undefined
@@ -162,7 +156,7 @@ export class ShoalNode {
     const ledger = buildLedger(config, {
       metrics,
       log,
-      inFlight: () => (this.#frontDoor?.inFlight ?? 0) + (this.#blobs?.inFlight ?? 0),
+      inFlight: () => this.#registry?.inFlight ?? 0,
     });
     const checks = buildPreflight(config, {
       serving: own === undefined ? 'containerd' : 'embedded',
@@ -198,11 +192,11 @@ export class ShoalNode {
         manifestTimeoutMs: config.manifestTimeout,
       },
     );
-    const blobs = new RegistryServer(
+    const registry = new RegistryServer(
       { handler, log: log.child({ component: 'registry' }), metrics, ledger },
       {
-        host: config.registryBlobAddr.host,
-        port: config.registryBlobAddr.port,
+        host: config.registryAddr.host,
+        port: config.registryAddr.port,
         chunkBytes: config.streamChunkBytes,
         buffers: config.streamBuffers,
         parkedBytes: config.streamParkedBytes,
@@ -230,22 +224,13 @@ export class ShoalNode {
       'metrics',
       await serveSide('metrics', 'metrics-addr', config.metricsAddr, [metrics.route(), ...debug]),
     );
-    const flag = tls === undefined ? 'registry-blob-addr' : 'registry-blob-addr or --registry-tls-addr';
-    this.#blobs = life.started('blob listener', await listenOrFail(flag, config.registryBlobAddr, blobs));
-    const frontDoor = new FrontDoor(
-      { handler, log: log.child({ component: 'registry' }), ledger, blobPort: () => blobs.port },
-      { host: config.registryAddr.host, port: config.registryAddr.port, headTimeoutMs: config.idleTimeout },
-    );
-    this.#frontDoor = life.started(
-      'registry',
-      await listenOrFail('registry-addr', config.registryAddr, frontDoor),
-    );
+    const flag = tls === undefined ? 'registry-addr' : 'registry-addr or --registry-tls-addr';
+    this.#registry = life.started('registry', await listenOrFail(flag, config.registryAddr, registry));
     log.info(
       {
         host: config.registryAddr.host ?? '*',
-        port: frontDoor.port,
-        blobPort: blobs.port,
-        ...(tls === undefined ? {} : { tlsPort: blobs.tlsPort }),
+        port: registry.port,
+        ...(tls === undefined ? {} : { tlsPort: registry.tlsPort }),
         store: store.kind,
         admin: adminServer.port,
         metrics: metricsServer.port,

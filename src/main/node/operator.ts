@@ -106,7 +106,7 @@ export function debugSources(
   config: RegistryConfig,
   parts: {
     startedAt: number;
-    ports: () => { registry: number; blob: number };
+    ports: () => { registry: number; tls: number };
     ready: () => Promise<boolean>;
     store: ContentStore;
     held: ContentStore;
@@ -131,7 +131,7 @@ export function debugSources(
       peerId: started() ? router?.peerId : undefined,
       routerAddresses: started() ? (router?.addresses ?? []) : [],
       registry: `${config.registryAddr.host ?? '*'}:${parts.ports().registry}`,
-      blobPort: parts.ports().blob,
+      tlsPort: parts.ports().tls,
       store: parts.store.kind,
       mirroredRegistries: config.mirroredRegistries.map(hostDirName),
       upstreamFallback: config.upstreamFallback,

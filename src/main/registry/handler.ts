@@ -3,6 +3,7 @@ import {
   ContentCorruptError,
   ManifestTooLargeError,
   ManifestUnknownError,
+  MethodNotImplementedError,
   MethodUnsupportedError,
   PeerUnauthorizedError,
 } from '../errors.js';
@@ -15,14 +16,7 @@ import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from 
 import type { Discovery } from '../tags/discovery.js';
 import { withTimeout } from '../util/timeout.js';
 import { type DiscoveryReplyInit, referrersReply, tagListReply } from './discovery-replies.js';
-import {
-  API_VERSION_HEADER,
-  bodyReply,
-  type Headers,
-  type Reply,
-  redirectReply,
-  textReply,
-} from './reply.js';
+import { API_VERSION_HEADER, bodyReply, type Headers, type Reply, textReply } from './reply.js';
 import type { PullRequest } from './request.js';
 import { type ServedInit, ServedRegistries } from './served.js';
 import { DISCARDED_TRACE, type RequestTrace } from './trace.js';
@@ -50,6 +44,12 @@ export interface PullHandlerDeps {
 
 const PING_BODY = Buffer.from('{}');
 
+/** Methods HTTP and WebDAV define: refused with 405; any other method is one nobody implements (501). */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(
+  'GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK'.split(
+    ' ',
+  ),
+);
 /** Answers the OCI distribution pull API from a content store. Knows nothing of the HTTP server. */
 export class PullHandler {
   readonly #store: ContentStore;
@@ -82,6 +82,7 @@ export class PullHandler {
     const head = request.method === 'HEAD';
     const trace = request.trace ?? DISCARDED_TRACE;
     if (!head && request.method !== 'GET') {
+      if (!KNOWN_METHODS.has(request.method)) throw new MethodNotImplementedError('unknown method');
       throw new MethodUnsupportedError(
         `${request.method.slice(0, 16)} is not supported: shoal serves pulls only`,
       );
@@ -134,15 +135,7 @@ export class PullHandler {
         (message) => new BlobUnknownError(`blob ${route.digest}: ${message}`),
       );
     }
-    const reply = await this.#blob(
-      store,
-      route.digest,
-      request.range,
-      head,
-      origin,
-      trace,
-      request.blobLocation,
-    );
+    const reply = await this.#blob(store, route.digest, request.range, head, origin, trace);
     return reply.kind === 'stream' && member !== undefined ? { ...reply, member } : reply;
   }
 
@@ -238,7 +231,6 @@ export class PullHandler {
     head: boolean,
     origin: ContentOrigin,
     trace: RequestTrace,
-    location?: () => string,
   ): Promise<Reply> {
     const descriptor = await store.stat(digest, origin);
     trace.content = descriptor;
@@ -259,8 +251,6 @@ export class PullHandler {
     const status = range === undefined ? 200 : 206;
     if (head || length === 0)
       return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
-    // Misses, filters and bad ranges were answered here; only the bytes move to the blob listener.
-    if (location !== undefined) return redirectReply(location());
     const reader = await descriptor.open(range ?? whole);
     return { kind: 'stream', status, headers, reader, length };
   }

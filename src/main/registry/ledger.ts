@@ -101,7 +101,7 @@ export class OpenRequest implements RequestTrace, CountedRequest {
     this.firstByteSeconds = ((this.#firstByteAt === 0 ? now : this.#firstByteAt) - this.#started) / 1000;
     this.at = performance.timeOrigin + now;
     this.result = resultOf(this, ending);
-    const served = this.result === 'hit' || this.result === 'redirect' || this.result === 'cut';
+    const served = this.result === 'hit' || this.result === 'cut';
     // The found content's source; else one the handler set (a tag list from upstream, the API ping); else
     // the node's own for content without a source of its own; else nothing was served.
     const own = this.source === 'none' ? undefined : this.source;
@@ -244,7 +244,7 @@ export class RequestLedger {
     else if (this.#logEach) this.#log.info(request.record(), 'request');
     this.#recent[this.#next] = request;
     this.#next = (this.#next + 1) % this.#recent.length;
-    if (request.requester === 'member' || request.result === 'redirect') return;
+    if (request.requester === 'member') return;
     if (request.result === 'hit') this.#lastHit = request;
     const window = this.#window;
     window.requests[request.source] = (window.requests[request.source] ?? 0) + 1;
@@ -266,7 +266,6 @@ export class RequestLedger {
 
 function resultOf(trace: RequestTrace, ending: Ending): RequestResult {
   if (ending.cut) return 'cut';
-  if (ending.status === 307) return 'redirect';
   if (ending.status < 400) return 'hit';
   if (trace.filtered) return 'filtered';
   if (ending.status === 404) return 'miss';

@@ -1,4 +1,4 @@
-import uWS, { type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
+import uWS, { type TemplatedApp, type us_listen_socket } from './uws.js';
 
 /** The listen overload uWS has at runtime but its typings lack: host, port and options together. */
 type ListenWithOptions = (

@@ -49,12 +49,6 @@ export function textReply(status: number, text: string, head: boolean): FullRepl
   return bodyReply(status, 'text/plain', Buffer.from(`${text}\n`), head, [], false);
 }
 
-/** A blob's bytes are served on the blob listener: 307 there, with no body. */
-export function redirectReply(location: string): FullReply {
-  const headers: Headers = [['Location', location], ['Content-Length', '0'], API_VERSION_HEADER];
-  return { kind: 'full', status: 307, headers, body: Buffer.alloc(0) };
-}
-
 /** The OCI JSON error body for any error; errors shoal did not raise on purpose become a 500. */
 export function errorReply(err: unknown, head: boolean): FullReply {
   const known: ShoalError | undefined = isShoalError(err) ? err : undefined;

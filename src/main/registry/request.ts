@@ -19,12 +19,6 @@ export interface PullRequest {
   peer?: PeerClaim | undefined;
   /** Aborts when the client disconnects before its answer is complete. */
   signal?: AbortSignal | undefined;
-  /**
-   * Where a blob's bytes are served instead (the blob listener, `--registry-blob-addr`): a blob GET that
-   * would stream gets a 307 there. Set by the front door, and called only for such a GET; absent, the bytes
-   * stream in this reply.
-   */
-  blobLocation?: (() => string) | undefined;
   /** What the handler learns of the request, for the ledger that counts it; absent when nobody counts. */
   trace?: RequestTrace | undefined;
 }

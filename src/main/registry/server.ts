@@ -1,4 +1,3 @@
-import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { setBounded } from '../util/bounded-map.js';
@@ -13,6 +12,7 @@ import { ByteRateLimiter } from './rate-limit.js';
 import { errorReply, type Reply } from './reply.js';
 import { type Connection, StallWatch, type StreamContext, streamBody } from './stream.js';
 import type { TlsFiles } from './tls.js';
+import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from './uws.js';
 import { capture, writeFull, writeHead } from './uws-io.js';
 
 export interface RegistryServerInit {

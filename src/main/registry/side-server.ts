@@ -1,7 +1,7 @@
-import uWS, { type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import { listenExclusive } from './listen.js';
 import { statusLine } from './reply.js';
 import type { TlsFiles } from './tls.js';
+import uWS, { type HttpResponse, type us_listen_socket } from './uws.js';
 
 /** Largest request body a route takes unless it says otherwise. */
 const DEFAULT_MAX_BODY_BYTES = 64 << 10;

@@ -1,10 +1,10 @@
-import type { HttpResponse } from 'uWebSockets.js';
 import { ContentCorruptError, StoreUnavailableError } from '../errors.js';
 import type { BlobReader } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
 import type { BufferPool } from './buffer-pool.js';
 import { type ParkBudget, settlesWithin } from './park.js';
 import type { ByteRateLimiter } from './rate-limit.js';
+import type { HttpResponse } from './uws.js';
 
 /** Per-connection state shared with the server's onAborted handler. */
 export interface Connection {

@@ -1,6 +1,6 @@
-import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { type CapturedRequest, captureClaims } from './answer.js';
 import { type FullReply, type Reply, statusLine } from './reply.js';
+import type { HttpRequest, HttpResponse } from './uws.js';
 
 // Moving requests and replies across uWebSockets.js: what the blob listener copies out of a request before
 // its first await, and how a reply's head and body are written.
@@ -20,7 +20,8 @@ export function capture(req: HttpRequest): CapturedRequest {
   const accept = accepts.join(', ');
   return {
     ...captureClaims((name) => req.getHeader(name)),
-    method: req.getMethod().toUpperCase(),
+    // Methods are case-sensitive (RFC 9110 §9.1): `get` is not GET.
+    method: req.getCaseSensitiveMethod(),
     path,
     query,
     range: range === '' ? undefined : range,
