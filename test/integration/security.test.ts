@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -220,6 +221,15 @@ describe('security: pull-through reaches only the registries named, and checks e
       ),
     );
   const bigs = new Map(['head-size', 'get-length', 'digest', 'chunked'].map((lie) => [lie, bigOf(lie)]));
+  // Wrong bytes of the right length, smaller than one stream chunk and over several (chunks are 1 MiB).
+  const wrongSized = (label: string, bytes: number) =>
+    contentOf(
+      Buffer.concat(
+        Array.from({ length: bytes / 32 }, (_, i) => createHash('sha256').update(`${label}-${i}`).digest()),
+      ),
+    );
+  const smallWrong = wrongSized('small-wrong', 4096);
+  const largeWrong = wrongSized('large-wrong', 3 << 20);
   const manifest = contentOf(
     Buffer.from(
       JSON.stringify({
@@ -234,7 +244,11 @@ describe('security: pull-through reaches only the registries named, and checks e
 
   before(async () => {
     dir = await shortTempDir('shoal-sec-upstream');
-    const contents = [[blob], ...[...bigs.values()].map((big) => [big] as const), [manifest, 'v1']] as const;
+    const contents = [
+      [blob],
+      ...[...bigs.values(), smallWrong, largeWrong].map((big) => [big] as const),
+      [manifest, 'v1'],
+    ] as const;
     guarded = await startGuardedPullThrough(join(dir, 'data'), contents, [
       '127.0.0.1',
       '127.0.0.1',
@@ -328,6 +342,41 @@ describe('security: pull-through reaches only the registries named, and checks e
       }
     });
   }
+
+  it('never sends a finished 200 of a small or a large blob whose bytes fail their digest (curl, Node, Go)', async () => {
+    // Go: containerd's own fetcher (`ctr content fetch-object`), sent to shoal by a hosts.toml whose
+    // registry fallback is refused, so what it gets is shoal's answer alone.
+    const hostsDir = join(dir, 'certs.d');
+    await mkdir(join(hostsDir, upstream.host), { recursive: true });
+    await writeFile(
+      join(hostsDir, upstream.host, 'hosts.toml'),
+      `server = "http://127.0.0.1:9"\n\n[host."${node.url}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+    for (const wrong of [smallWrong, largeWrong]) {
+      const ctr = new Child('ctr', [
+        'content',
+        'fetch-object',
+        '--plain-http',
+        '--hosts-dir',
+        hostsDir,
+        `${upstream.host}/lie/digest@${wrong.digest}`,
+      ]);
+      assert.notEqual(await ctr.finished, 0, `ctr fetched it: ${ctr.output.slice(-300)}`);
+      // The small blob failed before its first byte: containerd was told 404 and moved on.
+      if (wrong === smallWrong) assert.match(ctr.output, /from remote: not found\s*$/);
+      const url = `${node.url}/v2/lie/digest/blobs/${wrong.digest}?ns=${upstream.host}`;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const outcome = await fetchOutcome(url);
+        assert.ok(!(outcome.status === 200 && outcome.complete), `Node: a finished ${outcome.status}`);
+        // The small blob fails before its first byte: an error status, so containerd moves on at once.
+        if (wrong === smallWrong) assert.equal(outcome.status, 404);
+        const curl = new Child('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', url]);
+        const code = await curl.finished;
+        const status = curl.output.trim().slice(-3);
+        assert.ok(code !== 0 || status !== '200', `curl exited 0 with ${status}: ${curl.output}`);
+      }
+    }
+  });
 
   it('serves a manifest by tag whole when upstream’s HEAD lies about its size', async () => {
     const outcome = await fetchOutcome(`${node.url}/v2/lie/head-size/manifests/v1?ns=${upstream.host}`, {

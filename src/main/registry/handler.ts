@@ -251,8 +251,15 @@ export class PullHandler {
     const status = range === undefined ? 200 : 206;
     if (head || length === 0)
       return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
-    const reader = await descriptor.open(range ?? whole);
-    return { kind: 'stream', status, headers, reader, length };
+    try {
+      const reader = await descriptor.open(range ?? whole);
+      return { kind: 'stream', status, headers, reader, length };
+    } catch (err) {
+      // Bytes that failed their check (found so before this request: a download it joined) are never
+      // served; a 404 sends containerd to the next host at once, as for a manifest.
+      if (!(err instanceof ContentCorruptError)) throw err;
+      throw new BlobUnknownError(`blob ${digest} could not be read intact: ${err.message}`, { cause: err });
+    }
   }
 }
 

@@ -1,3 +1,4 @@
+import { BlobUnknownError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { setBounded } from '../util/bounded-map.js';
@@ -216,7 +217,7 @@ export class RegistryServer {
     connection: Connection,
     counted: OpenRequest | undefined,
   ): Promise<{ status: number; bytes: number; cut: boolean }> {
-    const progress = { sent: 0 };
+    const progress = { sent: 0, headed: false };
     const cut = (): { status: number; bytes: number; cut: boolean } => ({
       status: reply.status,
       bytes: progress.sent,
@@ -239,8 +240,6 @@ export class RegistryServer {
     }
     try {
       if (connection.aborted) return cut();
-      counted?.firstByte();
-      res.cork(() => writeHead(res, reply.status, reply.headers, false));
       const context: StreamContext = {
         pool: this.#pool,
         timeoutMs: this.#timeoutMs,
@@ -252,14 +251,27 @@ export class RegistryServer {
       // streamBody gives the buffers back (early, when the client turns out slow).
       const lent = buffers;
       buffers = undefined;
-      const bytes = await streamBody(res, reply.reader, lent, reply.length, connection, context);
+      const head = (): void => {
+        counted?.firstByte();
+        writeHead(res, reply.status, reply.headers, false);
+      };
+      const bytes = await streamBody(res, reply.reader, lent, reply.length, connection, context, head);
       const outcome = { status: reply.status, bytes, cut: bytes < reply.length };
       // Counted as the last byte goes out, not after the reader's close (file I/O), so a client that has
       // its body already sees the request on /metrics.
       counted?.end({ method: request.method, ...outcome });
       return outcome;
     } catch (err) {
-      // Status and part of the body are out: the only honest signal left is cutting the connection.
+      if (!progress.headed && !connection.aborted) {
+        // Nothing went out: the client gets an error status, never a 200 it cannot tell from a good one.
+        const refusal = errorReply(unservable(err, request.path), false);
+        this.#log.warn({ err, path: request.path }, 'blob failed before its first byte; answered 404');
+        counted?.firstByte();
+        res.cork(() => writeFull(res, refusal));
+        return { status: refusal.status, bytes: refusal.body?.length ?? 0, cut: false };
+      }
+      // Status and part of the body are out: the only signal left is closing the connection short of
+      // its Content-Length, which every client reads as a broken body.
       this.#log.error({ err, path: request.path }, 'blob stream failed; closing connection');
       if (!connection.aborted) res.close();
       return cut();
@@ -271,3 +283,15 @@ export class RegistryServer {
 }
 
 const MAX_LIMITED_MEMBERS = 4096;
+
+/**
+ * What a blob whose body failed before its first byte is answered with: 404, so containerd moves on to
+ * its next host (the registry) at once, whatever the cause (bytes that failed their check, a peer or
+ * upstream that broke off, a store that did not answer).
+ */
+function unservable(err: unknown, path: string): BlobUnknownError {
+  const why = err instanceof Error ? err.message : String(err);
+  return new BlobUnknownError(`${path.slice(path.lastIndexOf('/') + 1)} could not be served intact: ${why}`, {
+    cause: err,
+  });
+}

@@ -83,11 +83,20 @@ class ChunkWriter {
   readonly #connection: Connection;
   readonly #stalls: StallWatch;
   #pending: { chunk: Buffer; start: number; resolve: (written: boolean) => void } | undefined;
+  /** Writes the status and headers: called once, in the same cork as the first chunk. */
+  #head: (() => void) | undefined;
   #registered = false;
   #lastOffset = 0;
   #lastProgress = 0;
 
-  constructor(res: HttpResponse, total: number, connection: Connection, stalls: StallWatch) {
+  constructor(
+    res: HttpResponse,
+    total: number,
+    connection: Connection,
+    stalls: StallWatch,
+    head: () => void,
+  ) {
+    this.#head = head;
     this.#res = res;
     this.#total = total;
     this.#connection = connection;
@@ -99,6 +108,8 @@ class ChunkWriter {
     const start = this.#res.getWriteOffset();
     let result: [boolean, boolean] = [false, false];
     this.#res.cork(() => {
+      this.#head?.();
+      this.#head = undefined;
       result = this.#res.tryEnd(chunk, this.#total);
     });
     if (result[0] || result[1]) return Promise.resolve(true);
@@ -176,8 +187,11 @@ export interface StreamContext {
   stalls: StallWatch;
   park: ParkBudget;
   limiter?: ByteRateLimiter | undefined;
-  /** Bytes of this stream the client has taken so far, kept up to date as it goes (also when it throws). */
-  progress: { sent: number };
+  /**
+   * Bytes of this stream the client has taken so far, and whether its status went out, kept up to date as
+   * it goes (also when it throws).
+   */
+  progress: { sent: number; headed: boolean };
 }
 
 /** A write still waiting after this long marks its client slower than the pool is meant for. */
@@ -186,8 +200,7 @@ const PARK_AFTER_MS = 50;
 const PARKED_CHUNK_BYTES = 64 << 10;
 
 /**
- * Streams `total` bytes from a reader to a response whose status and headers are already written, and
- * gives `buffers` (borrowed from `ctx.pool`) back when done. Two pooled buffers alternate: the store fills
+ * Streams `total` bytes from a reader to a response, and gives `buffers` (borrowed from `ctx.pool`) back when done. Two pooled buffers alternate: the store fills
  * one while the socket drains the other, and nothing is read ahead of that, so a slow client slows the
  * disk read instead of growing memory.
  *
@@ -196,8 +209,11 @@ const PARKED_CHUNK_BYTES = 64 << 10;
  * served from then on in small reads, one at a time. So a slow or stalled reader never holds the pool that
  * fast clients draw from, and is never cut for being slow; only the stall watch cuts a reader that takes
  * nothing for --idle-timeout.
+ * The status and headers (`head`) go out with the first chunk, once the reader has given it: a reader
+ * that checks what it reads (a peer's bytes, a download) gives nothing it has not checked, so a body that
+ * fails before its first byte leaves the status unsent, for the caller to answer with an error instead.
  * Returns the bytes the client took (fewer than `total` when it left). Throws when the body cannot be
- * finished; the caller must then cut the connection.
+ * finished; `ctx.progress.headed` then says whether the caller may still answer, or must cut.
  */
 export async function streamBody(
   res: HttpResponse,
@@ -206,6 +222,7 @@ export async function streamBody(
   total: number,
   connection: Connection,
   ctx: StreamContext,
+  head: () => void,
 ): Promise<number> {
   const read = (into: Buffer): Promise<number> => {
     const reading = withTimeout(
@@ -219,7 +236,10 @@ export async function streamBody(
     reading.catch(() => undefined);
     return reading;
   };
-  const writer = new ChunkWriter(res, total, connection, ctx.stalls);
+  const writer = new ChunkWriter(res, total, connection, ctx.stalls, () => {
+    head();
+    ctx.progress.headed = true;
+  });
   let [current, spare] = buffers as [Buffer, Buffer | undefined];
   let next: Promise<number> | undefined = read(current);
   let sent = 0;
