@@ -8,7 +8,9 @@ export const USER_AGENT = 'shoal-pull-through';
 
 /** A request's options inside the client: `deadlineAt` (epoch ms) bounds the wait for its headers. */
 export type SendOptions = {
-  method: 'GET' | 'HEAD';
+  method: 'GET' | 'HEAD' | 'POST';
+  /** A form body (a token request's refresh token), sent as application/x-www-form-urlencoded. */
+  form?: URLSearchParams;
   accept?: string;
   range?: string;
   signal?: AbortSignal | undefined;
@@ -16,7 +18,7 @@ export type SendOptions = {
 };
 
 /**
- * One HTTP request to an upstream registry (or the CDN it redirects to), on pooled keep-alive connections,
+ * One HTTP request to an upstream registry (the CDN it redirects to, its token realm), on pooled keep-alive connections,
  * resolved at its headers with the body paused. Every connection resolves its name through `lookup` (the
  * guard's), so it goes only where the operator allowed, checked at connect time.
  */
@@ -37,6 +39,11 @@ export class UpstreamSender {
     const headers: Record<string, string> = { accept: opts.accept ?? '*/*', 'user-agent': USER_AGENT };
     if (opts.range !== undefined) headers.range = opts.range;
     if (authorization !== undefined) headers.authorization = authorization;
+    const body = opts.form?.toString();
+    if (body !== undefined) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
     return new Promise((resolve, reject) => {
       const send = secure ? httpsRequest : httpRequest;
       const req = send(
@@ -63,7 +70,7 @@ export class UpstreamSender {
         clearTimeout(timer);
         reject(err);
       });
-      req.end();
+      req.end(body);
     });
   }
 }

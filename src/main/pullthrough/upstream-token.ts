@@ -1,6 +1,9 @@
-import { UpstreamUnauthorizedError, UpstreamUnavailableError } from '../errors.js';
+import { UpstreamRefusedError, UpstreamUnauthorizedError, UpstreamUnavailableError } from '../errors.js';
+import { followRedirects } from './redirects.js';
+import type { UpstreamResponse } from './upstream.js';
 import { basicHeader, type Challenge, type CredentialStore } from './upstream-auth.js';
 import type { UpstreamGuard } from './upstream-guard.js';
+import type { SendOptions, UpstreamSender } from './upstream-send.js';
 
 interface CachedToken {
   token: string;
@@ -8,6 +11,32 @@ interface CachedToken {
 }
 
 const DEFAULT_TOKEN_SECONDS = 60;
+/** Largest token answer read: a JWT is a few KiB. */
+const MAX_TOKEN_BODY_BYTES = 64 << 10;
+
+/** Reads a realm's JSON answer, at most MAX_TOKEN_BODY_BYTES, by `deadlineAt` (epoch ms). */
+async function readJson(response: UpstreamResponse, service: string, deadlineAt: number): Promise<unknown> {
+  const body = response.body;
+  const timer = setTimeout(
+    () => body.destroy(new Error('no whole answer within --upstream-timeout')),
+    Math.max(1, deadlineAt - Date.now()),
+  );
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_TOKEN_BODY_BYTES) throw new Error(`answer over ${MAX_TOKEN_BODY_BYTES} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (cause) {
+    body.destroy();
+    throw new UpstreamUnavailableError(`${service} sent no readable token`, { cause });
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * What answers a registry's `WWW-Authenticate` challenge: Basic credentials from a docker config, or a
@@ -17,6 +46,7 @@ const DEFAULT_TOKEN_SECONDS = 60;
 export class UpstreamTokens {
   readonly #credentials: CredentialStore | undefined;
   readonly #guard: UpstreamGuard;
+  readonly #send: UpstreamSender['send'];
   readonly #timeoutMs: number;
   readonly #tokens = new Map<string, CachedToken>();
   readonly #challenges = new Map<string, Challenge>();
@@ -24,11 +54,12 @@ export class UpstreamTokens {
   fetched = 0;
 
   constructor(
-    deps: { credentials: CredentialStore | undefined; guard: UpstreamGuard },
+    deps: { credentials: CredentialStore | undefined; guard: UpstreamGuard; sender: UpstreamSender },
     init: { timeoutMs: number },
   ) {
     this.#credentials = deps.credentials;
     this.#guard = deps.guard;
+    this.#send = deps.sender.send.bind(deps.sender);
     this.#timeoutMs = init.timeoutMs;
   }
 
@@ -62,7 +93,11 @@ export class UpstreamTokens {
     return `Bearer ${token.token}`;
   }
 
-  /** Asks the realm for a token; a refusal throws UpstreamUnauthorized and nothing is cached. */
+  /**
+   * Asks the realm for a token; a refusal throws UpstreamUnauthorized and nothing is cached. The realm is
+   * asked like the registry: through the guard at connect time, every redirect hop checked, and neither the
+   * refresh token (a POST body) nor Basic credentials ever sent to another origin than the realm's.
+   */
   async #fetch(
     registry: string,
     challenge: Extract<Challenge, { scheme: 'bearer' }>,
@@ -74,29 +109,39 @@ export class UpstreamTokens {
     await this.#guard.checkUrl(realm);
     const form = new URLSearchParams({ scope });
     if (challenge.service !== undefined) form.set('service', challenge.service);
-    let response: Response;
+    const deadlineAt = Date.now() + this.#timeoutMs;
+    let opts: SendOptions;
+    let authorization: string | undefined;
+    if (credential?.kind === 'identity-token') {
+      // OAuth2: trade the refresh token for an access token.
+      form.set('grant_type', 'refresh_token');
+      form.set('refresh_token', credential.token);
+      form.set('client_id', 'shoal');
+      opts = { method: 'POST', form, deadlineAt };
+    } else {
+      for (const [name, value] of form) realm.searchParams.set(name, value);
+      opts = { method: 'GET', deadlineAt };
+      if (credential?.kind === 'basic') authorization = basicHeader(credential);
+    }
+    const service = `token service of ${registry}`;
+    let response: UpstreamResponse;
     try {
-      if (credential?.kind === 'identity-token') {
-        // OAuth2: trade the refresh token for an access token.
-        form.set('grant_type', 'refresh_token');
-        form.set('refresh_token', credential.token);
-        form.set('client_id', 'shoal');
-        response = await fetch(realm, {
-          method: 'POST',
-          body: form,
-          signal: AbortSignal.timeout(this.#timeoutMs),
-        });
-      } else {
-        for (const [name, value] of form) realm.searchParams.set(name, value);
-        const headers: Record<string, string> = {};
-        if (credential?.kind === 'basic') headers.authorization = basicHeader(credential);
-        response = await fetch(realm, { headers, signal: AbortSignal.timeout(this.#timeoutMs) });
-      }
+      const first = await this.#send(realm.href, opts, authorization);
+      ({ response } = await followRedirects(service, realm, first, {
+        check: (next) => this.#guard.checkUrl(next),
+        ask: async (next) => {
+          if (next.origin === realm.origin) return this.#send(next.href, opts, authorization);
+          if (opts.form !== undefined)
+            throw new UpstreamRefusedError(`${service} redirected a refresh token to another origin`);
+          return this.#send(next.href, opts, undefined);
+        },
+      }));
     } catch (cause) {
-      throw new UpstreamUnavailableError(`token service of ${registry} did not answer`, { cause });
+      if (cause instanceof UpstreamRefusedError) throw cause;
+      throw new UpstreamUnavailableError(`${service} did not answer`, { cause });
     }
     if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
+      response.body.destroy();
       throw new UpstreamUnauthorizedError(
         `token service of ${registry} refused the credentials (${response.status})`,
         {
@@ -104,13 +149,13 @@ export class UpstreamTokens {
         },
       );
     }
-    if (!response.ok) {
-      await response.body?.cancel();
+    if (response.status < 200 || response.status > 299) {
+      response.body.destroy();
       throw new UpstreamUnavailableError(`token service of ${registry} answered ${response.status}`, {
         detail: { upstreamStatus: response.status },
       });
     }
-    const body = (await response.json()) as {
+    const body = (await readJson(response, service, deadlineAt)) as {
       token?: string;
       access_token?: string;
       expires_in?: number;

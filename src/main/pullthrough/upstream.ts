@@ -11,7 +11,7 @@ import {
 import type { CounterLike } from '../metrics/metrics.js';
 import { followRedirects } from './redirects.js';
 import { type CredentialStore, parseChallenge } from './upstream-auth.js';
-import { UpstreamGuard } from './upstream-guard.js';
+import { UpstreamGuard, type UpstreamGuardInit } from './upstream-guard.js';
 import { type SendOptions, UpstreamSender } from './upstream-send.js';
 import { UpstreamTokens } from './upstream-token.js';
 
@@ -82,6 +82,8 @@ export class UpstreamClient {
       credentials?: CredentialStore | undefined;
       /** Each request, by registry and the status it ended with (`error`: no answer, `refused`: not allowed). */
       requests?: CounterLike<'registry' | 'status'>;
+      /** Resolves names for every connection (default: the system's); what it answers passes the guard. */
+      resolve?: UpstreamGuardInit['resolve'];
     },
     init: UpstreamClientInit,
   ) {
@@ -89,16 +91,17 @@ export class UpstreamClient {
     this.#guard = new UpstreamGuard({
       registries: init.mirroredRegistries,
       privateHosts: init.privateHosts ?? [],
+      ...(deps.resolve === undefined ? {} : { resolve: deps.resolve }),
     });
     this.#insecure = new Set(init.insecureRegistries ?? []);
     this.#timeoutMs = init.timeoutMs ?? 10_000;
     this.#retries = init.retries ?? 2;
     this.#backoffMs = init.backoffMs ?? 200;
+    this.#sender = new UpstreamSender(this.#guard.lookup, this.#timeoutMs);
     this.#tokens = new UpstreamTokens(
-      { credentials: deps.credentials, guard: this.#guard },
+      { credentials: deps.credentials, guard: this.#guard, sender: this.#sender },
       { timeoutMs: this.#timeoutMs },
     );
-    this.#sender = new UpstreamSender(this.#guard.lookup, this.#timeoutMs);
   }
 
   /** Tokens fetched so far (for tests of the cache). */

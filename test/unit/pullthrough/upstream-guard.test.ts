@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UpstreamRefusedError } from '../../../src/main/errors.js';
-import { isRefusedAddress, UpstreamGuard } from '../../../src/main/pullthrough/upstream-guard.js';
+import { embeddedIpv4, isRefusedAddress, UpstreamGuard } from '../../../src/main/pullthrough/upstream-guard.js';
 
 describe('UpstreamGuard', () => {
   it('classifies loopback, link-local, private and special addresses as refused', () => {
@@ -29,6 +29,33 @@ describe('UpstreamGuard', () => {
     for (const address of ['8.8.8.8', '172.32.0.1', '1.1.1.1', '2606:4700::1111', '::ffff:8.8.8.8']) {
       assert.equal(isRefusedAddress(address), false, address);
     }
+  });
+
+  it('refuses every IPv6 spelling of a refused IPv4 address, and no spelling of a public one', () => {
+    for (const address of [
+      '::ffff:7f00:9', // mapped, as the URL parser writes [::ffff:127.0.0.9]
+      '::7f00:9', // IPv4-compatible
+      '::127.0.0.9',
+      '0:0:0:0:0:ffff:7f00:0009',
+      '::ffff:0:7f00:9', // SIIT
+      '::ffff:a9fe:a9fe', // 169.254.169.254
+      '64:ff9b::7f00:9', // NAT64
+      '64:ff9b::a00:1', // NAT64 of 10.0.0.1
+      '64:ff9b:1::1', // local-use NAT64: refused whole
+      '2002:7f00:9::1', // 6to4
+      '2002:c0a8:101::', // 6to4 of 192.168.1.1
+      '2001:0:4136:e378:8000:63bf:80ff:fff6', // Teredo, client 127.0.0.9 inverted
+      'fec0::1',
+      '2001:db8::1',
+    ]) {
+      assert.equal(isRefusedAddress(address), true, address);
+    }
+    for (const address of ['::ffff:808:808', '64:ff9b::808:808', '2002:808:808::1', '2001:4860::8888']) {
+      assert.equal(isRefusedAddress(address), false, address);
+    }
+    assert.equal(embeddedIpv4('::ffff:7f00:9'), '127.0.0.9');
+    assert.equal(embeddedIpv4('2001:0:4136:e378:8000:63bf:80ff:fff6'), '127.0.0.9');
+    assert.equal(embeddedIpv4('2606:4700::1111'), undefined);
   });
 
   it('lets pull-through reach only the registries named', () => {
