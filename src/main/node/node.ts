@@ -94,13 +94,9 @@ export class ShoalNode {
     const metrics = new Metrics({ defaultMetrics: true });
     const verifier = life.started('verify', await startVerifier(config, log, metrics));
     log.info({ threads: verifier.threads }, 'digest workers warm');
-    // Content found corrupt here is neither served nor advertised again.
-    const local = life.started(
-      'store',
-      new GuardedStore({ store: await openStore(config, log, verifier, metrics) }),
-    );
+    const opened = life.started('store', await openStore(config, log, verifier, metrics));
     // Pull-through keeps what it fetched in the embedded store: the node's own, or one beside containerd.
-    const own = local.inner instanceof EmbeddedStore ? local.inner : undefined;
+    const own = opened instanceof EmbeddedStore ? opened : undefined;
     const beside =
       config.upstreamFallback && own === undefined
         ? life.started('cache', await openCacheBeside(config, verifier, metrics))
@@ -108,8 +104,13 @@ export class ShoalNode {
     const cache = config.upstreamFallback ? (own ?? beside) : undefined;
     const embedded = own ?? beside;
     if (embedded !== undefined) metrics.watchCache(() => embedded.heldBytes);
-    // What this node serves to peers and advertises: its store, plus a cache kept beside containerd.
-    const owned: ContentStore = beside === undefined ? local : new UnionStore([local, beside]);
+    // What this node holds, serves to peers and advertises: its store, plus a cache kept beside containerd,
+    // behind one guard, so content found corrupt in either is neither served nor advertised again, and
+    // the scrub and the re-check after a member's report see both.
+    const local = new GuardedStore({
+      store: beside === undefined ? opened : new UnionStore([opened, beside]),
+    });
+    const owned: ContentStore = local;
     // The last-known-good tag map: what keeps tags answering when the registry is down.
     await mkdir(config.dataDir, { recursive: true });
     const book = new TagBook(
@@ -129,7 +130,7 @@ export class ShoalNode {
     const pull =
       cache === undefined
         ? undefined
-        : await buildPullThrough(config, { store, cache, verifier, mesh, metrics, log });
+        : await buildPullThrough(config, { store, cache, held: local, verifier, mesh, metrics, log });
     store = new KnownTagsStore({ inner: pull?.store ?? store, book });
     const invalidator = new TagInvalidator({
       book,

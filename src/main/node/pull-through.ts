@@ -17,6 +17,8 @@ export async function buildPullThrough(
   deps: {
     store: ContentStore;
     cache: EmbeddedStore;
+    /** The guarded view over the cache: where a committed download is looked up again. */
+    held: ContentStore;
     verifier: VerifyPool;
     mesh: Mesh | undefined;
     metrics: Metrics;
@@ -41,6 +43,7 @@ export async function buildPullThrough(
     {
       inner: deps.store,
       cache: deps.cache,
+      held: deps.held,
       upstream,
       verifier: deps.verifier,
       router: mesh?.router,

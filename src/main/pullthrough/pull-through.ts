@@ -58,6 +58,8 @@ export interface PullThroughInit {
  */
 export class PullThroughStore extends PassThroughStore {
   readonly #cache: EmbeddedStore;
+  /** How the cache is read: through the node's guard, so condemned content is never served from here. */
+  readonly #held: ContentStore;
   readonly #upstream: UpstreamClient;
   readonly #verifier: DigestVerifier;
   readonly #log: Logger | undefined;
@@ -75,6 +77,8 @@ export class PullThroughStore extends PassThroughStore {
       /** What the node holds and its peers: it must include `cache`, which is only written here. */
       inner: ContentStore;
       cache: EmbeddedStore;
+      /** The guarded view that holds `cache`; default the cache itself (a node without a guard). */
+      held?: ContentStore;
       upstream: UpstreamClient;
       verifier: DigestVerifier;
       /** With P2P on: who else is in the cluster, to pick the one node that fetches each digest. */
@@ -91,6 +95,7 @@ export class PullThroughStore extends PassThroughStore {
   ) {
     super(deps.inner, `${deps.inner.kind}+upstream`);
     this.#cache = deps.cache;
+    this.#held = deps.held ?? deps.cache;
     this.#upstream = deps.upstream;
     this.#verifier = deps.verifier;
     this.#log = deps.log;
@@ -151,7 +156,7 @@ export class PullThroughStore extends PassThroughStore {
     // forgotten only after it is committed, so with none under way the cache is looked at once more: without
     // this, a config asked for during its download was fetched from upstream a second time.
     if (!this.#spools.has(digest)) {
-      const cached = await this.#cache.stat(digest);
+      const cached = await this.#held.stat(digest);
       if (cached !== undefined) return cached;
     }
     try {

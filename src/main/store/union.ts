@@ -37,6 +37,11 @@ export class UnionStore implements ContentStore {
     return keys;
   }
 
+  /** Deletes `digest` from every store that can delete (a digest may be held in more than one). */
+  async remove(digest: Digest): Promise<void> {
+    await Promise.all(this.#stores.map((store) => store.remove?.(digest)));
+  }
+
   onChange(listener: () => void): () => void {
     return subscribeAll(listener, this.#stores);
   }
