@@ -5,6 +5,7 @@ import { DistributionRegistry } from '../test/harness/registry.js';
 import { importLayout, ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
 import { clientsBench } from './clients.js';
+import { containerdPullBench } from './containerd-pull.js';
 import { countingBench } from './counting.js';
 import { throughput } from './measure.js';
 import { memoryBench } from './memory.js';
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
 }
 
 // `npm run bench` runs everything; `npm run bench -- local`, `-- p2p`, `-- verify`, `-- auth`, `-- clients`,
-// `-- memory` or `-- counting` runs one part.
+// `-- memory`, `-- counting` or `-- pull` runs one part.
 const only = process.argv[2];
 if (only === undefined || only === 'local') await main();
 if (only === undefined || only === 'p2p') console.log((await p2pBench()).join('\n'));
@@ -93,3 +94,4 @@ if (only === undefined || only === 'auth') console.log((await peerAuthBench()).j
 if (only === undefined || only === 'clients') console.log((await clientsBench()).join('\n'));
 if (only === undefined || only === 'memory') console.log((await memoryBench()).join('\n'));
 if (only === undefined || only === 'counting') console.log((await countingBench()).join('\n'));
+if (only === undefined || only === 'pull') console.log((await containerdPullBench()).join('\n'));

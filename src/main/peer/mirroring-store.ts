@@ -101,6 +101,13 @@ export class MirroringStore extends PassThroughStore {
   override async stat(digest: Digest, origin?: ContentOrigin): Promise<Content | undefined> {
     const local = await this.inner.stat(digest);
     if (local !== undefined) return local;
+    // A client GET of a blob: ask the peers for the bytes at once, and describe them from that answer's
+    // headers; a checked fetch asks for the whole blob whatever the range, so the answer serves any range.
+    if (origin?.body === true && origin.kind === 'blobs' && this.#verifier !== undefined) {
+      const fetched = await this.#getFirst(digest, origin);
+      // A client that left starts nothing more; else a peer that would not GET may still describe it.
+      if (fetched !== undefined || origin.signal?.aborted === true) return fetched;
+    }
     // A peer serves a manifest only from /manifests/, so ask where the client asked first, then the other.
     const kinds =
       origin?.kind === 'manifests' ? (['manifests', 'blobs'] as const) : (['blobs', 'manifests'] as const);
@@ -116,6 +123,42 @@ export class MirroringStore extends PassThroughStore {
   }
 
   /**
+   * One GET of the whole blob, raced across its providers, whose headers describe it: the content it
+   * returns opens on that body (once; a second open fetches anew). The body is dropped if nobody opens it
+   * within the peer timeout. Undefined when no peer answered such a GET (the caller then describes with HEAD).
+   */
+  async #getFirst(digest: Digest, origin: ContentOrigin): Promise<Content | undefined> {
+    const path = peerPath('blobs', digest, origin);
+    const first = await this.#fetchFrom(digest, path, undefined, origin.signal);
+    if (first === undefined) return undefined;
+    const descriptor = describedBy(Object.fromEntries(first.headers));
+    if (descriptor === undefined || descriptor.digest !== digest || first.status !== 200) {
+      first.stream.body.destroy();
+      return undefined;
+    }
+    let waiting: PeerStream | undefined = first.stream;
+    const discard = (): void => {
+      clearTimeout(timer);
+      waiting?.body.destroy();
+      waiting = undefined;
+    };
+    const timer = setTimeout(discard, this.#peerTimeoutMs);
+    timer.unref();
+    const source: ContentSource = { kind: 'peer', peer: first.stream.peer };
+    return {
+      ...descriptor,
+      source,
+      discard,
+      open: (range) => {
+        const taken = waiting;
+        waiting = undefined;
+        clearTimeout(timer);
+        return this.#fetch(descriptor, range, origin, source, taken);
+      },
+    };
+  }
+
+  /**
    * Content the peers described: opening it fetches from them, on behalf of the client in `origin`. Its
    * source names the peer that described it until a body arrives, then the peer that sent it.
    */
@@ -124,11 +167,37 @@ export class MirroringStore extends PassThroughStore {
     return { ...descriptor, source, open: (range) => this.#fetch(descriptor, range, origin, source) };
   }
 
+  /** A GET of `path` (from `range`, or whole) raced across the providers of `digest`. */
+  async #fetchFrom(
+    digest: Digest,
+    path: string,
+    range: string | undefined,
+    gone: AbortSignal | undefined,
+  ): Promise<{ stream: PeerStream; status: number; headers: ReadonlyMap<string, string> } | undefined> {
+    const won = await this.#race.run(
+      digest,
+      'GET',
+      async (provider, signal) =>
+        getPeerBody(provider.registry, path, {
+          range,
+          signal,
+          timeoutMs: this.#peerTimeoutMs,
+          auth: await this.#auth.headers(provider.id, peerGet('GET', path, range)),
+        }),
+      gone,
+    );
+    if (won === undefined) return undefined;
+    const { body, status, headers } = won.result;
+    return { stream: { body, peer: won.provider.id, registry: won.provider.registry }, status, headers };
+  }
+
   async #fetch(
     described: Descriptor,
     range: ByteRange,
     origin: ContentOrigin | undefined,
     source: ContentSource,
+    /** A whole body already under way (from the GET that described it), read first when given. */
+    started?: PeerStream,
   ): Promise<BlobReader> {
     const { digest } = described;
     const path = peerPath(isManifestMediaType(described.mediaType) ? 'manifests' : 'blobs', digest, origin);
@@ -143,23 +212,9 @@ export class MirroringStore extends PassThroughStore {
       }
       const range =
         offset === 0 && fetched.end === described.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`;
-      const won = await this.#race.run(
-        digest,
-        'GET',
-        async (provider, signal) =>
-          getPeerBody(provider.registry, path, {
-            range,
-            signal,
-            timeoutMs: this.#peerTimeoutMs,
-            auth: await this.#auth.headers(provider.id, peerGet('GET', path, range)),
-          }),
-        origin?.signal,
-      );
-      return won === undefined
-        ? undefined
-        : { body: won.result.body, peer: won.provider.id, registry: won.provider.registry };
+      return (await this.#fetchFrom(digest, path, range, origin?.signal))?.stream;
     };
-    const first = await fetchFrom(fetched.start);
+    const first = started ?? (await fetchFrom(fetched.start));
     if (first === undefined) throw new BlobUnknownError(`no peer could serve ${digest}`);
     source.peer = first.peer;
     const body = new PeerBlobReader(first, fetched, fetchFrom, this.#readTimeoutMs, () => {

@@ -120,6 +120,7 @@ export class PullHandler {
       kind: route.kind === 'manifest' ? 'manifests' : 'blobs',
       forwarded: request.ownerFetch === true,
       signal: request.signal,
+      body: !head && route.kind === 'blob',
     };
     if (route.kind === 'manifest') {
       const name = route.tag ?? route.digest;
@@ -235,10 +236,17 @@ export class PullHandler {
     const descriptor = await store.stat(digest, origin);
     trace.content = descriptor;
     if (descriptor === undefined || descriptor.mediaType !== MEDIA_TYPE_OCTET_STREAM) {
+      descriptor?.discard?.();
       // Manifests are served from /manifests/ only, so a client never mistakes one path for the other.
       throw new BlobUnknownError(`blob ${digest} is not held by this node`);
     }
-    const range = parseRange(rangeHeader, descriptor.size);
+    let range: ReturnType<typeof parseRange>;
+    try {
+      range = parseRange(rangeHeader, descriptor.size);
+    } catch (err) {
+      descriptor.discard?.();
+      throw err;
+    }
     const whole = { start: 0, end: descriptor.size - 1 };
     const length = range === undefined ? descriptor.size : range.end - range.start + 1;
     const headers: Array<readonly [string, string]> = [
@@ -249,8 +257,10 @@ export class PullHandler {
     if (range !== undefined)
       headers.push(['Content-Range', `bytes ${range.start}-${range.end}/${descriptor.size}`]);
     const status = range === undefined ? 200 : 206;
-    if (head || length === 0)
+    if (head || length === 0) {
+      descriptor.discard?.();
       return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
+    }
     try {
       const reader = await descriptor.open(range ?? whole);
       return { kind: 'stream', status, headers, reader, length };

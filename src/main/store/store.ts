@@ -33,6 +33,11 @@ export interface ContentOrigin {
    * Work others share (a download being spooled) goes on.
    */
   signal?: AbortSignal | undefined;
+  /**
+   * The client asked for the bytes (a GET), not only their description: a store that must ask elsewhere
+   * may fetch them at once, and describe them from that answer's headers, instead of asking twice.
+   */
+  body?: boolean;
 }
 
 /** Where content a request is served comes from: held here, a peer, the elected owner, or the registry. */
@@ -83,6 +88,11 @@ export interface Content extends Descriptor {
   localPath?(): Promise<string | undefined>;
   /** Where the bytes come from; absent: the store's own content ({@link LOCAL_SOURCE}). */
   readonly source?: ContentSource;
+  /**
+   * Drops what the store prepared for an `open` that will not come (a body fetched with the description).
+   * Safe to call after `open`, and more than once.
+   */
+  discard?(): void;
 }
 
 /** Where shoal reads content from: containerd's content store, the embedded store, or a fake. */
