@@ -1,3 +1,5 @@
+import { type Digest, isDigest } from './digest.js';
+
 export const MEDIA_TYPE_OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const MEDIA_TYPE_OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const MEDIA_TYPE_DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
@@ -61,4 +63,27 @@ export function acceptsManifest(accept: string | undefined, mediaType: string): 
   if (types.some((type) => type === '*/*' || type === 'application/*')) return true;
   if (!types.some((type) => MANIFEST_MEDIA_TYPES.has(type))) return true;
   return types.includes(mediaType.toLowerCase());
+}
+
+/** Most blobs of one manifest whose providers are looked up ahead (a manifest names a few dozen). */
+const MAX_REFERENCED = 256;
+
+/**
+ * The digests of the config and layers an image manifest names (not an index: its children are manifests
+ * the client picks among). Empty for anything that does not parse as one.
+ */
+export function referencedBlobs(bytes: Uint8Array, mediaType: string): Digest[] {
+  if (mediaType !== MEDIA_TYPE_OCI_MANIFEST && mediaType !== MEDIA_TYPE_DOCKER_MANIFEST) return [];
+  let doc: { config?: { digest?: unknown }; layers?: Array<{ digest?: unknown }> };
+  try {
+    doc = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'));
+  } catch {
+    return [];
+  }
+  const named = [doc?.config, ...(Array.isArray(doc?.layers) ? doc.layers : [])].map(
+    (entry) => entry?.digest,
+  );
+  return named
+    .filter((digest): digest is Digest => typeof digest === 'string' && isDigest(digest))
+    .slice(0, MAX_REFERENCED);
 }

@@ -124,15 +124,24 @@ export class LookupCache {
 
   lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
     const entry = this.#entry(key);
-    const age = Date.now() - entry.checkedAt;
-    if (entry.running === undefined) {
-      const due =
-        entry.providers.length > 0 ? age >= this.#refreshMs : !entry.missed || age >= this.#negativeTtlMs;
-      if (due) this.#start(key, entry);
-    }
+    this.#refresh(key, entry);
     const first = entry.turn++ % Math.max(1, entry.providers.length);
     const cached = [...entry.providers.slice(first), ...entry.providers.slice(0, first)];
     return this.#replay(cached, entry.running, signal);
+  }
+
+  /** Starts a lookup of `key` now if one is due, so a request that follows finds its providers known. */
+  warm(key: string): void {
+    this.#refresh(key, this.#entry(key));
+  }
+
+  /** Starts a lookup unless one runs, or the last one is fresh (providers found, or a recent miss). */
+  #refresh(key: string, entry: Entry): void {
+    if (entry.running !== undefined) return;
+    const age = Date.now() - entry.checkedAt;
+    const due =
+      entry.providers.length > 0 ? age >= this.#refreshMs : !entry.missed || age >= this.#negativeTtlMs;
+    if (due) this.#start(key, entry);
   }
 
   /** `provider` failed for `key` (gone, or answered without it): it is not handed out for the key again. */

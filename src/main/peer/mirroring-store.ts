@@ -123,6 +123,20 @@ export class MirroringStore extends PassThroughStore {
   }
 
   /**
+   * The blobs of a manifest just served are what its client asks for next: their providers are looked up
+   * now, for those not held here, so each blob request finds them known instead of waiting on the DHT.
+   */
+  override prepare(digests: readonly Digest[], origin: ContentOrigin): void {
+    super.prepare(digests, origin);
+    void (async () => {
+      for (const digest of digests) {
+        if (origin.signal?.aborted === true) return;
+        if ((await this.inner.stat(digest).catch(() => undefined)) === undefined) this.#race.warm(digest);
+      }
+    })().catch(() => undefined);
+  }
+
+  /**
    * One GET of the whole blob, raced across its providers, whose headers describe it: the content it
    * returns opens on that body (once; a second open fetches anew). The body is dropped if nobody opens it
    * within the peer timeout. Undefined when no peer answered such a GET (the caller then describes with HEAD).

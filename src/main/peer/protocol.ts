@@ -4,7 +4,7 @@ import { isManifestMediaType, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types
 import type { ContentOrigin, Descriptor } from '../store/store.js';
 import type { SignedRequest } from './peer-auth.js';
 
-// The peer wire protocol: every header one shoal sends another over HTTP (to its blob port). Peers speak plain OCI
+// The peer wire protocol: every header one shoal sends another over HTTP (to its registry port). Peers speak plain OCI
 // distribution (GET and HEAD on /v2/…) plus these; routing and notices travel over libp2p (routing/libp2p).
 
 /** Who a peer request says it is from, when it was signed, and the signature (base64url). */

@@ -69,6 +69,11 @@ export class PeerRace {
     this.#peerTimeoutMs = init.peerTimeoutMs ?? 3000;
   }
 
+  /** Looks `key` up now, unless its providers are known and fresh: a race for it soon need not wait. */
+  warm(key: string): void {
+    this.#lookups.warm(key);
+  }
+
   /** Forgets the providers found for `key`: the next race looks it up afresh. */
   forget(key: string): void {
     this.#lookups.forget(key);

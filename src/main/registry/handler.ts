@@ -7,7 +7,12 @@ import {
   MethodUnsupportedError,
   PeerUnauthorizedError,
 } from '../errors.js';
-import { acceptsManifest, MAX_MANIFEST_BYTES, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
+import {
+  acceptsManifest,
+  MAX_MANIFEST_BYTES,
+  MEDIA_TYPE_OCTET_STREAM,
+  referencedBlobs,
+} from '../oci/media-types.js';
 import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
 import type { PeerClaim, SignedRequest } from '../peer/peer-auth.js';
@@ -212,7 +217,10 @@ export class PullHandler {
       headers.push([TAG_CONFIRMED_HEADER, String(descriptor.confirmedAt)]);
     if (head) return { kind: 'full', status: 200, headers, body: undefined };
     try {
-      return { kind: 'full', status: 200, headers, body: await readAll(descriptor) };
+      const body = await readAll(descriptor);
+      // The client asks for these blobs next: stores that look for content elsewhere may start now.
+      store.prepare?.(referencedBlobs(body, descriptor.mediaType), { ...origin, kind: 'blobs' });
+      return { kind: 'full', status: 200, headers, body };
     } catch (err) {
       // Bytes that failed their digest are never served; a 404 sends containerd to the next host at once.
       if (!(err instanceof ContentCorruptError)) throw err;

@@ -23,6 +23,9 @@ export class PassThroughStore implements ContentStore {
   listKeys(): Promise<Set<string>> {
     return this.inner.listKeys();
   }
+  prepare(digests: readonly Digest[], origin: ContentOrigin): void {
+    this.inner.prepare?.(digests, origin);
+  }
   onChange(listener: () => void): () => void {
     return this.inner.onChange(listener);
   }

@@ -111,6 +111,11 @@ export interface ContentStore {
   onChange(listener: () => void): () => void;
   /** Deletes content found corrupt, where the store is shoal's own. Absent: the store cannot delete. */
   remove?(digest: Digest): Promise<void>;
+  /**
+   * Content a client is about to ask for (the blobs of a manifest it was just served): a store that finds
+   * content elsewhere may start looking now. Never waits, never fails.
+   */
+  prepare?(digests: readonly Digest[], origin: ContentOrigin): void;
   /** True once the store can answer (containerd reachable, directories present). */
   ready(): Promise<boolean>;
   start(): Promise<void>;

@@ -4,6 +4,7 @@ import {
   MEDIA_TYPE_DOCKER_MANIFEST,
   MEDIA_TYPE_OCI_INDEX,
   MEDIA_TYPE_OCI_MANIFEST,
+  referencedBlobs,
   sniffManifestMediaType,
 } from '../../../src/main/oci/media-types.js';
 
@@ -33,5 +34,28 @@ describe('sniffManifestMediaType', () => {
     assert.equal(sniffManifestMediaType(Buffer.from([0x1f, 0x8b, 0x08])), undefined);
     assert.equal(sniffManifestMediaType(Buffer.from('{not json')), undefined);
     assert.equal(sniffManifestMediaType(Buffer.alloc(0)), undefined);
+  });
+});
+
+describe('referencedBlobs', () => {
+  const d = (c: string) => `sha256:${c.repeat(64)}`;
+  const manifest = (extra: Record<string, unknown> = {}) =>
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        config: { digest: d('c') },
+        layers: [{ digest: d('1') }, { digest: d('2') }, { digest: 'not-a-digest' }],
+        ...extra,
+      }),
+    );
+
+  it('names the config and the layers of an image manifest, and nothing that is not a digest', () => {
+    assert.deepEqual(referencedBlobs(manifest(), MEDIA_TYPE_OCI_MANIFEST), [d('c'), d('1'), d('2')]);
+  });
+
+  it('names nothing for an index, a non-manifest or bytes that do not parse', () => {
+    assert.deepEqual(referencedBlobs(manifest(), MEDIA_TYPE_OCI_INDEX), []);
+    assert.deepEqual(referencedBlobs(Buffer.from('{oops'), MEDIA_TYPE_OCI_MANIFEST), []);
+    assert.deepEqual(referencedBlobs(Buffer.from('null'), MEDIA_TYPE_OCI_MANIFEST), []);
   });
 });

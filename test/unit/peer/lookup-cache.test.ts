@@ -41,6 +41,18 @@ async function collect(source: AsyncIterable<Provider>): Promise<string[]> {
 const p = (id: string): Provider => ({ id, registry: `http://${id}` });
 
 describe('LookupCache', () => {
+  it('warms a key ahead: the asker that follows joins that lookup, and a fresh key is not looked up again', async () => {
+    const router = countingRouter([{ id: 'a', registry: 'http://a' }]);
+    const cache = new LookupCache({ router }, { refreshMs: 60_000 });
+    cache.warm('k');
+    cache.warm('k');
+    assert.equal(router.calls, 1, 'one lookup for two warm-ups');
+    assert.deepEqual(await collect(cache.lookup('k', new AbortController().signal)), ['a']);
+    assert.equal(router.calls, 1, 'the asker joined the warm-up');
+    cache.warm('k');
+    assert.equal(router.calls, 1, 'known and fresh: not looked up again');
+  });
+
   it('shares one lookup among concurrent askers, each seeing every provider', async () => {
     const router = countingRouter([p('a'), p('b')]);
     const cache = new LookupCache({ router });

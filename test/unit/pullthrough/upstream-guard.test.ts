@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UpstreamRefusedError } from '../../../src/main/errors.js';
-import { embeddedIpv4, isRefusedAddress, UpstreamGuard } from '../../../src/main/pullthrough/upstream-guard.js';
+import {
+  embeddedIpv4,
+  isRefusedAddress,
+  UpstreamGuard,
+} from '../../../src/main/pullthrough/upstream-guard.js';
 
 describe('UpstreamGuard', () => {
   it('classifies loopback, link-local, private and special addresses as refused', () => {
