@@ -2,7 +2,7 @@ import { type CapturedRequest, captureClaims } from './answer.js';
 import { type FullReply, type Reply, statusLine } from './reply.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
-// Moving requests and replies across uWebSockets.js: what the blob listener copies out of a request before
+// Moving requests and replies across uWebSockets.js: what the registry listener copies out of a request before
 // its first await, and how a reply's head and body are written.
 
 /** Copies what the handler needs out of a uWS request (which is dead after the first await). */
