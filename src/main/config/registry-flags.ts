@@ -28,7 +28,7 @@ export const registryFlags = {
   ),
   idleTimeout: duration(
     '30s',
-    'Longest a connection may go without progress: a request head not yet complete, an idle keep-alive connection, or a blob reader that takes no bytes. A reader that takes bytes, however slowly, is never cut.',
+    'Longest a blob reader may take no bytes before it is cut, and the window upstream downloads are judged over. A reader that takes bytes, however slowly, is never cut. (Heads not complete and idle keep-alive connections are closed by uWebSockets.js after 10 s.)',
   ),
   shutdownGrace: duration(
     '25s',
