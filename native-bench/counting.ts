@@ -49,7 +49,6 @@ interface Node {
   /** The shoal process itself (under valgrind, its pid is valgrind's). */
   pid: number;
   registry: string;
-  blob: string;
 }
 
 interface Targets {
@@ -63,12 +62,7 @@ async function startNode(
   flags: readonly string[],
   under: readonly string[],
 ): Promise<Node> {
-  const [registry, blob, metrics, admin] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const [registry, metrics, admin] = [await freePort(), await freePort(), await freePort()];
   const log = await open(logFile, 'a');
   const args = [
     CLI,
@@ -79,8 +73,6 @@ async function startNode(
     dataDir,
     '--registry-addr',
     `127.0.0.1:${registry}`,
-    '--registry-blob-addr',
-    `127.0.0.1:${blob}`,
     '--metrics-addr',
     `127.0.0.1:${metrics}`,
     '--admin-addr',
@@ -94,7 +86,6 @@ async function startNode(
     child,
     pid: child.pid ?? 0,
     registry: `http://127.0.0.1:${registry}`,
-    blob: `http://127.0.0.1:${blob}`,
   };
   // Under valgrind a node takes tens of seconds to start.
   await waitFor('shoal', async () => (await fetch(`${node.registry}/livez`)).ok, 180_000);
@@ -110,7 +101,7 @@ async function stopNode(node: Node): Promise<void> {
 
 function targets(node: Node, registry: string, tag: string, blob: string): Targets {
   return {
-    blob: `${node.blob}/v2/app/blobs/${blob}?ns=${registry}`,
+    blob: `${node.registry}/v2/app/blobs/${blob}?ns=${registry}`,
     manifest: `${node.registry}/v2/app/manifests/${tag}?ns=${registry}`,
   };
 }

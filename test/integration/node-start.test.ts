@@ -29,12 +29,7 @@ describe('ShoalNode.start rolls back what started when a later part fails', { ti
   after(() => removeDir(dir));
 
   it('names the flag and frees the ports of the parts that had started', async () => {
-    const [registry, blob, metrics, admin] = await Promise.all([
-      freePort(),
-      freePort(),
-      freePort(),
-      freePort(),
-    ]);
+    const [registry, metrics, admin] = await Promise.all([freePort(), freePort(), freePort()]);
     const taken = await listen(registry);
     const { values } = parseFlags(
       registryFlags,
@@ -45,8 +40,6 @@ describe('ShoalNode.start rolls back what started when a later part fails', { ti
         join(dir, 'data'),
         '--registry-addr',
         `127.0.0.1:${registry}`,
-        '--registry-blob-addr',
-        `127.0.0.1:${blob}`,
         '--metrics-addr',
         `127.0.0.1:${metrics}`,
         '--admin-addr',
@@ -64,7 +57,7 @@ describe('ShoalNode.start rolls back what started when a later part fails', { ti
       taken.close();
     }
     // Every port a part had bound before the failure is free again.
-    for (const port of [blob, metrics, admin]) (await listen(port)).close();
+    for (const port of [metrics, admin]) (await listen(port)).close();
     // And the node starts once the port is free.
     const node = await ShoalNode.start(values, createLogger('silent'));
     assert.equal(node.ports.registry, registry);
