@@ -14,7 +14,7 @@ const CLOSE_WAIT = 0x08;
 
 /**
  * Requests that reached one of `ports` and that the (stopped) server there has not read: its side of each
- * such connection holds unread bytes. ESTABLISHED: the asker still waits; CLOSE_WAIT: the asker gave up.
+ * such connection holds unread bytes (more than the one a FIN takes). ESTABLISHED: the asker still waits; CLOSE_WAIT: the asker gave up.
  */
 async function unreadRequests(ports: readonly number[]): Promise<{ waiting: number; abandoned: number }> {
   const table = await readFile('/proc/net/tcp', 'utf8');
@@ -26,7 +26,9 @@ async function unreadRequests(ports: readonly number[]): Promise<{ waiting: numb
     const localPort = Number.parseInt((fields[1] as string).split(':')[1] as string, 16);
     const state = Number.parseInt(fields[3] as string, 16);
     const unread = Number.parseInt((fields[4] as string).split(':')[1] as string, 16);
-    if (!ports.includes(localPort) || unread === 0) continue;
+    // A FIN counts one in the receive queue: an idle keep-alive connection the asker closed (its HEADs
+    // from before the freeze) holds 1 unread, a request hundreds.
+    if (!ports.includes(localPort) || unread <= 1) continue;
     if (state === ESTABLISHED) waiting++;
     if (state === CLOSE_WAIT) abandoned++;
   }
