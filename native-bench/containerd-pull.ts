@@ -98,6 +98,8 @@ export async function containerdPullBench(): Promise<string[]> {
         'embedded',
         ...staticP2pArgs({ dataDir: join(work, 'node'), routerPort: nodeRouter, bootstrapPort: peerRouter }),
         ...mirrored,
+        // Extra flags for the node, to take a setting's cost apart (BENCH_NODE_FLAGS="--verify-remote=false").
+        ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
       ],
       { host: '127.0.0.2' },
     );
