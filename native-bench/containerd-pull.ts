@@ -4,7 +4,7 @@ import { Containerd } from '../test/harness/containerd.js';
 import { cachedLayout, type OciDescriptor, pushLayout } from '../test/harness/images.js';
 import { freePort, waitFor } from '../test/harness/process.js';
 import { DistributionRegistry } from '../test/harness/registry.js';
-import { importLayout, ShoalProcess, staticP2pArgs } from '../test/harness/shoal.js';
+import { embeddedMember, importLayout, type ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
 
 // What a user waits for: containerd fetching a real-shaped image (64 × 1 MiB and 4 × 16 MiB layers, 68
@@ -83,26 +83,16 @@ export async function containerdPullBench(): Promise<string[]> {
     await importLayout(join(work, 'peer'), layout, registry.host, REPOSITORY);
     const [peerRouter, nodeRouter] = [await freePort(), await freePort()];
     const mirrored = ['--mirrored-registries', `http://${registry.host}`, '--log-level', 'error'];
-    const peer = new ShoalProcess(
-      [
-        '--store',
-        'embedded',
-        ...staticP2pArgs({ dataDir: join(work, 'peer'), routerPort: peerRouter, bootstrapPort: peerRouter }),
-        ...mirrored,
-      ],
-      { host: '127.0.0.1' },
-    );
-    const node = new ShoalProcess(
-      [
-        '--store',
-        'embedded',
-        ...staticP2pArgs({ dataDir: join(work, 'node'), routerPort: nodeRouter, bootstrapPort: peerRouter }),
-        ...mirrored,
-        // Extra flags for the node, to take a setting's cost apart (BENCH_NODE_FLAGS="--verify-remote=false").
-        ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
-      ],
-      { host: '127.0.0.2' },
-    );
+    const at = (name: string, routerPort: number, host: string) => ({
+      dataDir: join(work, name),
+      routerPort,
+      bootstrapPort: peerRouter,
+      host,
+    });
+    const peer = embeddedMember(at('peer', peerRouter, '127.0.0.1'), mirrored);
+    // Extra flags for the node, to take a setting's cost apart (BENCH_NODE_FLAGS="--verify-remote=false").
+    const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+    const node = embeddedMember(at('node', nodeRouter, '127.0.0.2'), [...mirrored, ...extra]);
     nodes.push(peer, node);
     await peer.start();
     await node.start();

@@ -6,7 +6,7 @@ import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js
 import { pushLayout } from '../harness/images.js';
 import { freePort, waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { configureMirror, importLayout, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { configureMirror, embeddedMember, importLayout, type ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 interface RequestLine {
@@ -49,24 +49,10 @@ describe('e2e: requests on the wire for a containerd pull from a peer', { timeou
     const [peerRouter, nodeRouter] = await Promise.all([freePort(), freePort()]);
     // The harness quiets nodes to warn; these run at the default level, whose request lines are counted.
     const info = ['--log-level', 'info'];
-    peer = new ShoalProcess(
-      [
-        '--store',
-        'embedded',
-        ...staticP2pArgs({ dataDir: join(dir, 'peer'), routerPort: peerRouter, bootstrapPort: peerRouter }),
-        ...info,
-      ],
-      { host: '127.0.0.1' },
-    );
-    node = new ShoalProcess(
-      [
-        '--store',
-        'embedded',
-        ...staticP2pArgs({ dataDir: join(dir, 'node'), routerPort: nodeRouter, bootstrapPort: peerRouter }),
-        ...info,
-      ],
-      { host: '127.0.0.2' },
-    );
+    const member = (name: string, routerPort: number, host: string) =>
+      embeddedMember({ dataDir: join(dir, name), routerPort, bootstrapPort: peerRouter, host }, info);
+    peer = member('peer', peerRouter, '127.0.0.1');
+    node = member('node', nodeRouter, '127.0.0.2');
     await peer.start();
     await node.start();
     containerd = new Containerd(join(dir, 'ctrd'));

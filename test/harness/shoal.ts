@@ -143,6 +143,21 @@ export function staticP2pArgs(opts: {
 }
 
 /**
+ * A node with an embedded store in `dataDir` that joins the cluster through the router on `bootstrapPort`
+ * (its own `routerPort` for the first node), at `host`, with `extra` flags.
+ */
+export function embeddedMember(
+  opts: { dataDir: string; routerPort: number; bootstrapPort: number; host?: string },
+  extra: readonly string[] = [],
+): ShoalProcess {
+  const { host, ...p2p } = opts;
+  return new ShoalProcess(
+    ['--store', 'embedded', ...staticP2pArgs(p2p), ...extra],
+    host === undefined ? {} : { host },
+  );
+}
+
+/**
  * Flags of node `i` of an embedded-store P2P cluster that pulls through from `upstream` (a plain-http
  * registry host): its data in `<dir>/n<i>`, its router on `routerPorts[i]`, joining through node 0's.
  */

@@ -109,6 +109,8 @@ describe('token realms: the guard holds at connect time and on every redirect', 
     new UpstreamClient(deps, {
       mirroredRegistries: [target().registry],
       insecureRegistries: [target().registry],
+      // 10 ms instead of 200 between retries only to keep the test short: a refusal is never retried, and
+      // what is asserted (who was reached, and how often) does not depend on the wait.
       backoffMs: 10,
     });
   const reset = () => {
@@ -212,7 +214,7 @@ describe('token realms: the guard holds at connect time and on every redirect', 
         {
           mirroredRegistries: [`127.0.0.1:${rebound.port}`],
           insecureRegistries: [`127.0.0.1:${rebound.port}`],
-          backoffMs: 10,
+          backoffMs: 10, // as above
         },
       );
       await assert.rejects(

@@ -45,7 +45,12 @@ export function flagName(key: string): string {
 
 /** registryAddr → REGISTRY_ADDR (Spegel's env names carry no prefix). */
 export function envName(key: string): string {
-  return flagName(key).replace(/-/g, '_').toUpperCase();
+  return envOfFlag(flagName(key));
+}
+
+/** registry-addr → REGISTRY_ADDR */
+function envOfFlag(name: string): string {
+  return name.replace(/-/g, '_').toUpperCase();
 }
 
 function splitList(raw: string): string[] {
@@ -101,7 +106,7 @@ export function parseFlags<S extends FlagSet>(
     }
   }
   for (const [name, removed] of Object.entries(REMOVED_FLAGS)) {
-    const variable = name.replace(/-/g, '_').toUpperCase();
+    const variable = envOfFlag(name);
     if ((env[variable] ?? '') !== '') throw new ConfigError(`--${name}: ${removed} (from $${variable})`);
   }
   const values: Record<string, unknown> = {};

@@ -17,12 +17,18 @@ import { type PullRoute, parsePullPath } from '../oci/path.js';
 import { parseRange } from '../oci/range.js';
 import type { PeerClaim, SignedRequest } from '../peer/peer-auth.js';
 import { TAG_CONFIRMED_HEADER } from '../peer/protocol.js';
-import { type ContentOrigin, type ContentStore, type Descriptor, readAll } from '../store/store.js';
+import {
+  type Content,
+  type ContentOrigin,
+  type ContentStore,
+  type Descriptor,
+  readAll,
+} from '../store/store.js';
 import type { Discovery } from '../tags/discovery.js';
 import { withTimeout } from '../util/timeout.js';
 import { type DiscoveryReplyInit, referrersReply, tagListReply } from './discovery-replies.js';
 import { API_VERSION_HEADER, bodyReply, type Headers, type Reply, textReply } from './reply.js';
-import type { PullRequest } from './request.js';
+import { isKnownMethod, type PullRequest } from './request.js';
 import { type ServedInit, ServedRegistries } from './served.js';
 import { DISCARDED_TRACE, type RequestTrace } from './trace.js';
 
@@ -49,12 +55,6 @@ export interface PullHandlerDeps {
 
 const PING_BODY = Buffer.from('{}');
 
-/** Methods HTTP and WebDAV define: refused with 405; any other method is one nobody implements (501). */
-const KNOWN_METHODS: ReadonlySet<string> = new Set(
-  'GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK'.split(
-    ' ',
-  ),
-);
 /** Answers the OCI distribution pull API from a content store. Knows nothing of the HTTP server. */
 export class PullHandler {
   readonly #store: ContentStore;
@@ -87,7 +87,7 @@ export class PullHandler {
     const head = request.method === 'HEAD';
     const trace = request.trace ?? DISCARDED_TRACE;
     if (!head && request.method !== 'GET') {
-      if (!KNOWN_METHODS.has(request.method)) throw new MethodNotImplementedError('unknown method');
+      if (!isKnownMethod(request.method)) throw new MethodNotImplementedError('unknown method');
       throw new MethodUnsupportedError(
         `${request.method.slice(0, 16)} is not supported: shoal serves pulls only`,
       );
@@ -218,8 +218,10 @@ export class PullHandler {
     if (head) return { kind: 'full', status: 200, headers, body: undefined };
     try {
       const body = await readAll(descriptor);
-      // The client asks for these blobs next: stores that look for content elsewhere may start now.
-      store.prepare?.(referencedBlobs(body, descriptor.mediaType), { ...origin, kind: 'blobs' });
+      // The client asks for these blobs next. A manifest from elsewhere (a peer, upstream) says they are
+      // not here either: the stores that look elsewhere may start now. One held here costs nothing more.
+      if ((descriptor.source?.kind ?? 'local') !== 'local')
+        store.prepare?.(referencedBlobs(body, descriptor.mediaType), { ...origin, kind: 'blobs' });
       return { kind: 'full', status: 200, headers, body };
     } catch (err) {
       // Bytes that failed their digest are never served; a 404 sends containerd to the next host at once.
@@ -243,18 +245,26 @@ export class PullHandler {
   ): Promise<Reply> {
     const descriptor = await store.stat(digest, origin);
     trace.content = descriptor;
-    if (descriptor === undefined || descriptor.mediaType !== MEDIA_TYPE_OCTET_STREAM) {
+    try {
+      return await this.#blobReply(descriptor, digest, rangeHeader, head);
+    } finally {
+      // A body the store fetched with the description and nobody opened (a HEAD, a bad range, a manifest
+      // at a blob path) is dropped; after an open this does nothing.
       descriptor?.discard?.();
+    }
+  }
+
+  async #blobReply(
+    descriptor: Content | undefined,
+    digest: Descriptor['digest'],
+    rangeHeader: string | undefined,
+    head: boolean,
+  ): Promise<Reply> {
+    if (descriptor === undefined || descriptor.mediaType !== MEDIA_TYPE_OCTET_STREAM) {
       // Manifests are served from /manifests/ only, so a client never mistakes one path for the other.
       throw new BlobUnknownError(`blob ${digest} is not held by this node`);
     }
-    let range: ReturnType<typeof parseRange>;
-    try {
-      range = parseRange(rangeHeader, descriptor.size);
-    } catch (err) {
-      descriptor.discard?.();
-      throw err;
-    }
+    const range = parseRange(rangeHeader, descriptor.size);
     const whole = { start: 0, end: descriptor.size - 1 };
     const length = range === undefined ? descriptor.size : range.end - range.start + 1;
     const headers: Array<readonly [string, string]> = [
@@ -265,10 +275,8 @@ export class PullHandler {
     if (range !== undefined)
       headers.push(['Content-Range', `bytes ${range.start}-${range.end}/${descriptor.size}`]);
     const status = range === undefined ? 200 : 206;
-    if (head || length === 0) {
-      descriptor.discard?.();
+    if (head || length === 0)
       return { kind: 'full', status, headers, body: head ? undefined : Buffer.alloc(0) };
-    }
     try {
       const reader = await descriptor.open(range ?? whole);
       return { kind: 'stream', status, headers, reader, length };

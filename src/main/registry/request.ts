@@ -22,3 +22,14 @@ export interface PullRequest {
   /** What the handler learns of the request, for the ledger that counts it; absent when nobody counts. */
   trace?: RequestTrace | undefined;
 }
+
+/** Methods HTTP and WebDAV define: refused with 405; any other method is one nobody implements (501). */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(
+  'GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK'.split(
+    ' ',
+  ),
+);
+
+export function isKnownMethod(method: string): boolean {
+  return KNOWN_METHODS.has(method);
+}

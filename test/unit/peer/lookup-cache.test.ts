@@ -43,6 +43,7 @@ const p = (id: string): Provider => ({ id, registry: `http://${id}` });
 describe('LookupCache', () => {
   it('warms a key ahead: the asker that follows joins that lookup, and a fresh key is not looked up again', async () => {
     const router = countingRouter([{ id: 'a', registry: 'http://a' }]);
+    // Refreshed after 60 s instead of 5 s, so "fresh" cannot lapse while the test runs on a busy machine.
     const cache = new LookupCache({ router }, { refreshMs: 60_000 });
     cache.warm('k');
     cache.warm('k');
