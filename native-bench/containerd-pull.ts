@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Containerd } from '../test/harness/containerd.js';
 import { cachedLayout, type OciDescriptor, pushLayout } from '../test/harness/images.js';
@@ -19,6 +19,19 @@ const MiB = 1 << 20;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const REPOSITORY = 'bench/pull';
 
+/** CPU seconds used so far: by the whole machine (every core), or by one process. */
+async function cpuSeconds(pid?: number): Promise<number> {
+  const tick = 100; // USER_HZ on Linux
+  if (pid === undefined) {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+    const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number);
+    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0)) / tick;
+  }
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / tick;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
@@ -36,13 +49,32 @@ async function metricSum(node: ShoalProcess, family: string, match = ''): Promis
   return sum;
 }
 
-/** One fetch of every blob of `ref` into a fresh containerd; resolves the wall time in ms. */
+interface Fetched {
+  /** Until ctr exits, in ms. ctr redraws its progress every 100 ms and exits only on a redraw. */
+  wallMs: number;
+  /** Until the last blob was committed to the content store (its newest ctime), in ms. */
+  storedMs: number;
+  /** CPU seconds the whole machine used meanwhile. */
+  cpu: number;
+  /** Of which containerd's. */
+  containerdCpu: number;
+}
+
+/** Newest ctime among the committed blobs of a content store, in ms since the epoch. */
+async function lastCommit(contentPath: string): Promise<number> {
+  const dir = join(contentPath, 'blobs', 'sha256');
+  let newest = 0;
+  for (const name of await readdir(dir)) newest = Math.max(newest, (await stat(join(dir, name))).ctimeMs);
+  return newest;
+}
+
+/** One fetch of every blob of `ref` into a fresh containerd. */
 async function fetchInto(
   work: string,
   name: string,
   ref: string,
   mirror: string | undefined,
-): Promise<number> {
+): Promise<Fetched> {
   const containerd = new Containerd(join(work, name));
   await containerd.start();
   try {
@@ -53,9 +85,15 @@ async function fetchInto(
         ? `server = "http://${registryHost}"\n`
         : `server = "http://${registryHost}"\n\n[host."${mirror}"]\n  capabilities = ["pull", "resolve"]\n`;
     await writeFile(join(containerd.hostsDir, registryHost, 'hosts.toml'), hosts);
+    const cpuBefore = await cpuSeconds();
+    const containerdBefore = await cpuSeconds(containerd.pid);
+    const startedAt = Date.now();
     const started = performance.now();
     await containerd.ctr(['content', 'fetch', '--plain-http', '--hosts-dir', containerd.hostsDir, ref]);
-    return performance.now() - started;
+    const wallMs = performance.now() - started;
+    const cpu = (await cpuSeconds()) - cpuBefore;
+    const containerdCpu = (await cpuSeconds(containerd.pid)) - containerdBefore;
+    return { wallMs, storedMs: (await lastCommit(containerd.contentPath)) - startedAt, cpu, containerdCpu };
   } finally {
     await containerd.stop();
     await removeDir(join(work, name));
@@ -105,17 +143,25 @@ export async function containerdPullBench(): Promise<string[]> {
           .status === 200,
       60_000,
     );
-    const direct: number[] = [];
-    const through: number[] = [];
+    const direct: Fetched[] = [];
+    const through: Fetched[] = [];
+    const registryCpu: number[] = [];
+    const nodeCpu: number[] = [];
+    const peerCpu: number[] = [];
     const wire = { requests: 0, heads: 0, gets: 0, fetches: 0 };
     for (let round = 0; round < ROUNDS; round++) {
+      const registryBefore = await cpuSeconds(registry.pid);
       direct.push(await fetchInto(work, `d${round}`, ref, undefined));
+      registryCpu.push((await cpuSeconds(registry.pid)) - registryBefore);
       const before = await Promise.all([
         metricSum(node, 'shoal_requests_total', 'requester="client"'),
         metricSum(node, 'shoal_peer_request_duration_seconds_count', 'method="HEAD"'),
         metricSum(node, 'shoal_peer_request_duration_seconds_count', 'method="GET"'),
       ]);
+      const cpuBefore = [await cpuSeconds(node.pid), await cpuSeconds(peer.pid)];
       through.push(await fetchInto(work, `s${round}`, ref, node.url));
+      nodeCpu.push((await cpuSeconds(node.pid)) - (cpuBefore[0] ?? 0));
+      peerCpu.push((await cpuSeconds(peer.pid)) - (cpuBefore[1] ?? 0));
       const after = await Promise.all([
         metricSum(node, 'shoal_requests_total', 'requester="client"'),
         metricSum(node, 'shoal_peer_request_duration_seconds_count', 'method="HEAD"'),
@@ -127,13 +173,27 @@ export async function containerdPullBench(): Promise<string[]> {
       wire.fetches++;
     }
     const perFetch = (n: number) => (n / wire.fetches).toFixed(1);
-    const d = median(direct);
-    const s = median(through);
+    const line = (label: string, runs: Fetched[], pick: (run: Fetched) => number, unit = 's') =>
+      `  ${label} ${(median(runs.map(pick)) / (unit === 's' ? 1000 : 1)).toFixed(2)} ${unit} (${runs
+        .map((run) => (pick(run) / (unit === 's' ? 1000 : 1)).toFixed(2))
+        .join(', ')})`;
+    const ratio = (pick: (run: Fetched) => number) =>
+      (median(through.map(pick)) / median(direct.map(pick))).toFixed(2);
     return [
-      `containerd fetch of a ${blobs.length}-blob image (64 × 1 MiB, 4 × 16 MiB layers), fresh containerd each time, median of ${ROUNDS} interleaved:`,
-      `  straight from distribution ${(d / 1000).toFixed(2)} s (${direct.map((ms) => (ms / 1000).toFixed(2)).join(', ')})`,
-      `  through shoal from a peer  ${(s / 1000).toFixed(2)} s (${through.map((ms) => (ms / 1000).toFixed(2)).join(', ')})`,
-      `  ratio shoal / distribution ${(s / d).toFixed(2)}`,
+      `containerd fetch of a ${blobs.length}-blob image (64 × 1 MiB, 4 × 16 MiB layers), fresh containerd each time, median of ${ROUNDS} interleaved.`,
+      'Until the last blob is in the content store:',
+      line('straight from distribution', direct, (run) => run.storedMs),
+      line('through shoal from a peer ', through, (run) => run.storedMs),
+      `  ratio shoal / distribution ${ratio((run) => run.storedMs)}`,
+      'Until ctr exits (it exits on a 100 ms progress tick, so these move in steps of 0.1 s):',
+      line('straight from distribution', direct, (run) => run.wallMs),
+      line('through shoal from a peer ', through, (run) => run.wallMs),
+      `  ratio shoal / distribution ${ratio((run) => run.wallMs)}`,
+      'CPU seconds on the machine (2 shoal processes, containerd, ctr, and distribution when used):',
+      line('straight from distribution', direct, (run) => run.cpu, 'CPU s'),
+      line('through shoal from a peer ', through, (run) => run.cpu, 'CPU s'),
+      `  of which containerd ${median(direct.map((run) => run.containerdCpu)).toFixed(2)} CPU s straight, ${median(through.map((run) => run.containerdCpu)).toFixed(2)} CPU s through shoal; distribution ${median(registryCpu).toFixed(2)} CPU s`,
+      `  of which the node's shoal ${median(nodeCpu).toFixed(2)} CPU s (${nodeCpu.map((cpu) => cpu.toFixed(2)).join(', ')}), the peer's ${median(peerCpu).toFixed(2)} CPU s (${peerCpu.map((cpu) => cpu.toFixed(2)).join(', ')})`,
       `  on the wire per fetch (manifest + ${blobs.length} blobs): ${perFetch(wire.requests)} requests to the node's registry port; the node sent the peer ${perFetch(wire.heads)} HEADs and ${perFetch(wire.gets)} GETs`,
     ];
   } finally {

@@ -43,6 +43,11 @@ export class Containerd {
     return join(this.dir, 'certs.d');
   }
 
+  /** The process id, or -1 when not running. */
+  get pid(): number {
+    return this.#child?.process.pid ?? -1;
+  }
+
   get output(): string {
     return this.#child?.output ?? '';
   }

@@ -35,6 +35,11 @@ export class DistributionRegistry {
   }
 
   /** Everything the registry printed, including its access log. */
+  /** The process id, or -1 when not running. */
+  get pid(): number {
+    return this.#child?.process.pid ?? -1;
+  }
+
   get output(): string {
     return this.#child?.output ?? '';
   }
