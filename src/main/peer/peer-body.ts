@@ -5,6 +5,23 @@ import { MIRRORED_HEADER } from './protocol.js';
 /** Bytes a connection reads into at a time; reused for every read, so no memory is allocated per chunk. */
 const READ_BUFFER_BYTES = 512 << 10;
 const MAX_HEAD_BYTES = 16 << 10;
+/** Read buffers kept for the next connections once theirs ended. */
+const MAX_SPARE_BUFFERS = 16;
+
+/**
+ * Read buffers of ended connections. A blob is a connection, and a fresh half-megabyte each time is memory
+ * V8 counts as external: dozens per image pull would set off a full garbage collection every few hundred
+ * milliseconds, which cost more CPU than the transfer itself.
+ */
+const spareBuffers: Buffer[] = [];
+
+function takeReadBuffer(): Buffer {
+  return spareBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+}
+
+function giveReadBuffer(buffer: Buffer): void {
+  if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+}
 
 /** A peer's answer to a GET: status and headers now, the body as it arrives. */
 export interface PeerBodyResponse {
@@ -81,6 +98,9 @@ class BodyConnection implements PeerBody {
   #finished = false;
   #wake: (() => void) | undefined;
   #headerTimer: NodeJS.Timeout | undefined;
+  /** The read buffer, until it goes back for another connection (the socket closed, no byte left unread). */
+  #readBuffer: Buffer | undefined;
+  #closed = false;
 
   constructor(url: URL, pending: Pending) {
     this.#url = url;
@@ -111,7 +131,8 @@ class BodyConnection implements PeerBody {
         ),
       timeoutMs,
     );
-    const readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    const readBuffer = takeReadBuffer();
+    this.#readBuffer = readBuffer;
     const socket = connect({
       host: this.#url.hostname.replace(/^\[|\]$/g, ''),
       port: Number(this.#url.port || 80),
@@ -124,7 +145,9 @@ class BodyConnection implements PeerBody {
     );
     socket.on('close', () => {
       signal.removeEventListener('abort', onAbort);
+      this.#closed = true;
       this.#fail(new PeerRequestError(`peer ${this.#url.host} closed the connection`));
+      this.#recycle();
     });
     socket.write(request);
   }
@@ -137,6 +160,7 @@ class BodyConnection implements PeerBody {
       this.#window = undefined;
       // The read buffer is free again: let the socket fill it.
       if (!this.#finished) this.#socket?.resume();
+      this.#recycle();
     } else {
       this.#window = window.subarray(n);
     }
@@ -162,6 +186,15 @@ class BodyConnection implements PeerBody {
     this.#window = undefined;
     this.#socket?.destroy();
     this.#wakeUp();
+    this.#recycle();
+  }
+
+  /** Gives the read buffer back once the socket can no longer fill it and no unread byte is left in it. */
+  #recycle(): void {
+    const buffer = this.#readBuffer;
+    if (buffer === undefined || !this.#closed || this.#window !== undefined) return;
+    this.#readBuffer = undefined;
+    giveReadBuffer(buffer);
   }
 
   /** onread callback: returns false to pause the socket while the buffer holds unread body bytes. */

@@ -4,6 +4,7 @@ import { withTimeout } from '../util/timeout.js';
 import type { BufferPool } from './buffer-pool.js';
 import { type ParkBudget, settlesWithin } from './park.js';
 import type { ByteRateLimiter } from './rate-limit.js';
+import type { Pumped, StalledResponse, StallWatch } from './stall.js';
 import type { HttpResponse } from './uws.js';
 
 /** Per-connection state shared with the server's onAborted handler. */
@@ -14,70 +15,11 @@ export interface Connection {
 }
 
 /**
- * Watches every response that waits for its client to take bytes. uWS (this build) cuts a response
- * 10 s after a write stalls, whatever the client does next, and Linux signals a slow socket writable only
- * once much of its send buffer has drained, which a reader at 50 KB/s may take longer than 10 s to do.
- * So every tick each waiting response is offered its pending bytes again: that sends what the socket
- * takes now and re-arms uWS's timer. A response whose client took no byte for `idleMs` is cut.
- */
-export class StallWatch {
-  readonly idleMs: number;
-  readonly #tickMs: number;
-  readonly #writers = new Set<ChunkWriter>();
-  #timer: NodeJS.Timeout | undefined;
-
-  readonly #onStall: (cut: StalledResponse) => void;
-
-  constructor(idleMs: number, onStall: (cut: StalledResponse) => void = () => undefined) {
-    this.idleMs = idleMs;
-    this.#onStall = onStall;
-    // uWS's timer fires 10–14 s after it is armed; re-arming every 2 s keeps well inside that.
-    this.#tickMs = Math.max(50, Math.min(2000, Math.floor(idleMs / 4)));
-  }
-
-  /** Responses now waiting on their client. */
-  get waiting(): number {
-    return this.#writers.size;
-  }
-
-  watch(writer: ChunkWriter): void {
-    this.#writers.add(writer);
-    if (this.#timer === undefined) {
-      this.#timer = setInterval(() => this.#tick(), this.#tickMs);
-      this.#timer.unref();
-    }
-  }
-
-  unwatch(writer: ChunkWriter): void {
-    this.#writers.delete(writer);
-    if (this.#writers.size === 0 && this.#timer !== undefined) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
-  }
-
-  #tick(): void {
-    const now = Date.now();
-    for (const writer of [...this.#writers]) {
-      const cut = writer.pump(now, this.idleMs);
-      if (cut !== undefined) this.#onStall(cut);
-    }
-  }
-}
-
-/** A response the stall watch cut: how far it had got, and when its client last took a byte. */
-export type StalledResponse = {
-  sent: number;
-  total: number;
-  idleMs: number;
-};
-
-/**
  * Writes chunks with tryEnd and resumes from onWritable on backpressure. This uWS build keeps the first
  * onWritable handler a response registers, so one handler is registered per response and it serves
  * whichever chunk is pending; a per-chunk closure would resend a stale (since reused) buffer.
  */
-class ChunkWriter {
+class ChunkWriter implements Pumped {
   readonly #res: HttpResponse;
   readonly #total: number;
   readonly #connection: Connection;
@@ -196,8 +138,15 @@ export interface StreamContext {
 
 /** A write still waiting after this long marks its client slower than the pool is meant for. */
 const PARK_AFTER_MS = 50;
-/** What a parked stream reads at a time, into memory of its own. */
-const PARKED_CHUNK_BYTES = 64 << 10;
+/**
+ * What a parked stream reads at a time, into memory of its own. Shared memory, as the pool's is: a digest
+ * worker hashes a peer's bytes in place instead of taking a copy. Not much smaller than a pooled read
+ * either: a stream parked while the machine is busy, not its client slow, would otherwise pay the
+ * per-chunk work (a read, a digest message, a write) many times over just when it can least afford it.
+ */
+const PARKED_CHUNK_BYTES = 256 << 10;
+
+const parkedBuffer = (): Buffer => Buffer.from(new SharedArrayBuffer(PARKED_CHUNK_BYTES));
 
 /**
  * Streams `total` bytes from a reader to a response, and gives `buffers` (borrowed from `ctx.pool`) back when done. Two pooled buffers alternate: the store fills
@@ -267,9 +216,11 @@ export async function streamBody(
           // The read-ahead lands in memory of its own too; then no pooled byte is left in use.
           let ahead: Buffer | undefined;
           if (next !== undefined && spare !== undefined) ahead = Buffer.from(spare.subarray(0, await next));
+          // The reader may still be using a buffer it was handed (a digest worker hashing it in place).
+          await reader.idle?.();
           ctx.pool.release(buffers);
           pooled = false;
-          current = ahead ?? Buffer.allocUnsafe(PARKED_CHUNK_BYTES);
+          current = ahead ?? parkedBuffer();
           spare = undefined;
           next = ahead === undefined ? undefined : Promise.resolve(ahead.length);
           parked = unsent + (ahead?.length ?? 0) + PARKED_CHUNK_BYTES;
@@ -280,8 +231,8 @@ export async function streamBody(
       sent += chunk.length;
       ctx.progress.sent = sent;
       if (spare !== undefined) [current, spare] = [spare, current];
-      else if (!pooled && current.length !== PARKED_CHUNK_BYTES && next === undefined)
-        current = Buffer.allocUnsafe(PARKED_CHUNK_BYTES);
+      else if (!pooled && !(current.buffer instanceof SharedArrayBuffer) && next === undefined)
+        current = parkedBuffer();
       if (next === undefined && sent < total) next = read(current);
     }
     return sent;

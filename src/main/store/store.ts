@@ -66,6 +66,11 @@ export const LOCAL_SOURCE: ContentSource = Object.freeze({ kind: 'local' });
 export interface BlobReader {
   /** Fills `into` from the current position; resolves 0 at the end of the range. */
   read(into: Buffer): Promise<number>;
+  /**
+   * Resolves once no buffer handed to `read` is in use any more, for a reader that keeps using one after
+   * its read resolved (a digest worker hashing it in place). Absent: a buffer is free when `read` resolves.
+   */
+  idle?(): Promise<void>;
   /** Releases the file handle or stream. Safe to call more than once. */
   close(): Promise<void>;
 }

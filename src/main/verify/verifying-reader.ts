@@ -55,6 +55,10 @@ export class VerifyingReader implements BlobReader {
     return n;
   }
 
+  async idle(): Promise<void> {
+    for (const memory of [...this.#inFlight.keys()]) await this.#released(memory);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

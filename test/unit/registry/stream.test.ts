@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BufferPool } from '../../../src/main/registry/buffer-pool.js';
+import { ParkBudget } from '../../../src/main/registry/park.js';
+import { StallWatch } from '../../../src/main/registry/stall.js';
+import { streamBody } from '../../../src/main/registry/stream.js';
+import type { HttpResponse } from '../../../src/main/registry/uws.js';
+import type { BlobReader } from '../../../src/main/store/store.js';
+
+/** The parts of a uWS response a stream uses; it takes no byte until `accepting` is set. */
+class SlowResponse {
+  accepting = false;
+  offset = 0;
+  readonly body: Buffer[] = [];
+  #writable: ((offset: number) => boolean) | undefined;
+
+  cork(work: () => void): this {
+    work();
+    return this;
+  }
+
+  getWriteOffset(): number {
+    return this.offset;
+  }
+
+  tryEnd(chunk: ArrayBuffer | Uint8Array, total: number): [boolean, boolean] {
+    if (!this.accepting) return [false, false];
+    const bytes = Buffer.from(chunk as Uint8Array);
+    this.body.push(Buffer.from(bytes));
+    this.offset += bytes.length;
+    return [true, this.offset >= total];
+  }
+
+  onWritable(handler: (offset: number) => boolean): this {
+    this.#writable = handler;
+    return this;
+  }
+
+  /** The client starts taking bytes again. */
+  resume(): void {
+    this.accepting = true;
+    this.#writable?.(this.offset);
+  }
+
+  close(): this {
+    return this;
+  }
+}
+
+describe('streamBody', () => {
+  it('parks a slow client only once its reader is done with the pooled buffers', async () => {
+    const total = 300_000;
+    const expected = Buffer.alloc(total);
+    for (let i = 0; i < total; i++) expected[i] = (i * 31 + 7) & 255;
+    const pool = new BufferPool({ bufferSize: 64 << 10, count: 2 });
+    let idle = false;
+    let releasedBusy = false;
+    const release = pool.release.bind(pool);
+    pool.release = (buffers) => {
+      releasedBusy ||= !idle;
+      release(buffers);
+    };
+    let position = 0;
+    // A reader that goes on using the last buffer it filled for a while after its read resolved, as a
+    // digest worker hashing it in place does.
+    const reader: BlobReader = {
+      async read(into) {
+        idle = false;
+        const n = Math.min(into.length, total - position);
+        expected.copy(into, 0, position, position + n);
+        position += n;
+        return n;
+      },
+      async idle() {
+        await sleep(30);
+        idle = true;
+      },
+      async close() {},
+    };
+    const res = new SlowResponse();
+    const stalls = new StallWatch(60_000);
+    const sending = streamBody(
+      res as unknown as HttpResponse,
+      reader,
+      await pool.acquire(2, 1000),
+      total,
+      { aborted: false, onAbort: undefined },
+      {
+        pool,
+        timeoutMs: 5000,
+        stalls,
+        park: new ParkBudget(16 << 20),
+        progress: { sent: 0, headed: false },
+      },
+      () => undefined,
+    );
+    // The stream parks after its write has waited 50 ms, and gives its buffers back: this waits for that.
+    assert.equal((await pool.acquire(2, 5000)).length, 2);
+    assert.equal(pool.allocated, 2);
+    res.resume();
+    assert.equal(await sending, total);
+    assert.ok(Buffer.concat(res.body).equals(expected), 'the client got every byte in order');
+    assert.equal(releasedBusy, false, 'no pooled buffer went back while the reader still used it');
+  });
+});
