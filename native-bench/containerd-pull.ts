@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Containerd } from '../test/harness/containerd.js';
 import { cachedLayout, type OciDescriptor, pushLayout } from '../test/harness/images.js';
@@ -6,6 +6,7 @@ import { freePort, waitFor } from '../test/harness/process.js';
 import { DistributionRegistry } from '../test/harness/registry.js';
 import { embeddedMember, importLayout, type ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
+import { cpuSeconds, machineCpuSeconds } from './measure.js';
 
 // What a user waits for: containerd fetching a real-shaped image (64 × 1 MiB and 4 × 16 MiB layers, 68
 // blobs) through its node's shoal from a peer, against the same fetch straight from a CNCF distribution
@@ -18,19 +19,6 @@ import { removeDir, shortTempDir } from '../test/harness/tmp.js';
 const MiB = 1 << 20;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const REPOSITORY = 'bench/pull';
-
-/** CPU seconds used so far: by the whole machine (every core), or by one process. */
-async function cpuSeconds(pid?: number): Promise<number> {
-  const tick = 100; // USER_HZ on Linux
-  if (pid === undefined) {
-    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
-    const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number);
-    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0)) / tick;
-  }
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / tick;
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -85,13 +73,13 @@ async function fetchInto(
         ? `server = "http://${registryHost}"\n`
         : `server = "http://${registryHost}"\n\n[host."${mirror}"]\n  capabilities = ["pull", "resolve"]\n`;
     await writeFile(join(containerd.hostsDir, registryHost, 'hosts.toml'), hosts);
-    const cpuBefore = await cpuSeconds();
+    const cpuBefore = await machineCpuSeconds();
     const containerdBefore = await cpuSeconds(containerd.pid);
     const startedAt = Date.now();
     const started = performance.now();
     await containerd.ctr(['content', 'fetch', '--plain-http', '--hosts-dir', containerd.hostsDir, ref]);
     const wallMs = performance.now() - started;
-    const cpu = (await cpuSeconds()) - cpuBefore;
+    const cpu = (await machineCpuSeconds()) - cpuBefore;
     const containerdCpu = (await cpuSeconds(containerd.pid)) - containerdBefore;
     return { wallMs, storedMs: (await lastCommit(containerd.contentPath)) - startedAt, cpu, containerdCpu };
   } finally {

@@ -41,6 +41,17 @@ export async function throughput(
 }
 
 /** CPU seconds (user + system, every thread) a process has used so far. */
+/** CPU seconds the whole machine (every core) has used so far: user, nice, system, irq and softirq. */
+export async function machineCpuSeconds(): Promise<number> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return (user + nice + system + irq + softirq) / 100;
+}
+
 export async function cpuSeconds(pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
   // utime and stime are fields 14 and 15 of stat, 12 and 13 after "pid (comm) ".
