@@ -7,6 +7,7 @@ import { removeDir, shortTempDir } from '../test/harness/tmp.js';
 import { clientsBench } from './clients.js';
 import { containerdPullBench } from './containerd-pull.js';
 import { countingBench } from './counting.js';
+import { datastoreBench } from './datastore.js';
 import { throughput } from './measure.js';
 import { memoryBench } from './memory.js';
 import { p2pBench } from './p2p.js';
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
 }
 
 // `npm run bench` runs everything; `npm run bench -- local`, `-- p2p`, `-- verify`, `-- auth`, `-- clients`,
-// `-- memory`, `-- counting` or `-- pull` runs one part.
+// `-- memory`, `-- counting`, `-- pull` or `-- datastore` runs one part.
 const only = process.argv[2];
 if (only === undefined || only === 'local') await main();
 if (only === undefined || only === 'p2p') console.log((await p2pBench()).join('\n'));
@@ -95,3 +96,4 @@ if (only === undefined || only === 'clients') console.log((await clientsBench())
 if (only === undefined || only === 'memory') console.log((await memoryBench()).join('\n'));
 if (only === undefined || only === 'counting') console.log((await countingBench()).join('\n'));
 if (only === undefined || only === 'pull') console.log((await containerdPullBench()).join('\n'));
+if (only === undefined || only === 'datastore') console.log((await datastoreBench()).join('\n'));

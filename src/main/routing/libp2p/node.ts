@@ -10,6 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from '../../log/logger.js';
 import type { Bootstrapper } from '../bootstrap.js';
+import { IndexedDatastore } from './datastore.js';
 import { registryAddresses } from './registry-address.js';
 
 export const DHT_PROTOCOL = '/shoal/kad/1.0.0';
@@ -62,6 +63,8 @@ export async function createNode(
 ): Promise<Node> {
   return (await createLibp2p({
     privateKey,
+    // kad-dht answers each lookup from a prefix query: indexed, not a walk over every record held.
+    datastore: new IndexedDatastore(),
     addresses: {
       listen: [`/ip4/${init.host}/tcp/${init.port}`],
       // The registry's address travels with this node's addresses: in identify and in provider records.
