@@ -54,6 +54,15 @@ export class BufferPool {
     });
   }
 
+  /**
+   * Gives up borrowed buffers for good, for a stream whose store read outlived its timeout and may still
+   * write into them: new ones are made in their place.
+   */
+  discard(buffers: readonly Buffer[]): void {
+    this.#made -= buffers.length;
+    this.release([]);
+  }
+
   release(buffers: readonly Buffer[]): void {
     this.#free.push(...buffers);
     while (this.#waiters.length > 0) {

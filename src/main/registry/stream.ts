@@ -173,9 +173,18 @@ export async function streamBody(
   ctx: StreamContext,
   head: () => void,
 ): Promise<number> {
+  // Store reads still running. One that outlived its timeout may yet write into its buffer, which then
+  // must never go back to the pool: another stream would get it with those bytes landing in it later.
+  let running = 0;
   const read = (into: Buffer): Promise<number> => {
+    running++;
+    const raw = reader.read(into);
+    raw.then(
+      () => running--,
+      () => running--,
+    );
     const reading = withTimeout(
-      reader.read(into),
+      raw,
       ctx.timeoutMs,
       'content store read',
       (message) => new StoreUnavailableError(message),
@@ -239,7 +248,8 @@ export async function streamBody(
   } finally {
     // A read still filling a buffer must finish before the buffer goes back to the pool.
     await next?.catch(() => 0);
-    if (pooled) ctx.pool.release(buffers);
+    if (pooled && running > 0) ctx.pool.discard(buffers);
+    else if (pooled) ctx.pool.release(buffers);
     ctx.park.give(parked);
     if (parked > 0) ctx.park.streams--;
   }

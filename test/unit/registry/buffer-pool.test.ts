@@ -60,4 +60,14 @@ describe('BufferPool', () => {
     await Promise.all([first, second]);
     assert.deepEqual(order, [1, 2]);
   });
+
+  it('makes new buffers in place of discarded ones, for whoever waits', async () => {
+    const pool = new BufferPool({ bufferSize: 16, count: 2 });
+    const held = await pool.acquire(2, 100);
+    const waiting = pool.acquire(2, 1000);
+    pool.discard(held);
+    const lent = await waiting;
+    assert.equal(pool.allocated, 2);
+    assert.ok(lent.every((buffer) => !held.includes(buffer)));
+  });
 });

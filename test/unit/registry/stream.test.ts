@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreUnavailableError } from '../../../src/main/errors.js';
 import { BufferPool } from '../../../src/main/registry/buffer-pool.js';
 import { ParkBudget } from '../../../src/main/registry/park.js';
 import { StallWatch } from '../../../src/main/registry/stall.js';
@@ -102,5 +103,50 @@ describe('streamBody', () => {
     assert.equal(await sending, total);
     assert.ok(Buffer.concat(res.body).equals(expected), 'the client got every byte in order');
     assert.equal(releasedBusy, false, 'no pooled buffer went back while the reader still used it');
+  });
+
+  it('never gives the pool a buffer that a timed-out store read may still write into', async () => {
+    const pool = new BufferPool({ bufferSize: 64 << 10, count: 2 });
+    const borrowed = await pool.acquire(2, 1000);
+    let finishLate: (() => void) | undefined;
+    // A store read that hangs past its time bound, then fills its buffer after all.
+    const reader: BlobReader = {
+      read: (into) =>
+        new Promise((resolve) => {
+          finishLate = () => {
+            into.fill(0xee);
+            resolve(into.length);
+          };
+        }),
+      async close() {},
+    };
+    const res = new SlowResponse();
+    res.accepting = true;
+    await assert.rejects(
+      streamBody(
+        res as unknown as HttpResponse,
+        reader,
+        borrowed,
+        100_000,
+        { aborted: false, onAbort: undefined },
+        {
+          pool,
+          // The store read bound, 30 s by default, made short so the test does not wait it out.
+          timeoutMs: 50,
+          stalls: new StallWatch(60_000),
+          park: new ParkBudget(16 << 20),
+          progress: { sent: 0, headed: false },
+        },
+        () => undefined,
+      ),
+      StoreUnavailableError,
+    );
+    const lent = await pool.acquire(2, 1000);
+    assert.ok(
+      lent.every((buffer) => !borrowed.includes(buffer)),
+      'the pool lent a buffer the late read writes into',
+    );
+    finishLate?.();
+    assert.ok(lent.every((buffer) => !buffer.includes(0xee)));
   });
 });
