@@ -137,34 +137,36 @@ export async function containerdPullBench(): Promise<string[]> {
     const nodeCpu: number[] = [];
     const peerCpu: number[] = [];
     const wire = { requests: 0, heads: 0, gets: 0, fetches: 0 };
+    // Client requests at the node's registry port, and the HEADs and GETs it sent the peer, so far.
+    const wireSample = () =>
+      Promise.all([
+        metricSum(node, 'shoal_requests_total', 'requester="client"'),
+        metricSum(node, 'shoal_peer_request_duration_seconds_count', 'method="HEAD"'),
+        metricSum(node, 'shoal_peer_request_duration_seconds_count', 'method="GET"'),
+      ]);
     for (let round = 0; round < ROUNDS; round++) {
       const registryBefore = await cpuSeconds(registry.pid);
       direct.push(await fetchInto(work, `d${round}`, ref, undefined));
       registryCpu.push((await cpuSeconds(registry.pid)) - registryBefore);
-      const before = await Promise.all([
-        metricSum(node, 'shoal_requests_total', 'requester="client"'),
-        metricSum(node, 'shoal_peer_request_duration_seconds_count', 'method="HEAD"'),
-        metricSum(node, 'shoal_peer_request_duration_seconds_count', 'method="GET"'),
-      ]);
+      const before = await wireSample();
       const cpuBefore = [await cpuSeconds(node.pid), await cpuSeconds(peer.pid)];
       through.push(await fetchInto(work, `s${round}`, ref, node.url));
       nodeCpu.push((await cpuSeconds(node.pid)) - (cpuBefore[0] ?? 0));
       peerCpu.push((await cpuSeconds(peer.pid)) - (cpuBefore[1] ?? 0));
-      const after = await Promise.all([
-        metricSum(node, 'shoal_requests_total', 'requester="client"'),
-        metricSum(node, 'shoal_peer_request_duration_seconds_count', 'method="HEAD"'),
-        metricSum(node, 'shoal_peer_request_duration_seconds_count', 'method="GET"'),
-      ]);
+      const after = await wireSample();
       wire.requests += (after[0] ?? 0) - (before[0] ?? 0);
       wire.heads += (after[1] ?? 0) - (before[1] ?? 0);
       wire.gets += (after[2] ?? 0) - (before[2] ?? 0);
       wire.fetches++;
     }
     const perFetch = (n: number) => (n / wire.fetches).toFixed(1);
+    /** The median of `values` and every value, in `unit` (ms shown as s). */
+    const series = (values: number[], unit = 's') => {
+      const shown = values.map((value) => (unit === 's' ? value / 1000 : value));
+      return `${median(shown).toFixed(2)} ${unit} (${shown.map((value) => value.toFixed(2)).join(', ')})`;
+    };
     const line = (label: string, runs: Fetched[], pick: (run: Fetched) => number, unit = 's') =>
-      `  ${label} ${(median(runs.map(pick)) / (unit === 's' ? 1000 : 1)).toFixed(2)} ${unit} (${runs
-        .map((run) => (pick(run) / (unit === 's' ? 1000 : 1)).toFixed(2))
-        .join(', ')})`;
+      `  ${label} ${series(runs.map(pick), unit)}`;
     const ratio = (pick: (run: Fetched) => number) =>
       (median(through.map(pick)) / median(direct.map(pick))).toFixed(2);
     return [
@@ -181,7 +183,7 @@ export async function containerdPullBench(): Promise<string[]> {
       line('straight from distribution', direct, (run) => run.cpu, 'CPU s'),
       line('through shoal from a peer ', through, (run) => run.cpu, 'CPU s'),
       `  of which containerd ${median(direct.map((run) => run.containerdCpu)).toFixed(2)} CPU s straight, ${median(through.map((run) => run.containerdCpu)).toFixed(2)} CPU s through shoal; distribution ${median(registryCpu).toFixed(2)} CPU s`,
-      `  of which the node's shoal ${median(nodeCpu).toFixed(2)} CPU s (${nodeCpu.map((cpu) => cpu.toFixed(2)).join(', ')}), the peer's ${median(peerCpu).toFixed(2)} CPU s (${peerCpu.map((cpu) => cpu.toFixed(2)).join(', ')})`,
+      `  of which the node's shoal ${series(nodeCpu, 'CPU s')}, the peer's ${series(peerCpu, 'CPU s')}`,
       `  on the wire per fetch (manifest + ${blobs.length} blobs): ${perFetch(wire.requests)} requests to the node's registry port; the node sent the peer ${perFetch(wire.heads)} HEADs and ${perFetch(wire.gets)} GETs`,
     ];
   } finally {

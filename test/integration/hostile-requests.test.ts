@@ -4,6 +4,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { contentOf, type GuardedPullThrough, startGuardedPullThrough } from '../harness/lying-upstream.js';
+import { seededRandom } from '../harness/random.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 const REQUESTS = 10_000;
@@ -11,18 +12,6 @@ const CONCURRENCY = 16;
 const SEED = 0x5_0a1;
 /** Methods no HTTP parser knows: 501 Not Implemented, as Go's and nginx's servers answer. */
 const UNKNOWN_METHODS = new Set(['FOO']);
-
-/** mulberry32: a small seeded generator, so every run sends the same requests. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Hostile {
   method: string;
@@ -190,7 +179,7 @@ describe('hostile requests against a pull-through node', { timeout: 300_000 }, (
       `[::1]:${listener.port}`,
     ]);
     const next = hostileRequests(
-      generator(SEED),
+      seededRandom(SEED),
       { upstream: upstream.host, forbidden },
       {
         blob: blob.digest,

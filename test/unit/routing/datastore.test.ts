@@ -3,18 +3,7 @@ import { describe, it } from 'node:test';
 import { MemoryDatastore } from 'datastore-core';
 import { Key } from 'interface-datastore';
 import { IndexedDatastore } from '../../../src/main/routing/libp2p/datastore.js';
-
-/** A small seeded generator (mulberry32), so a failing case can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../harness/random.js';
 
 async function all<T>(items: AsyncIterable<T> | Iterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -32,7 +21,7 @@ const keysListed = async (store: MemoryDatastore | IndexedDatastore, prefix: str
 
 describe('IndexedDatastore', () => {
   it('answers every query, get and has as libp2p’s MemoryDatastore does, through puts and deletes', async () => {
-    const next = random(24);
+    const next = seededRandom(24);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
     // Short names that are prefixes of one another, so prefix queries cut across siblings.
     const names = ['a', 'ab', 'abc', 'b', 'provider', 'providers', 'peers', 'p', 'CIQX', 'CIQXY', '12D3'];
