@@ -149,6 +149,37 @@ export function routerConformance(name: string, makeCluster: (size: number) => P
       assert.equal(await router(1).verifyMember(router(1).selfId, payload, signature, signal()), false);
     });
 
+    // The registry port drains after the router stopped (and listens before it started): requests in that
+    // window must see a node alone, not an error that becomes a 500.
+    it('once stopped, answers as a node that knows nobody, never with an error', async () => {
+      const pair = await makeCluster(2);
+      try {
+        const [stopped, other] = pair.routers as [Router, Router];
+        const key = freshKey();
+        await other.advertise([key]);
+        await waitFor('the provider found', async () => (await collect(stopped, key)).length === 1, 10_000);
+        const id = stopped.selfId;
+        const known = { id: other.selfId, registry: pair.registries[1] as string };
+        await stopped.stop();
+        assert.equal(stopped.selfId, id, 'its id outlives the stop');
+        assert.deepEqual(await collect(stopped, key), []);
+        assert.deepEqual(stopped.members(), []);
+        assert.equal(stopped.current(known), undefined);
+        assert.equal(await stopped.provider(other.selfId, AbortSignal.timeout(3000)), undefined);
+        assert.equal(
+          await stopped.tell(
+            other.selfId,
+            { kind: 'corrupt', digest: parseDigest(key) },
+            AbortSignal.timeout(3000),
+          ),
+          false,
+        );
+        assert.equal(stopped.ready(), false);
+      } finally {
+        await pair.teardown();
+      }
+    });
+
     it('stops returning a node within seconds of it dying', async (t) => {
       const key = freshKey();
       await router(1).advertise([key]);

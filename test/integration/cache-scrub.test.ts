@@ -70,8 +70,8 @@ describe('the pull-through cache beside containerd is scrubbed like the rest', {
     shoal = node();
     await Promise.all([shoal.start(), peer?.start()]);
     const fetched = await fetch(`${shoal.url}/v2/${repository}/blobs/${layer().digest}?ns=${registry.host}`);
-    assert.equal(fetched.status, 200);
-    await fetched.arrayBuffer();
+    const body = await fetched.text();
+    assert.equal(fetched.status, 200, `${body}\n${shoal.output}`);
     const cached = blobFile(join(dir, 'data', 'cache'), layer());
     await waitFor('the layer committed to the cache', async () => existsSync(cached), 10_000);
     await waitFor(

@@ -49,6 +49,8 @@ export async function buildMesh(
       psk: deps.psk,
     },
   );
+  // Its id is known from here on: a request that comes before the router has started elects as a lone node.
+  await router.load();
   if (deps.psk === undefined) {
     log.warn(
       { flag: '--p2p-psk-file' },

@@ -50,6 +50,7 @@ export class MemoryRouter implements Router {
   }
 
   async *lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
+    if (!this.#started) return;
     for (const id of this.#network.records.get(key) ?? []) {
       if (signal.aborted) return;
       const member = this.#network.members.get(id);
@@ -75,17 +76,19 @@ export class MemoryRouter implements Router {
   }
 
   members(): string[] {
+    if (!this.#started) return [];
     return [...this.#network.members.keys()].filter((id) => id !== this.id);
   }
 
   current(provider: Provider): Provider | undefined {
+    if (!this.#started) return undefined;
     const member = this.#network.members.get(provider.id);
     return member === undefined ? undefined : { id: provider.id, registry: member.registry };
   }
 
   async tell(id: string, message: PeerMessage, signal: AbortSignal): Promise<boolean> {
     const member = this.#network.members.get(id);
-    if (member === undefined || id === this.id || signal.aborted) return false;
+    if (!this.#started || member === undefined || id === this.id || signal.aborted) return false;
     // Through the same encoding as the wire, so a fake never accepts what the real channel would refuse.
     const decoded = decodeMessage(new TextDecoder().decode(encodeMessage(message)).trimEnd());
     if (decoded === undefined) return false;
@@ -109,6 +112,8 @@ export class MemoryRouter implements Router {
 
   async provider(id: string): Promise<Provider | undefined> {
     const member = this.#network.members.get(id);
-    return member === undefined || id === this.id ? undefined : { id, registry: member.registry };
+    return !this.#started || member === undefined || id === this.id
+      ? undefined
+      : { id, registry: member.registry };
   }
 }

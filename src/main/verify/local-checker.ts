@@ -130,9 +130,10 @@ export class LocalChecker {
     if (verdict.ok) {
       this.#store.pardon(digest);
     } else {
-      this.#metrics.localCorrupt.inc({ trigger });
       this.#log.warn({ digest, trigger, verdict }, 'local content is corrupt; withdrawing it');
       await this.#store.condemn(digest);
+      // Counted once withdrawn, as the metric says: whoever sees it move finds the content gone.
+      this.#metrics.localCorrupt.inc({ trigger });
     }
     return verdict;
   }

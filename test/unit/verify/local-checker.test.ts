@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,7 +46,16 @@ describe('LocalChecker', () => {
     let changes = 0;
     guarded.onChange(() => changes++);
     const metrics = new Metrics();
+    // The count moves only once the content is gone: a test (or an alert) that waits for it finds it gone.
+    const filesWhenCounted: number[] = [];
+    const { localCorrupt } = metrics;
+    const inc = localCorrupt.inc.bind(localCorrupt);
+    localCorrupt.inc = (labels, value) => {
+      filesWhenCounted.push(readdirSync(join(dir, 'embedded', 'blobs', 'sha256')).length);
+      inc(labels, value);
+    };
     assert.deepEqual(await checker(guarded, metrics).scrub(), { checked: 3, corrupt: 1 });
+    assert.deepEqual(filesWhenCounted, [2], 'counted after the file was deleted');
     assert.equal(await guarded.stat(bad), undefined);
     assert.ok(!(await guarded.listKeys()).has(bad), 'no longer advertised');
     assert.equal((await readdir(join(dir, 'embedded', 'blobs', 'sha256'))).length, 2, 'deleted from disk');

@@ -1,7 +1,7 @@
 // libp2p calls Promise.withResolvers (Node 22+); whoever uses this router gets the polyfill first.
 import '../../polyfill.js';
-import type { PeerId } from '@libp2p/interface';
-import { peerIdFromString } from '@libp2p/peer-id';
+import type { PeerId, PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from '../../log/logger.js';
 import { MessageDispatch, type MessageHandler, type MessageKind, type PeerMessage } from '../messages.js';
@@ -26,10 +26,15 @@ import { isRegistryAddress, registryOrigin, remoteHost } from './registry-addres
 /** Longest wait to reach an elected owner that is not connected; the caller's own deadline is usually shorter. */
 const MEMBER_TIMEOUT_MS = 30_000;
 
-/** Kademlia routing over libp2p on shoal’s own protocol prefix (the libp2p node itself is built in node.ts). */
+/**
+ * Kademlia routing over libp2p on shoal’s own protocol prefix (the libp2p node itself is built in node.ts).
+ * The registry port listens before the router has joined, and still drains after it stopped: in between,
+ * the router answers as a node that knows nobody (no providers, no members, its own id), never with an error.
+ */
 export class Libp2pRouter implements Router {
   readonly #init: Libp2pRouterInit;
   readonly #log: Logger;
+  #identity: { key: PrivateKey; id: string } | undefined;
   #node: Node | undefined;
   #proof: MemberProof | undefined;
   #notices: NoticeChannel | undefined;
@@ -47,7 +52,17 @@ export class Libp2pRouter implements Router {
   }
 
   get peerId(): string {
-    return this.#require().peerId.toString();
+    if (this.#identity === undefined) throw new Error('router identity not loaded');
+    return this.#identity.id;
+  }
+
+  /** Loads (or creates) the node's identity, so its id is known before the router starts; start does it too. */
+  async load(): Promise<PrivateKey> {
+    if (this.#identity === undefined) {
+      const key = await loadIdentity(this.#init.dataDir);
+      this.#identity = { key, id: peerIdFromPrivateKey(key).toString() };
+    }
+    return this.#identity.key;
   }
 
   /** Addresses peers can dial, with this node's peer id (the announced registry addresses left out). */
@@ -59,7 +74,7 @@ export class Libp2pRouter implements Router {
   }
 
   async start(): Promise<void> {
-    const privateKey = await loadIdentity(this.#init.dataDir);
+    const privateKey = await this.load();
     const registryPort = (): number =>
       typeof this.#init.registryPort === 'function' ? this.#init.registryPort() : this.#init.registryPort;
     const node = await createNode(privateKey, this.#init, registryPort);
@@ -135,7 +150,8 @@ export class Libp2pRouter implements Router {
    * provider its sender knows, so the lookup ends at the first that names a live one.
    */
   async *lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
-    const node = this.#require();
+    const node = this.#node;
+    if (node === undefined) return;
     const self = node.peerId.toString();
     const seen = new Set<string>();
     for await (const event of node.services.dht.findProviders(await routingCid(key), { signal })) {
@@ -198,9 +214,14 @@ export class Libp2pRouter implements Router {
    * dialled first (proof of life, bounded by the caller's signal); a member known gone is refused.
    */
   async provider(id: string, signal: AbortSignal): Promise<Provider | undefined> {
-    const node = this.#require();
+    const node = this.#node;
     const peer = peerIdOf(id);
-    if (peer === undefined || id === node.peerId.toString() || this.#liveness?.isGone(id) === true)
+    if (
+      node === undefined ||
+      peer === undefined ||
+      id === node.peerId.toString() ||
+      this.#liveness?.isGone(id) === true
+    )
       return undefined;
     if (node.getConnections(peer).length === 0) {
       try {
@@ -271,7 +292,7 @@ export class Libp2pRouter implements Router {
     if (!this.#book.usable(id)) return undefined;
     const registry =
       this.#book.registryOf(id) ??
-      registryOrigin(recorded, remoteHost(this.#require().getConnections(peer)[0]?.remoteAddr));
+      registryOrigin(recorded, remoteHost(this.#node?.getConnections(peer)[0]?.remoteAddr));
     return registry === undefined ? undefined : { id, registry };
   }
 }
