@@ -1,5 +1,6 @@
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
+import { SigningKeys } from './signing-keys.js';
 
 /** Most dials at once to signers of peer requests this node holds no connection to. */
 const MAX_VERIFY_DIALS = 16;
@@ -20,18 +21,18 @@ export function peerIdOf(id: string): PeerId | undefined {
  */
 export class MemberProof {
   readonly #node: Libp2p;
-  readonly #key: PrivateKey;
+  readonly #keys: SigningKeys;
   readonly #isGone: (id: string) => boolean;
   #dials = 0;
 
   constructor(node: Libp2p, key: PrivateKey, isGone: (id: string) => boolean) {
     this.#node = node;
-    this.#key = key;
+    this.#keys = new SigningKeys(key);
     this.#isGone = isGone;
   }
 
   async sign(payload: Uint8Array): Promise<Uint8Array> {
-    return this.#key.sign(payload);
+    return this.#keys.sign(payload);
   }
 
   async verify(
@@ -42,7 +43,7 @@ export class MemberProof {
   ): Promise<boolean> {
     const peer = peerIdOf(id);
     if (peer?.publicKey === undefined || peer.equals(this.#node.peerId)) return false;
-    if (!(await peer.publicKey.verify(payload, signature))) return false;
+    if (!(await this.#keys.verify(peer, payload, signature))) return false;
     if (this.#node.getConnections(peer).length > 0) return true;
     // Anyone can sign with a key of their own: dials on their behalf are few at a time, or refused.
     if (this.#isGone(id) || this.#dials >= MAX_VERIFY_DIALS) return false;
