@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run (containerd, CNCF distribution, skopeo, podman, dnsmasq, htpasswd,
-# openssl, kubectl for rendering the k8s/ kustomizations, and chromium for the debug page's browser test)
-# when missing.
+# openssl, unzip (to unpack kubectl and helm: test/install-k8s-tools.sh), and chromium for the debug page's
+# browser test) when missing.
 set -euo pipefail
-declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl [kubectl]=kubernetes-client [chromium]=chromium)
+declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl [unzip]=unzip [chromium]=chromium)
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")

