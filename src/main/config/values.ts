@@ -76,11 +76,15 @@ export function parseChoice<T extends string>(raw: string, flag: string, choices
   return found;
 }
 
-/** An http(s) URL naming a registry or a mirror; path, query and credentials are not allowed. */
+/**
+ * An http(s) URL naming a registry or a mirror; path, query and credentials are not allowed. An IPv6 host
+ * comes in brackets (`http://[fd00::1]:5000`), and so may an IPv4 one (`http://[10.0.0.5]:5000`), which
+ * URLs otherwise refuse: so one template, `http://[$(NODE_IP)]:5000`, serves nodes of either family.
+ */
 export function parseRegistryUrl(raw: string, flag: string): URL {
   let url: URL;
   try {
-    url = new URL(raw.trim());
+    url = new URL(raw.trim().replace(/^(https?:\/\/)\[(\d{1,3}(?:\.\d{1,3}){3})\]/i, '$1$2'));
   } catch (cause) {
     throw new ConfigError(`--${flag}: invalid URL ${JSON.stringify(raw)}`, { cause });
   }

@@ -79,6 +79,29 @@ describe('registry flags', () => {
     });
   }
 
+  // The init container's template is `http://[$(NODE_IP)]:5000`: the kubelet puts either family in it.
+  it('takes mirror targets with an IPv6 host, and with an IPv4 host in brackets', () => {
+    const targets = (value: string) =>
+      parseFlags(configurationFlags, [], { MIRROR_TARGETS: value }).values.mirrorTargets.map(
+        (url) => url.origin,
+      );
+    assert.deepEqual(targets('http://[fd00::1]:5000'), ['http://[fd00::1]:5000']);
+    assert.deepEqual(targets('http://[10.1.2.3]:5000'), ['http://10.1.2.3:5000']);
+    assert.deepEqual(targets('https://[2001:db8::7]:5443,http://[127.0.0.1]:5000'), [
+      'https://[2001:db8::7]:5443',
+      'http://127.0.0.1:5000',
+    ]);
+    // Unbracketed, an IPv6 address cannot be told from its port: refused, naming the flag.
+    assert.throws(
+      () => targets('http://fd00::1:5000'),
+      (err: unknown) => err instanceof ConfigError && /^--mirror-targets: invalid URL/.test(err.message),
+    );
+    assert.throws(
+      () => targets('http://[10.1.2]:5000'),
+      (err: unknown) => err instanceof ConfigError && /^--mirror-targets: invalid URL/.test(err.message),
+    );
+  });
+
   it('names the env var when the bad value came from one', () => {
     assert.throws(
       () => parse([], { MIRROR_RESOLVE_RETRIES: 'x' }),
