@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { dnsBootstrap, searchDomains } from '../../src/main/routing/bootstrap.js';
 import { Child, freePort, waitFor } from '../harness/process.js';
 import { ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
@@ -184,5 +185,43 @@ describe('a cluster of one: the bootstrap names only this node', { timeout: 60_0
       await new Promise((resolve) => setTimeout(resolve, 1000));
       assert.equal(await readyz(node), 200);
     }
+  });
+});
+
+// In a pod, /etc/resolv.conf searches `<ns>.svc.<cluster domain>`, `svc.<cluster domain>` and the cluster
+// domain. The manifests name the bootstrap Service without the cluster domain, which clusters set as they
+// like (cluster.local is only the default); shoal completes it with the search domains, as the system
+// resolver would, since Node's dns.resolve* does not.
+describe('DNS bootstrap: a name completed by the search domains', { timeout: 60_000 }, () => {
+  let dir: string;
+  let dnsmasq: Child;
+  let dnsPort = 0;
+
+  before(async () => {
+    dir = await shortTempDir('shoal-dns-search');
+    dnsPort = await freePort();
+    dnsmasq = startDnsmasq(dir, dnsPort, 'shoal-bootstrap.shoal.svc.corp.example', [
+      '127.0.0.21',
+      '127.0.0.22',
+    ]);
+    await waitFor('dnsmasq', async () => dnsmasq.running, 5000);
+  });
+
+  after(async () => {
+    await dnsmasq?.stop();
+    await removeDir(dir);
+  });
+
+  it('finds shoal-bootstrap.shoal.svc under a cluster domain that is not cluster.local', async () => {
+    const search = async () =>
+      searchDomains(
+        'nameserver 10.96.0.10\nsearch shoal.svc.corp.example svc.corp.example corp.example\noptions ndots:5\n',
+      );
+    const bootstrap = dnsBootstrap('shoal-bootstrap.shoal.svc', 5001, 2000, `127.0.0.1:${dnsPort}`, search);
+    await waitFor('the name resolved', async () => (await bootstrap()).length === 2, 10_000);
+    assert.deepEqual((await bootstrap()).sort(), ['/ip4/127.0.0.21/tcp/5001', '/ip4/127.0.0.22/tcp/5001']);
+    // A name with a trailing dot is complete: never searched.
+    const absolute = dnsBootstrap('shoal-bootstrap.shoal.svc.', 5001, 2000, `127.0.0.1:${dnsPort}`, search);
+    assert.deepEqual(await absolute(), []);
   });
 });
