@@ -34,6 +34,10 @@ export class ShoalProcess {
     return this.#child?.output ?? '';
   }
 
+  get running(): boolean {
+    return this.#child?.running ?? false;
+  }
+
   /** Picks the node's ports now (start does, unless this ran first): so its URL can be written down before it starts. */
   async reservePorts(): Promise<void> {
     if (this.port !== 0) return;
