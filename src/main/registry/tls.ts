@@ -8,6 +8,14 @@ export interface TlsFiles {
   keyFile: string;
 }
 
+/** A certificate and its key as read, checked to belong together. */
+export interface TlsPair {
+  cert: string;
+  key: string;
+  /** When the certificate expires. */
+  notAfter: Date;
+}
+
 /**
  * Checks a listener's certificate and key flags (`--registry-tls-cert` and `--registry-tls-key` unless
  * `flags` names others) before anything listens: both or neither, readable, PEM, and the key the
@@ -22,6 +30,12 @@ export async function loadTlsFiles(
   if (certFile === '' && keyFile === '') return undefined;
   if (certFile === '' || keyFile === '')
     throw new ConfigError(`${flags.cert} and ${flags.key}: give both, or neither`);
+  await readTlsPair({ certFile, keyFile }, flags);
+  return { certFile, keyFile };
+}
+
+/** Reads and checks a certificate and its key, as loadTlsFiles does; errors name the flags. */
+export async function readTlsPair(files: TlsFiles, flags: { cert: string; key: string }): Promise<TlsPair> {
   const read = async (flag: string, path: string): Promise<string> => {
     try {
       return await readFile(path, 'utf8');
@@ -29,20 +43,19 @@ export async function loadTlsFiles(
       throw new ConfigError(`${flag}: cannot read ${path}`, { cause });
     }
   };
+  const [cert, key] = [await read(flags.cert, files.certFile), await read(flags.key, files.keyFile)];
   let certificate: X509Certificate;
   try {
-    certificate = new X509Certificate(await read(flags.cert, certFile));
+    certificate = new X509Certificate(cert);
   } catch (cause) {
-    if (cause instanceof ConfigError) throw cause;
-    throw new ConfigError(`${flags.cert}: ${certFile} holds no PEM certificate`, { cause });
+    throw new ConfigError(`${flags.cert}: ${files.certFile} holds no PEM certificate`, { cause });
   }
   let matches: boolean;
   try {
-    matches = certificate.checkPrivateKey(createPrivateKey(await read(flags.key, keyFile)));
+    matches = certificate.checkPrivateKey(createPrivateKey(key));
   } catch (cause) {
-    if (cause instanceof ConfigError) throw cause;
-    throw new ConfigError(`${flags.key}: ${keyFile} holds no PEM private key`, { cause });
+    throw new ConfigError(`${flags.key}: ${files.keyFile} holds no PEM private key`, { cause });
   }
   if (!matches) throw new ConfigError(`${flags.key}: the key does not match ${flags.cert}`);
-  return { certFile, keyFile };
+  return { cert, key, notAfter: new Date(certificate.validTo) };
 }

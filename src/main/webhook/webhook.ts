@@ -3,9 +3,11 @@ import { BadRequestError, ConfigError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 import { type ImageReference, SHA256_DIGEST } from '../oci/reference.js';
-import { type SideRoute, SideServer } from '../registry/side-server.js';
-import { loadTlsFiles } from '../registry/tls.js';
+import type { SideRoute } from '../registry/side-server.js';
+import { loadTlsFiles, readTlsPair } from '../registry/tls.js';
 import { admit, type PinPolicy, type TagResolver } from './admission.js';
+import { CertificateWatch } from './certificate-watch.js';
+import { WebhookHttpsServer } from './https-server.js';
 
 /** Where the API server sends Pod reviews (the MutatingWebhookConfiguration's `service.path`). */
 export const WEBHOOK_PATH = '/pods';
@@ -58,38 +60,76 @@ export function admissionRoute(
   };
 }
 
-/** `shoal webhook`: the HTTPS admission webhook that pins pods' image tags to digests. */
-export async function startWebhook(config: WebhookConfig, log: Logger): Promise<SideServer> {
-  const tls = await loadTlsFiles(config.webhookTlsCert, config.webhookTlsKey, {
-    cert: '--webhook-tls-cert',
-    key: '--webhook-tls-key',
-  });
-  if (tls === undefined) {
+/** A running webhook: its port, and a stop that closes the listener and the certificate watch. */
+export interface RunningWebhook {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+const TLS_FLAGS = { cert: '--webhook-tls-cert', key: '--webhook-tls-key' };
+
+/**
+ * `shoal webhook`: the HTTPS admission webhook that pins pods' image tags to digests. It serves a renewed
+ * certificate as soon as its files change, and answers `/readyz` 503 once its certificate has expired.
+ */
+export async function startWebhook(config: WebhookConfig, log: Logger): Promise<RunningWebhook> {
+  const files = await loadTlsFiles(config.webhookTlsCert, config.webhookTlsKey, TLS_FLAGS);
+  if (files === undefined) {
     throw new ConfigError(
       '--webhook-tls-cert and --webhook-tls-key are required: the API server calls webhooks over HTTPS only',
     );
   }
+  const pair = await readTlsPair(files, TLS_FLAGS);
   const policy: PinPolicy = {
     mirrored: new Set(config.mirroredRegistries.map((url) => url.host)),
     filters: config.registryFilters,
     resolveTimeoutMs: config.resolveTimeout,
   };
-  const livez: SideRoute = {
+  let certificate: CertificateWatch | undefined;
+  const text = (status: number, body: string) => ({ status, contentType: 'text/plain', body });
+  const livez: SideRoute = { method: 'get', path: '/livez', handle: async () => text(200, 'ok\n') };
+  const readyz: SideRoute = {
     method: 'get',
-    path: '/livez',
-    handle: async () => ({ status: 200, contentType: 'text/plain', body: 'ok\n' }),
+    path: '/readyz',
+    handle: async () =>
+      certificate?.expired() === true
+        ? text(503, 'the serving certificate has expired\n')
+        : text(200, 'ready\n'),
   };
-  const server = new SideServer(
+  const server = new WebhookHttpsServer(
     {
       name: 'webhook',
       routes: [
         admissionRoute(shoalTagResolver(config.shoalUrl), policy, config.webhookMaxReviewBytes, log),
         livez,
+        readyz,
       ],
     },
-    { host: config.webhookAddr.host, port: config.webhookAddr.port, tls },
+    pair,
   );
-  await server.start();
-  log.info({ port: server.port, shoal: config.shoalUrl.origin }, 'admission webhook listening (https)');
-  return server;
+  try {
+    await server.listen(config.webhookAddr.host, config.webhookAddr.port);
+  } catch (cause) {
+    throw new ConfigError(
+      `--webhook-addr: cannot listen on ${config.webhookAddr.host ?? '*'}:${config.webhookAddr.port}`,
+      { cause },
+    );
+  }
+  certificate = new CertificateWatch(
+    { log, onChange: (next) => server.setCertificate(next) },
+    { files, flags: TLS_FLAGS, current: pair },
+  );
+  certificate.start();
+  log.info(
+    { port: server.port, shoal: config.shoalUrl.origin, notAfter: pair.notAfter.toISOString() },
+    'admission webhook listening (https)',
+  );
+  const watch = certificate;
+  return {
+    port: server.port,
+    stop: async () => {
+      watch.stop();
+      await server.stop();
+    },
+  };
 }
