@@ -8,6 +8,7 @@ import { clientsBench } from './clients.js';
 import { containerdPullBench } from './containerd-pull.js';
 import { countingBench } from './counting.js';
 import { datastoreBench } from './datastore.js';
+import { heapLimitBench } from './heap-limit.js';
 import { throughput } from './measure.js';
 import { memoryBench } from './memory.js';
 import { p2pBench } from './p2p.js';
@@ -97,3 +98,4 @@ if (only === undefined || only === 'memory') console.log((await memoryBench()).j
 if (only === undefined || only === 'counting') console.log((await countingBench()).join('\n'));
 if (only === undefined || only === 'pull') console.log((await containerdPullBench()).join('\n'));
 if (only === undefined || only === 'datastore') console.log((await datastoreBench()).join('\n'));
+if (only === undefined || only === 'heap') console.log((await heapLimitBench()).join('\n'));

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -16,22 +18,83 @@ export interface K8sObject {
   [field: string]: unknown;
 }
 
-/**
- * Renders a kustomization directory (relative to the root) with the real `kubectl kustomize`: the one on
- * PATH, or `$KUBECTL` (to check the manifests against another kubectl's kustomize, Debian's 1.20 say).
- */
+/** Where test/install-k8s-tools.sh puts kubectl and helm (from the npm registry). */
+const TOOLS = join(ROOT, 'node_modules', '.cache', 'shoal-k8s-tools');
+
+/** The kubectl the manifests are rendered with: `$KUBECTL`, else the current one the test setup installed. */
+export const KUBECTL = process.env.KUBECTL ?? join(TOOLS, 'kubectl');
+/** The helm the chart is rendered with: `$HELM`, else the one the test setup installed. */
+export const HELM = process.env.HELM ?? join(TOOLS, 'helm');
+
+/** Renders a kustomization directory (relative to the root) with the real `kubectl kustomize`. */
 export async function render(dir: string): Promise<K8sObject[]> {
-  // Its warnings (newer kustomize deprecates the `bases` that Debian's older one needs) go to stderr.
-  const kubectl = process.env.KUBECTL ?? 'kubectl';
-  const { stdout } = await promisify(execFile)(kubectl, ['kustomize', join(ROOT, dir)], {
+  if (!existsSync(KUBECTL)) throw new Error(`${KUBECTL} is missing: run bash test/install-k8s-tools.sh`);
+  const { stdout } = await promisify(execFile)(KUBECTL, ['kustomize', join(ROOT, dir)], {
     timeout: 60_000,
     maxBuffer: 16 << 20,
   });
-  const docs = parseAllDocuments(stdout);
+  return parseObjects(stdout, dir);
+}
+
+/**
+ * Renders what an operator's own kustomization would: `resources` (directories under k8s/) and then
+ * `components` in order, written to a kustomization of its own under dist/ (kustomize reads nothing by an
+ * absolute path).
+ */
+export async function renderComposed(
+  name: string,
+  resources: readonly string[],
+  components: readonly string[],
+): Promise<K8sObject[]> {
+  const dir = join('dist', 'k8s-render', name);
+  await mkdir(join(ROOT, dir), { recursive: true });
+  const up = (paths: readonly string[]): string[] => paths.map((path) => `../../../k8s/${path}`);
+  const text = [
+    'apiVersion: kustomize.config.k8s.io/v1beta1',
+    'kind: Kustomization',
+    `resources: ${JSON.stringify(up(resources))}`,
+    `components: ${JSON.stringify(up(components))}`,
+    '',
+  ].join('\n');
+  await writeFile(join(ROOT, dir, 'kustomization.yaml'), text);
+  return render(dir);
+}
+
+/** Every optional component under k8s/components (components/image names the image: it goes with each). */
+export const COMPONENTS = readdirSync(join(ROOT, 'k8s', 'components'))
+  .filter((name) => name !== 'image')
+  .sort();
+/** Components for one distribution's paths: alternatives to each other, and needed by the cleanup too. */
+export const DISTROS = ['k3s', 'rke2'];
+
+/**
+ * Every way the manifests are meant to be installed, by name: the default install (`k8s`), every component
+ * with the base (`base + psk`), all of them together (`k8s/examples/all`), the cleanup, alone and with
+ * each distribution's paths (`cleanup + k3s`), and the Helm chart (`helm: …`).
+ */
+export async function renderInstalls(): Promise<Map<string, K8sObject[]>> {
+  const rendered = new Map<string, K8sObject[]>();
+  for (const dir of ['k8s', 'k8s/examples/all', 'k8s/cleanup']) rendered.set(dir, await render(dir));
+  for (const name of COMPONENTS) {
+    const components = [`components/${name}`, 'components/image'];
+    rendered.set(`base + ${name}`, await renderComposed(`base-${name}`, ['base'], components));
+    if (DISTROS.includes(name))
+      rendered.set(`cleanup + ${name}`, await renderComposed(`cleanup-${name}`, ['cleanup'], components));
+  }
+  // The Helm chart, through the same checks: at its defaults, with everything on, and with the values of a
+  // Spegel user.
+  const { ALL_ON, renderChart, SPEGEL_VALUES } = await import('./chart.js');
+  rendered.set('helm: defaults', await renderChart('defaults', {}));
+  rendered.set('helm: all on', await renderChart('all-on', ALL_ON));
+  rendered.set('helm: a Spegel values.yaml', await renderChart('spegel', SPEGEL_VALUES));
+  return rendered;
+}
+
+/** Every object in a multi-document YAML stream. */
+export function parseObjects(text: string, from: string): K8sObject[] {
   const objects: K8sObject[] = [];
-  for (const doc of docs) {
-    if (doc.errors.length > 0)
-      throw new Error(`${dir}: kubectl rendered bad YAML: ${doc.errors[0]?.message}`);
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length > 0) throw new Error(`${from}: bad YAML: ${doc.errors[0]?.message}`);
     const value = doc.toJS() as K8sObject | null;
     if (value !== null) objects.push(value);
   }

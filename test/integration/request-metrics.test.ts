@@ -49,7 +49,7 @@ function moved(
 
 /** The dashboard k8s/ ships (the service-monitor overlay's ConfigMap). */
 const DASHBOARD = fileURLToPath(
-  new URL('../../../k8s/overlays/service-monitor/shoal-dashboard.json', import.meta.url),
+  new URL('../../../k8s/components/service-monitor/shoal-dashboard.json', import.meta.url),
 );
 
 const requests = (labels: Record<string, string>): string =>

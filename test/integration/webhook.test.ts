@@ -251,7 +251,7 @@ describe('shoal webhook: pins pod image tags to digests', { timeout: 120_000 }, 
       response.warnings?.[0] ?? '',
       /^shoal: nginx:1\.27 left unpinned: not resolved within 2000 ms$/,
     );
-    // Inside the API server's 5 s timeoutSeconds in k8s/overlays/webhook.
+    // Inside the API server's 5 s timeoutSeconds in k8s/components/webhook.
     assert.ok(ms >= 1900 && ms < 4000, `answered after ${ms} ms`);
   });
 
