@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Containerd } from '../harness/containerd.js';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import { type OciDescriptor, pushLayout } from '../harness/images.js';
@@ -85,7 +85,10 @@ describe('containerd restarts under a running shoal', { timeout: 120_000 }, () =
     while (Date.now() - down < 8000) {
       const asked = Date.now();
       await fetchLayer(first);
-      assert.ok(Date.now() - asked < 2000, `an answer took ${Date.now() - asked} ms while containerd was down`);
+      assert.ok(
+        Date.now() - asked < 2000,
+        `an answer took ${Date.now() - asked} ms while containerd was down`,
+      );
       await sleep(200);
     }
     await containerd.start();
