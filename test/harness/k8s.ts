@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import ts from 'typescript';
@@ -169,4 +170,23 @@ function typeProblems(source: string): string[] {
     const text = ts.flattenDiagnosticMessageText(diagnostic.messageText, ' ');
     return `schema: ${text.slice(0, 400)}`;
   });
+}
+
+/**
+ * The installs of renderInstalls, rendered once before the calling suite's tests (call it inside a
+ * `describe`). `get(name)` fails the test on a name that was not rendered.
+ */
+export function installsUnderTest(): { get(name: string): K8sObject[]; all(): Map<string, K8sObject[]> } {
+  let rendered = new Map<string, K8sObject[]>();
+  before(async () => {
+    rendered = await renderInstalls();
+  });
+  return {
+    get(name) {
+      const objects = rendered.get(name);
+      if (objects === undefined) throw new Error(`${name} was not rendered`);
+      return objects;
+    },
+    all: () => rendered,
+  };
 }

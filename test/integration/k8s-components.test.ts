@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WEBHOOK_PATH } from '../../src/main/webhook/webhook.js';
-import { DISTROS, type K8sObject, renderInstalls } from '../harness/k8s.js';
+import { DISTROS, installsUnderTest, type K8sObject } from '../harness/k8s.js';
 import {
   type Container,
   containersOf,
@@ -16,16 +16,7 @@ import {
 // What each optional component adds, rendered with the base as an operator would install it.
 
 describe('k8s/components: each does what it says', { timeout: 180_000 }, () => {
-  let rendered = new Map<string, K8sObject[]>();
-  const get = (name: string): K8sObject[] => {
-    const objects = rendered.get(name);
-    assert.ok(objects, `${name} was not rendered`);
-    return objects;
-  };
-
-  before(async () => {
-    rendered = await renderInstalls();
-  });
+  const { get } = installsUnderTest();
 
   it('the webhook configuration fails open, skips shoal’s own namespace and reaches the webhook Service', () => {
     const objects = get('base + webhook');

@@ -1,10 +1,17 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { envName, type FlagSet, parseFlags } from '../../src/main/config/flag.js';
-import { COMPONENTS, DISTROS, type K8sObject, ROOT, renderInstalls, schemaProblems } from '../harness/k8s.js';
+import {
+  COMPONENTS,
+  DISTROS,
+  installsUnderTest,
+  type K8sObject,
+  ROOT,
+  schemaProblems,
+} from '../harness/k8s.js';
 import {
   type Container,
   containersOf,
@@ -32,20 +39,12 @@ const registryContainer = (workload: Workload): Container | undefined =>
   workload.spec.template.spec.containers.find((c) => shoalCommand(c) === 'registry');
 
 describe('k8s/: every way to install renders and holds together', { timeout: 180_000 }, () => {
-  let rendered = new Map<string, K8sObject[]>();
-  const get = (name: string): K8sObject[] => {
-    const objects = rendered.get(name);
-    assert.ok(objects, `${name} was not rendered`);
-    return objects;
-  };
-
-  before(async () => {
-    rendered = await renderInstalls();
-  });
+  const installs = installsUnderTest();
+  const { get } = installs;
 
   const each = (check: (objects: K8sObject[], name: string) => void | Promise<void>) => async () => {
-    assert.ok(rendered.size > 0);
-    for (const [name, objects] of rendered) {
+    assert.ok(installs.all().size > 0);
+    for (const [name, objects] of installs.all()) {
       try {
         await check(objects, name);
       } catch (err) {
@@ -84,7 +83,7 @@ describe('k8s/: every way to install renders and holds together', { timeout: 180
   });
 
   it('validates every rendered object against the Kubernetes schemas', async () => {
-    for (const [name, objects] of rendered) assert.deepEqual(await schemaProblems(objects), [], name);
+    for (const [name, objects] of installs.all()) assert.deepEqual(await schemaProblems(objects), [], name);
   });
 
   it('the schema check fails on a misspelt field (so the check above can fail)', async () => {

@@ -4,10 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:tls';
-import { Child, freePort, waitFor } from '../harness/process.js';
-import { CLI } from '../harness/shoal.js';
+import { type Child, waitFor } from '../harness/process.js';
 import { caSignedCert, secretVolume } from '../harness/tls.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
+import { startWebhook } from '../harness/webhook.js';
 
 const NAME = 'shoal-webhook.shoal.svc';
 
@@ -26,26 +26,8 @@ const fingerprintOf = async (file: string): Promise<string> =>
   new X509Certificate(await readFile(file)).fingerprint256;
 
 /** `shoal webhook` at its defaults, on the files of a Secret volume. */
-async function startWebhook(volume: string): Promise<{ child: Child; port: number }> {
-  const port = await freePort();
-  const child = new Child(process.execPath, [
-    CLI,
-    'webhook',
-    '--webhook-addr',
-    `127.0.0.1:${port}`,
-    '--webhook-tls-cert',
-    join(volume, 'tls.crt'),
-    '--webhook-tls-key',
-    join(volume, 'tls.key'),
-  ]);
-  await waitFor(
-    'webhook',
-    async () => child.output.includes('admission webhook listening'),
-    15_000,
-    () => (child.running ? undefined : `exited:\n${child.output}`),
-  );
-  return { child, port };
-}
+const webhookOn = (volume: string) =>
+  startWebhook(['--webhook-tls-cert', join(volume, 'tls.crt'), '--webhook-tls-key', join(volume, 'tls.key')]);
 
 const status = async (port: number, path: string): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -83,7 +65,7 @@ describe('shoal webhook: its certificate renews under it', { timeout: 60_000 }, 
   it('serves a renewed certificate from the next handshake, and keeps the pair in use while the files disagree', async () => {
     const volume = await secretVolume(join(dir, 'volume'));
     await volume.write({ 'tls.crt': first.cert, 'tls.key': first.key });
-    webhook = await startWebhook(join(dir, 'volume'));
+    webhook = await webhookOn(join(dir, 'volume'));
     const { port, child } = webhook;
     assert.equal(await servedFingerprint(port), await fingerprintOf(first.cert));
     await volume.write({ 'tls.crt': second.cert, 'tls.key': second.key });
@@ -110,7 +92,7 @@ describe('shoal webhook: its certificate renews under it', { timeout: 60_000 }, 
     });
     const volume = await secretVolume(join(dir, 'expired-volume'));
     await volume.write({ 'tls.crt': expired.cert, 'tls.key': expired.key });
-    const stale = await startWebhook(join(dir, 'expired-volume'));
+    const stale = await webhookOn(join(dir, 'expired-volume'));
     try {
       assert.match(stale.child.output, /the webhook certificate has expired/);
       assert.equal(await status(stale.port, '/readyz'), 503);

@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
-import { Child, freePort, waitFor } from '../harness/process.js';
+import { Child, freePort } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
 import { CLI, pullThroughArgs, ShoalProcess } from '../harness/shoal.js';
 import { caSignedCert } from '../harness/tls.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
+import { startWebhook } from '../harness/webhook.js';
 
 interface Answer {
   status: number;
@@ -113,19 +114,6 @@ async function silentServer(port: number): Promise<{ server: Server; sockets: Se
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return { server, sockets };
-}
-
-/** `shoal webhook` as the DaemonSet's webhook container runs it: its defaults, but for addresses and files. */
-async function startWebhook(args: string[]): Promise<{ child: Child; port: number }> {
-  const port = await freePort();
-  const child = new Child(process.execPath, [CLI, 'webhook', '--webhook-addr', `127.0.0.1:${port}`, ...args]);
-  await waitFor(
-    'webhook',
-    async () => child.output.includes('admission webhook listening'),
-    15_000,
-    () => (child.running ? undefined : `exited:\n${child.output}`),
-  );
-  return { child, port };
 }
 
 // The real webhook process, in front of a real shoal with pull-through, in front of the CNCF registry: the
