@@ -113,6 +113,7 @@ export const SPEGEL_VALUES = {
   },
   priorityClassName: 'system-cluster-critical',
   serviceAccount: { annotations: { 'example.com/role': 'mirror' } },
+  // Not a timing change under test: values away from the defaults, so the test can see each one arrive.
   serviceMonitor: { enabled: true, interval: '15s', scrapeTimeout: '10s', labels: { release: 'prom' } },
   livenessProbe: { enabled: false },
   spegel: {
@@ -120,6 +121,7 @@ export const SPEGEL_VALUES = {
     mirroredRegistries: ['https://docker.io', 'https://ghcr.io'],
     additionalMirrorTargets: ['https://mirror.example.com'],
     mirrorResolveRetries: 5,
+    // Away from its default (20ms) only to be seen in the rendered env; no test runs a node with it.
     mirrorResolveTimeout: '50ms',
     containerdNamespace: 'k8s.example',
     resolveTags: false,

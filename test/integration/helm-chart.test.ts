@@ -80,6 +80,7 @@ describe('k8s/chart: the Helm chart', { timeout: 180_000 }, () => {
       debugWeb: boolean;
     };
     assert.equal(values.spegel.mirrorResolveRetries, defaults.mirrorResolveRetries);
+    // The chart's default timeout, parsed as the CLI parses it, must be the CLI's own default.
     const timeout = parseFlags(
       flagsOf('registry'),
       ['--mirror-resolve-timeout', values.spegel.mirrorResolveTimeout],

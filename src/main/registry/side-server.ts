@@ -6,7 +6,12 @@ import uWS, { type HttpResponse, type us_listen_socket } from './uws.js';
 /** Largest request body a route takes unless it says otherwise. */
 const DEFAULT_MAX_BODY_BYTES = 64 << 10;
 /** How far past its limit a body is read and dropped before the connection is closed instead. */
-const DISCARD_BYTES = 64 << 20;
+export const DISCARD_BYTES = 64 << 20;
+
+/** The largest body `route` takes: none for a GET. */
+export function bodyLimit(route: SideRoute): number {
+  return route.method === 'get' ? 0 : (route.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+}
 
 /** What a side route answers. */
 export interface SideReply {
@@ -78,7 +83,7 @@ export class SideServer {
             res.end(reply.body, close);
           });
         };
-        const max = route.method === 'get' ? 0 : (route.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+        const max = bodyLimit(route);
         readBody(res, max, (body, cut) => {
           if (body === undefined) {
             const text = `${this.#name}: request body over ${max} bytes\n`;

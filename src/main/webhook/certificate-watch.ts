@@ -40,10 +40,6 @@ export class CertificateWatch {
     this.#current = init.current;
   }
 
-  get notAfter(): Date {
-    return this.#current.notAfter;
-  }
-
   expired(now = Date.now()): boolean {
     return this.#current.notAfter.getTime() <= now;
   }

@@ -1,11 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { SideReply, SideRoute } from '../registry/side-server.js';
+import { bodyLimit, DISCARD_BYTES, type SideReply, type SideRoute } from '../registry/side-server.js';
 import type { TlsPair } from '../registry/tls.js';
 
-/** How far past its limit a body is read and dropped before the connection is closed instead. */
-const DISCARD_BYTES = 64 << 20;
 /** Longest a client may take to send one whole request; the API server sends a review at once. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -66,7 +64,7 @@ export class WebhookHttpsServer {
       send(res, { status: 404, contentType: 'text/plain', body: `${this.#name} serves only ${known}\n` });
       return;
     }
-    const max = route.method === 'get' ? 0 : (route.maxBodyBytes ?? 64 << 10);
+    const max = bodyLimit(route);
     readBody(req, max, (body) => {
       if (body === undefined) {
         send(res, {

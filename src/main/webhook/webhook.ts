@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.js';
 import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 import { type ImageReference, SHA256_DIGEST } from '../oci/reference.js';
 import type { SideRoute } from '../registry/side-server.js';
-import { loadTlsFiles, readTlsPair } from '../registry/tls.js';
+import { readTlsPair } from '../registry/tls.js';
 import { admit, type PinPolicy, type TagResolver } from './admission.js';
 import { CertificateWatch } from './certificate-watch.js';
 import { WebhookHttpsServer } from './https-server.js';
@@ -73,8 +73,9 @@ const TLS_FLAGS = { cert: '--webhook-tls-cert', key: '--webhook-tls-key' };
  * certificate as soon as its files change, and answers `/readyz` 503 once its certificate has expired.
  */
 export async function startWebhook(config: WebhookConfig, log: Logger): Promise<RunningWebhook> {
-  const files = await loadTlsFiles(config.webhookTlsCert, config.webhookTlsKey, TLS_FLAGS);
-  if (files === undefined) {
+  // Read and checked once: the pair read here is the one served.
+  const files = { certFile: config.webhookTlsCert, keyFile: config.webhookTlsKey };
+  if (files.certFile === '' || files.keyFile === '') {
     throw new ConfigError(
       '--webhook-tls-cert and --webhook-tls-key are required: the API server calls webhooks over HTTPS only',
     );
