@@ -11,6 +11,7 @@ import { createLibp2p } from 'libp2p';
 import type { Logger } from '../../log/logger.js';
 import type { Bootstrapper } from '../bootstrap.js';
 import { IndexedDatastore } from './datastore.js';
+import { INBOUND_LIMITS, InboundGate } from './inbound-gate.js';
 import { registryAddresses } from './registry-address.js';
 
 export const DHT_PROTOCOL = '/shoal/kad/1.0.0';
@@ -71,6 +72,13 @@ export async function createNode(
       announceFilter: (addresses) => [...addresses, ...registryAddresses(addresses, registryPort())],
     },
     transports: [tcp()],
+    // A silent socket holds a handshake slot until the upgrade times out: more slots, a shorter timeout,
+    // and a cap per address keep a few pods from locking nodes out of the cluster.
+    connectionManager: {
+      maxIncomingPendingConnections: INBOUND_LIMITS.pending,
+      inboundUpgradeTimeout: INBOUND_LIMITS.upgradeTimeoutMs,
+    },
+    connectionGater: new InboundGate(),
     ...(init.psk === undefined ? {} : { connectionProtector: preSharedKey({ psk: init.psk }) }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
