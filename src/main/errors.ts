@@ -165,6 +165,18 @@ export class StoreUnavailableError extends ShoalError {
   override readonly ociCode = 'UNAVAILABLE';
 }
 
+/**
+ * The node has no room to keep content it would fetch: larger than --cache-max-bytes, or the disk holding
+ * the cache is full (or would be past the share kept free). Answered 404, so containerd fetches it from
+ * the registry itself; a full disk is never taken for an upstream that broke off.
+ */
+export class DiskFullError extends ShoalError {
+  override readonly code = 'DISK_FULL';
+  override readonly status = 404;
+  override readonly ociCode = 'BLOB_UNKNOWN';
+  override readonly publicMessage = 'this node has no room to keep the content; fetch it from the registry';
+}
+
 /** Content in a store does not hash to its digest or is shorter than it claims. */
 export class ContentCorruptError extends ShoalError {
   override readonly code = 'CONTENT_CORRUPT';

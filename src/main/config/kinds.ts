@@ -1,7 +1,9 @@
 // The kinds of flag every command's table is built from, and the flags several commands share.
 import { type Flag, list, value } from './flag.js';
 import {
+  type ByteSize,
   type ListenAddress,
+  parseByteSize,
   parseChoice,
   parseDuration,
   parseInteger,
@@ -19,6 +21,10 @@ export function address(defaultText: string, help: string): Flag<ListenAddress> 
 
 export function integer(defaultValue: number, min: number, max: number, help: string): Flag<number> {
   return value(defaultValue, (raw, flag) => parseInteger(raw, flag, min, max), help);
+}
+
+export function byteSize(defaultText: string, help: string): Flag<ByteSize> {
+  return { ...value(parseByteSize(defaultText, 'default'), parseByteSize, help), defaultText };
 }
 
 export const text = (defaultValue: string, help: string): Flag<string> =>

@@ -2,6 +2,7 @@ import { bool, list, value } from './flag.js';
 import {
   address,
   BOOTSTRAP_KINDS,
+  byteSize,
   containerdRegistryConfigPath,
   duration,
   integer,
@@ -183,11 +184,9 @@ export const registryFlags = {
     '',
     'A docker config.json with credentials for pull-through; never sent to peers.',
   ),
-  cacheMaxBytes: integer(
-    0,
-    0,
-    Number.MAX_SAFE_INTEGER,
-    'Most bytes the embedded store keeps, evicting least recently used content not being served (0: no bound).',
+  cacheMaxBytes: byteSize(
+    '10%',
+    'Most bytes the embedded store (the pull-through cache) keeps: a size (20GiB) or a share of the disk holding --data-dir; least recently used content not being served is evicted (0: no bound).',
   ),
   upstreamTimeout: duration(
     '10s',

@@ -53,6 +53,37 @@ export function parseInteger(raw: string, flag: string, min: number, max: number
   return value;
 }
 
+/** A size in bytes, or a share of the filesystem that holds a directory (resolved at start). */
+export type ByteSize = { bytes: number } | { share: number };
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  m: 1e6,
+  g: 1e9,
+  t: 1e12,
+  ki: 2 ** 10,
+  mi: 2 ** 20,
+  gi: 2 ** 30,
+  ti: 2 ** 40,
+};
+
+/** `0`, a byte count with an optional unit (`500Mi`, `20GiB`, `2G`), or a share of the disk (`10%`). */
+export function parseByteSize(raw: string, flag: string): ByteSize {
+  const text = raw.trim();
+  const share = /^(\d+(?:\.\d+)?)%$/.exec(text);
+  if (share !== null) {
+    const percent = Number(share[1]);
+    if (percent > 0 && percent <= 100) return { share: percent / 100 };
+  }
+  const size = /^(\d+(?:\.\d+)?)(?:([kmgt]i?)b?|b)?$/i.exec(text);
+  const bytes = Math.floor(Number(size?.[1]) * (SIZE_UNITS[(size?.[2] ?? '').toLowerCase()] ?? Number.NaN));
+  if (size !== null && Number.isSafeInteger(bytes)) return { bytes };
+  throw new ConfigError(
+    `--${flag}: expected a size (0, 500Mi, 20GiB) or a share of the disk from 0% to 100% (10%), got ${JSON.stringify(raw)}`,
+  );
+}
+
 export function parseBoolean(raw: string, flag: string): boolean {
   const text = raw.trim().toLowerCase();
   if (['true', '1', 'yes'].includes(text)) return true;

@@ -99,4 +99,14 @@ export class Families {
   gauge<L extends string>(name: string, help: string, labelNames: L[]): Gauge<L> {
     return new Gauge({ name, help, labelNames, registers: [this.#registry] });
   }
+
+  /** Makes each series of `counter` whose `label` is one of `values` exist at 0. */
+  zero<L extends string>(
+    counter: CounterLike<L>,
+    label: L,
+    values: readonly string[],
+    fixed: Partial<Record<L, string>> = {},
+  ): void {
+    for (const value of values) counter.inc({ ...fixed, [label]: value } as Partial<Record<L, string>>, 0);
+  }
 }

@@ -63,6 +63,8 @@ export class Metrics {
   /** Content the pull-through cache evicted to stay under --cache-max-bytes, and its bytes. */
   readonly cacheEvictions: CounterLike<never>;
   readonly cacheEvictedBytes: CounterLike<never>;
+  /** Pull-through downloads refused or cut for want of room: over the bound, disk nearly full, write failed. */
+  readonly cacheFull: CounterLike<'reason'>;
 
   // Streaming.
   /** How long a blob response waited for a stream buffer from the pool, in seconds. */
@@ -161,6 +163,11 @@ export class Metrics {
       'Bytes evicted from the embedded store to stay under --cache-max-bytes.',
       [],
     );
+    this.cacheFull = f.counter(
+      'shoal_cache_full_total',
+      'Pull-through downloads refused (bound, disk) or cut (write) for want of room in the cache.',
+      ['reason'],
+    );
     this.bufferWait = f.histogram(
       'shoal_stream_buffer_wait_seconds',
       'How long a blob response waited for a stream buffer from the pool.',
@@ -173,7 +180,7 @@ export class Metrics {
       [],
     );
     // Series whose labels are a small known set start at 0, so a dashboard shows 0 rather than no data.
-    zero(this.peerFailures, 'cause', [
+    f.zero(this.peerFailures, 'cause', [
       'timeout',
       'refused',
       'broken',
@@ -182,12 +189,13 @@ export class Metrics {
       'absent',
       'error',
     ]);
-    zero(this.peerQuarantines, 'reason', ['failed', 'corrupt', 'owner']);
-    zero(this.peerCorrupt, 'kind', ['manifest', 'blob']);
-    zero(this.routerLookups, 'result', ['found', 'none']);
-    zero(this.ownerFetches, 'result', ['ok', 'absent', 'failed']);
-    zero(this.pullThroughDownloads, 'from', ['upstream', 'owner']);
-    for (const op of ['advertise', 'withdraw']) zero(this.advertiseKeys, 'result', ['ok', 'error'], { op });
+    f.zero(this.peerQuarantines, 'reason', ['failed', 'corrupt', 'owner']);
+    f.zero(this.peerCorrupt, 'kind', ['manifest', 'blob']);
+    f.zero(this.routerLookups, 'result', ['found', 'none']);
+    f.zero(this.ownerFetches, 'result', ['ok', 'absent', 'failed']);
+    f.zero(this.pullThroughDownloads, 'from', ['upstream', 'owner']);
+    f.zero(this.cacheFull, 'reason', ['bound', 'disk', 'write']);
+    for (const op of ['advertise', 'withdraw']) f.zero(this.advertiseKeys, 'result', ['ok', 'error'], { op });
     if (init.defaultMetrics === true) collectDefaultMetrics({ register: this.#registry });
   }
 
@@ -286,14 +294,4 @@ export class Metrics {
   render(): Promise<string> {
     return this.#registry.metrics();
   }
-}
-
-/** Makes each series of `counter` whose `label` is one of `values` exist at 0. */
-function zero<L extends string>(
-  counter: CounterLike<L>,
-  label: L,
-  values: readonly string[],
-  fixed: Partial<Record<L, string>> = {},
-): void {
-  for (const value of values) counter.inc({ ...fixed, [label]: value } as Partial<Record<L, string>>, 0);
 }

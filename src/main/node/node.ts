@@ -99,7 +99,7 @@ export class ShoalNode {
     const own = opened instanceof EmbeddedStore ? opened : undefined;
     const beside =
       config.upstreamFallback && own === undefined
-        ? life.started('cache', await openCacheBeside(config, verifier, metrics))
+        ? life.started('cache', await openCacheBeside(config, verifier, metrics, log))
         : undefined;
     const cache = config.upstreamFallback ? (own ?? beside) : undefined;
     const embedded = own ?? beside;

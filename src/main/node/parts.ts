@@ -7,17 +7,38 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { type SideRoute, SideServer } from '../registry/side-server.js';
 import { type Bootstrapper, dnsBootstrap, httpBootstrap, staticBootstrap } from '../routing/bootstrap.js';
+import { resolveByteSize } from '../store/disk.js';
 import { EmbeddedStore } from '../store/embedded.js';
 import type { ContentStore } from '../store/store.js';
 import { VerifyPool } from '../verify/pool.js';
 
 /** Counts what an embedded store evicts to stay under --cache-max-bytes. */
-function evictionsInto(metrics: Metrics | undefined): ((bytes: number) => void) | undefined {
-  if (metrics === undefined) return undefined;
-  return (bytes) => {
-    metrics.cacheEvictions.inc({});
-    metrics.cacheEvictedBytes.inc({}, bytes);
-  };
+/** An embedded store at `dir`, bounded by --cache-max-bytes, counting into `metrics`. */
+async function embeddedStore(
+  config: RegistryConfig,
+  dir: string,
+  verifier: VerifyPool,
+  metrics: Metrics | undefined,
+  log: Logger,
+): Promise<EmbeddedStore> {
+  const maxBytes = await resolveByteSize(config.cacheMaxBytes, dir).catch((cause: unknown) => {
+    throw new ConfigError(`--data-dir: cannot size the disk of ${dir} for --cache-max-bytes`, { cause });
+  });
+  const store = new EmbeddedStore(
+    {
+      verifier,
+      onEvict: (bytes) => {
+        metrics?.cacheEvictions.inc({});
+        metrics?.cacheEvictedBytes.inc({}, bytes);
+      },
+      onFull: (reason) => metrics?.cacheFull.inc({ reason }),
+    },
+    { dataDir: dir, maxBytes },
+  );
+  await store.start();
+  if (maxBytes === 0) log.warn({ dataDir: dir }, 'the cache has no bound (--cache-max-bytes 0)');
+  else log.info({ dataDir: dir, maxBytes }, 'cache bound');
+  return store;
 }
 
 export async function openStore(
@@ -56,11 +77,7 @@ export async function openStore(
       );
     }
   }
-  const store = new EmbeddedStore(
-    { verifier, onEvict: evictionsInto(metrics) },
-    { dataDir: config.dataDir, maxBytes: config.cacheMaxBytes },
-  );
-  await store.start();
+  const store = await embeddedStore(config, config.dataDir, verifier, metrics, log);
   log.info({ dataDir: config.dataDir }, 'serving from the embedded store');
   return store;
 }
@@ -136,13 +153,9 @@ export async function openCacheBeside(
   config: RegistryConfig,
   verifier: VerifyPool,
   metrics: Metrics,
+  log: Logger,
 ): Promise<EmbeddedStore> {
-  const cache = new EmbeddedStore(
-    { verifier, onEvict: evictionsInto(metrics) },
-    { dataDir: join(config.dataDir, 'cache'), maxBytes: config.cacheMaxBytes },
-  );
-  await cache.start();
-  return cache;
+  return embeddedStore(config, join(config.dataDir, 'cache'), verifier, metrics, log);
 }
 
 /** Settings that contradict each other, found before anything starts. */

@@ -211,6 +211,12 @@ export class PullThroughStore extends PassThroughStore {
       response.body.destroy();
       throw new BlobUnknownError(`${digest} came without a length`);
     }
+    // No room to keep it: 404 before the first byte, so containerd fetches it from the registry itself.
+    const room = await this.#cache.room.take(size).catch((err: unknown) => {
+      response.body.destroy();
+      this.#log?.warn({ err, digest, registry: origin.registry, size }, 'no room to pull through');
+      throw err;
+    });
     this.#log?.info(
       { digest, registry: origin.registry, size, from: fromOwner?.owner ?? 'upstream' },
       'pulling through',
@@ -240,6 +246,7 @@ export class PullThroughStore extends PassThroughStore {
         this.#metrics.upstreamBytes.inc({ registry: origin.registry }, spool.written);
       spool.done.then(counted, counted);
     }
+    room.until(spool.done);
     // An owner that broke off or sent bad bytes is passed over for a while: the retry fetches upstream.
     spool.done.catch((err: unknown) => {
       this.#log?.warn(

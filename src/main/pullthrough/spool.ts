@@ -3,12 +3,14 @@ import type { Readable } from 'node:stream';
 import {
   BlobUnknownError,
   ContentCorruptError,
+  DiskFullError,
   StoreUnavailableError,
   UpstreamUnavailableError,
 } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { withResolvers } from '../polyfill.js';
+import { writeAll, writing } from '../store/disk.js';
 import type { BlobReader } from '../store/store.js';
 import type { DigestVerifier, Verdict } from '../verify/verifier.js';
 
@@ -149,7 +151,8 @@ export class Spool {
     let file: FileHandle | undefined;
     let source = target.source;
     try {
-      file = await open(this.#path, 'wx', 0o644);
+      const what = `the spool of ${this.digest}`;
+      file = await writing(what, () => open(this.#path, 'wx', 0o644));
       this.#created.resolve();
       for (let resumes = 0; ; resumes++) {
         try {
@@ -160,7 +163,7 @@ export class Spool {
               );
             }
             session.update(chunk);
-            await file.write(chunk, 0, chunk.length, this.#written);
+            await writeAll(file, chunk, this.#written, what);
             this.#written += chunk.length;
             this.#changed();
           }
@@ -170,6 +173,8 @@ export class Spool {
           if (
             err instanceof ContentCorruptError ||
             err instanceof UpstreamUnavailableError ||
+            // A full disk is this node's own failure: asking the source again would not help.
+            err instanceof DiskFullError ||
             target.resume === undefined ||
             resumes >= SPOOL_RESUMES
           )
@@ -184,7 +189,8 @@ export class Spool {
           `${this.digest} failed its check: ${verdict.code}, got ${verdict.digest}`,
         );
       }
-      await file.sync();
+      const synced = file;
+      await writing(what, () => synced.sync());
       await file.close();
       file = undefined;
       this.#committedPath = await commit(this.#path);

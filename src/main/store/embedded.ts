@@ -15,6 +15,7 @@ import { syncDirectory, writeFileAtomic } from '../util/atomic-file.js';
 import { ChangeNotifier } from '../util/changes.js';
 import type { DigestVerifier } from '../verify/verifier.js';
 import { CacheBound } from './cache-bound.js';
+import { CacheRoom, type FullReason, writeAll } from './disk.js';
 import { FileRangeReader } from './file-reader.js';
 import type { BlobReader, Content, Descriptor, WritableStore } from './store.js';
 
@@ -45,7 +46,8 @@ export class EmbeddedStore implements WritableStore {
   readonly #changes = new ChangeNotifier();
   /** Index writes run one after another so concurrent tags never lose an update. */
   #indexWrite: Promise<void> = Promise.resolve();
-
+  /** Room for downloads into `ingest/` (pull-through spools). */
+  readonly room: CacheRoom;
   /** What is held and its last use; with no bound (0) it only counts, and never evicts. */
   readonly #bound: CacheBound;
   readonly #onEvict: ((bytes: number) => void) | undefined;
@@ -53,8 +55,9 @@ export class EmbeddedStore implements WritableStore {
   constructor(
     deps: {
       verifier: DigestVerifier;
-      /** Told of each piece of content evicted to stay under the bound, with its size. */
+      /** Told of content evicted to stay under the bound (its size), and of downloads refused or cut for want of room. */
       onEvict?: ((bytes: number) => void) | undefined;
+      onFull?: ((reason: FullReason) => void) | undefined;
     },
     init: EmbeddedStoreInit,
   ) {
@@ -62,6 +65,7 @@ export class EmbeddedStore implements WritableStore {
     this.#onEvict = deps.onEvict;
     this.#dataDir = init.dataDir;
     this.#bound = new CacheBound(init.maxBytes ?? 0);
+    this.room = new CacheRoom(init.maxBytes ?? 0, join(init.dataDir, 'ingest'), deps.onFull);
   }
 
   async start(): Promise<void> {
@@ -162,7 +166,7 @@ export class EmbeddedStore implements WritableStore {
     try {
       try {
         for await (const chunk of source) {
-          await handle.write(chunk);
+          await writeAll(handle, chunk, size, temp);
           size += chunk.length;
           head = size <= MAX_MANIFEST_BYTES ? head?.concat(chunk) : undefined;
         }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { configurationFlags, registryFlags } from '../../../src/main/config/commands.js';
 import { parseFlags, renderHelp } from '../../../src/main/config/flag.js';
-import { parseDuration } from '../../../src/main/config/values.js';
+import { parseByteSize, parseDuration } from '../../../src/main/config/values.js';
 import { ConfigError } from '../../../src/main/errors.js';
 
 const parse = (argv: string[], env: Record<string, string> = {}) =>
@@ -19,6 +19,8 @@ describe('registry flags', () => {
     assert.equal(config.mirrorResolveRetries, 3);
     assert.equal(config.store, 'auto');
     assert.equal(config.logLevel, 'info');
+    // Regression (issue 26): the default was 0, no bound, so any pod could fill the node's disk.
+    assert.deepEqual(config.cacheMaxBytes, { share: 0.1 });
     assert.ok(Object.isFrozen(config));
   });
 
@@ -131,5 +133,30 @@ describe('parseDuration', () => {
     assert.equal(parseDuration('1.5s', 'x'), 1500);
     assert.equal(parseDuration('1m30s', 'x'), 90_000);
     assert.equal(parseDuration('0', 'x'), 0);
+  });
+});
+
+describe('parseByteSize', () => {
+  it('reads bytes, units and shares of the disk', () => {
+    assert.deepEqual(parseByteSize('0', 'x'), { bytes: 0 });
+    assert.deepEqual(parseByteSize('1048576', 'x'), { bytes: 1 << 20 });
+    assert.deepEqual(parseByteSize('500Mi', 'x'), { bytes: 500 * 2 ** 20 });
+    assert.deepEqual(parseByteSize('20GiB', 'x'), { bytes: 20 * 2 ** 30 });
+    assert.deepEqual(parseByteSize('2G', 'x'), { bytes: 2e9 });
+    assert.deepEqual(parseByteSize('1.5k', 'x'), { bytes: 1500 });
+    assert.deepEqual(parseByteSize('10%', 'x'), { share: 0.1 });
+    assert.deepEqual(parseByteSize('100%', 'x'), { share: 1 });
+  });
+
+  it('refuses anything else, naming the flag', () => {
+    for (const bad of ['', '-1', '0%', '101%', '10 %', '5XB', 'lots', '1e3', '99999999999999999999'])
+      assert.throws(
+        () => parseByteSize(bad, 'cache-max-bytes'),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.match(err.message, /^--cache-max-bytes: /);
+          return true;
+        },
+      );
   });
 });
