@@ -7,8 +7,11 @@ import { canonicalImageName } from '../oci/reference.js';
  * changes state; these travel here instead.
  */
 export type PeerMessage =
-  /** A tag mapping (`registry/repo:tag`) was invalidated at `at` (ms since the epoch). */
-  | { kind: 'tag-invalidated'; name: string; at: number }
+  /**
+   * A tag mapping (`registry/repo:tag`) was invalidated at `at` (ms since the epoch); `operator` when the
+   * sender is the node the operator asked (not a relay), which has its own allowance at the receiver.
+   */
+  | { kind: 'tag-invalidated'; name: string; at: number; operator?: true }
   /** Content the receiver served under `digest` failed its check: it should re-check its copy. */
   | { kind: 'corrupt'; digest: Digest };
 
@@ -79,5 +82,11 @@ export function decodeMessage(text: string, now = Date.now()): PeerMessage | und
   } catch {
     return undefined;
   }
-  return { kind: 'tag-invalidated', name: fields.name, at };
+  if (fields.operator !== undefined && fields.operator !== true) return undefined;
+  return {
+    kind: 'tag-invalidated',
+    name: fields.name,
+    at,
+    ...(fields.operator === true ? { operator: true } : {}),
+  };
 }

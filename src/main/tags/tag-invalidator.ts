@@ -1,11 +1,18 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
 import { canonicalImageName } from '../oci/reference.js';
 import type { SideRoute } from '../registry/side-server.js';
+import type { PeerMessage } from '../routing/messages.js';
 import type { Router } from '../routing/router.js';
+import { TokenBucket } from '../util/token-bucket.js';
 import type { TagBook } from './tag-book.js';
 
 /** Where `shoal invalidate` POSTs on the node's admin address (`--admin-addr`). */
 export const ADMIN_INVALIDATE_PATH = '/_shoal/v1/admin/invalidate';
+
+/** Fresh invalidations a node passes on to its members, a second, and the burst it may save up. */
+const RELAYS_PER_SECOND = 2;
+const RELAY_BURST = 50;
 
 /** What an invalidation reached. */
 export interface InvalidationResult {
@@ -19,9 +26,10 @@ export interface InvalidationResult {
 
 /**
  * Makes the whole cluster drop a tag mapping (Spegel #930: a moved tag kept being served from peers). The
- * node records the invalidation in its tag book, then tells every member it knows; a member that hears it
- * for the first time records it and tells every member it knows in turn. So the news reaches every node
- * connected to the one it started on within a few round trips, and the dedup by time ends the flood.
+ * node records the invalidation in its tag book, then tells every member it knows until each has taken it;
+ * a member that hears it for the first time records it and tells every member it knows in turn, within a
+ * relay allowance. So the news reaches every node connected to the one it started on within a few round
+ * trips, the dedup by time ends the flood, and a flood into one node is not multiplied.
  */
 export class TagInvalidator {
   readonly #book: TagBook;
@@ -29,6 +37,9 @@ export class TagInvalidator {
   readonly #log: Logger | undefined;
   readonly #timeoutMs: number;
   readonly #fanOut: number;
+  readonly #retryForMs: number;
+  /** Fresh invalidations this node passes on: a flood into one node is not multiplied cluster-wide. */
+  readonly #relays = new TokenBucket(RELAYS_PER_SECOND, RELAY_BURST, performance.now());
 
   constructor(
     deps: { book: TagBook; router?: Router | undefined; log?: Logger | undefined },
@@ -37,6 +48,8 @@ export class TagInvalidator {
       timeoutMs?: number;
       /** Members told at once; default 16. */
       fanOut?: number;
+      /** How long the operator's invalidation is sent again to members that have not taken it; default 6 s (`shoal invalidate` waits 10 s). */
+      retryForMs?: number;
     } = {},
   ) {
     this.#book = deps.book;
@@ -49,6 +62,7 @@ export class TagInvalidator {
     this.#log = deps.log;
     this.#timeoutMs = init.timeoutMs ?? 2000;
     this.#fanOut = init.fanOut ?? 16;
+    this.#retryForMs = init.retryForMs ?? 6000;
   }
 
   /** `POST ADMIN_INVALIDATE_PATH?name=<registry>/<repository>:<tag>`: the operator's endpoint. */
@@ -69,38 +83,61 @@ export class TagInvalidator {
     };
   }
 
-  /** The operator's invalidation: recorded here, then passed to every member before it resolves. */
+  /**
+   * The operator's invalidation: recorded here, then sent to every member, again and again (backing off
+   * from 250 ms to 2 s) to those that have not taken it, until all have or `retryForMs` has passed. A
+   * member that leaves meanwhile stops being waited for. Marked as the operator's, so a receiver counts it
+   * against this node's operator allowance, which relays never use.
+   */
   async invalidate(name: string, at = Date.now()): Promise<InvalidationResult> {
     await this.#book.invalidate(name, at);
-    const { members, told } = await this.#broadcast(name, at);
-    this.#log?.info({ name, at, members, told }, 'tag invalidated');
-    return { name, at, members, told };
+    const deadline = performance.now() + this.#retryForMs;
+    const took = new Set<string>();
+    let asked = new Set<string>();
+    for (let pause = 250; ; pause = Math.min(2000, pause * 2)) {
+      asked = new Set([...took, ...(this.#router?.members() ?? [])]);
+      const waiting = [...asked].filter((id) => !took.has(id));
+      for (const id of await this.#tell(waiting, { kind: 'tag-invalidated', name, at, operator: true }))
+        took.add(id);
+      if (took.size === asked.size || performance.now() + pause > deadline) break;
+      await sleep(pause);
+    }
+    const result = { name, at, members: asked.size, told: took.size };
+    if (result.told < result.members) this.#log?.warn(result, 'tag invalidated; some members never took it');
+    else this.#log?.info(result, 'tag invalidated');
+    return result;
   }
 
-  /** A member passed an invalidation on: recorded, and passed on in turn the first time it is heard. */
+  /**
+   * A member passed an invalidation on: recorded, and passed on in turn the first time it is heard, within
+   * RELAYS_PER_SECOND (beyond it, this node keeps it and the node it started on reaches the rest).
+   */
   async received(name: string, at: number): Promise<boolean> {
     const news = await this.#book.invalidate(name, at, 'member');
-    if (news) {
-      void this.#broadcast(name, at).then(({ members, told }) =>
-        this.#log?.info({ name, at, members, told }, 'tag invalidated by a peer; passed on'),
+    if (news && this.#relays.take(performance.now())) {
+      const members = [...(this.#router?.members() ?? [])];
+      void this.#tell(members, { kind: 'tag-invalidated', name, at }).then((took) =>
+        this.#log?.info(
+          { name, at, members: members.length, told: took.length },
+          'tag invalidated by a peer; passed on',
+        ),
       );
     }
     return news;
   }
 
-  async #broadcast(name: string, at: number): Promise<{ members: number; told: number }> {
+  /** Tells each of `ids` `notice`, `fanOut` at a time; resolves with those that took it. */
+  async #tell(ids: readonly string[], notice: PeerMessage): Promise<string[]> {
     const router = this.#router;
-    if (router === undefined) return { members: 0, told: 0 };
-    const queue = [...router.members()];
-    const members = queue.length;
-    let told = 0;
+    if (router === undefined) return [];
+    const queue = [...ids];
+    const took: string[] = [];
     const worker = async (): Promise<void> => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const notice = { kind: 'tag-invalidated', name, at } as const;
-        if (await router.tell(id, notice, AbortSignal.timeout(this.#timeoutMs))) told++;
+        if (await router.tell(id, notice, AbortSignal.timeout(this.#timeoutMs))) took.push(id);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.#fanOut, members) }, worker));
-    return { members, told };
+    await Promise.all(Array.from({ length: Math.min(this.#fanOut, ids.length) }, worker));
+    return took;
   }
 }

@@ -14,6 +14,7 @@ describe('peer messages', () => {
     for (const message of [
       { kind: 'corrupt', digest },
       { kind: 'tag-invalidated', name: 'docker.io/library/app:v1', at: NOW },
+      { kind: 'tag-invalidated', name: 'docker.io/library/app:v1', at: NOW, operator: true },
     ] as const) {
       const text = new TextDecoder().decode(encodeMessage(message));
       assert.ok(text.endsWith('\n'));
@@ -32,6 +33,8 @@ describe('peer messages', () => {
       line({ kind: 'tag-invalidated', name: 'docker.io/library/app:v1', at: -1 }),
       line({ kind: 'tag-invalidated', name: 'docker.io/library/app:v1', at: NOW + MAX_FUTURE_SKEW_MS + 1 }),
       line({ kind: 'tag-invalidated', name: `docker.io/${'a'.repeat(2000)}:v1`, at: NOW }),
+      line({ kind: 'tag-invalidated', name: 'docker.io/library/app:v1', at: NOW, operator: false }),
+      line({ kind: 'tag-invalidated', name: 'docker.io/library/app:v1', at: NOW, operator: 'yes' }),
     ]) {
       assert.equal(decodeMessage(text, NOW), undefined, text.slice(0, 80));
     }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryNetwork, MemoryRouter } from '../../../src/main/routing/memory.js';
+import type { PeerMessage } from '../../../src/main/routing/messages.js';
+import type { Router } from '../../../src/main/routing/router.js';
 import { TagBook } from '../../../src/main/tags/tag-book.js';
 import { TagInvalidator } from '../../../src/main/tags/tag-invalidator.js';
 
@@ -35,5 +37,95 @@ describe('TagInvalidator', () => {
     await nodes[2]?.book.invalidate(NAME, 5000, 'member');
     const result = await nodes[0]?.invalidator.invalidate(NAME, 5000);
     assert.equal(result?.told, 2);
+  });
+});
+
+/** `router` with `tell` replaced, recording each notice sent. */
+function wrapped(
+  router: MemoryRouter,
+  tell: (id: string, message: PeerMessage, signal: AbortSignal) => Promise<boolean>,
+): Router {
+  return {
+    members: () => router.members(),
+    tell,
+    onMessage: (kind, handler) => router.onMessage(kind, handler),
+  } as Partial<Router> as Router;
+}
+
+describe('TagInvalidator under loss and floods', () => {
+  // Regression (issue 26): during a notice flood `shoal invalidate` told 0 of 1 members in 2 of 3 tries,
+  // and nothing retried.
+  it('sends the operator’s invalidation again until every member has taken it, marked as the operator’s', async () => {
+    const network = new MemoryNetwork();
+    const routers = await Promise.all(
+      ['n0', 'n1', 'n2'].map(async (id) => {
+        const router = new MemoryRouter({ network }, { id, registry: `http://${id}` });
+        await router.start();
+        return router;
+      }),
+    );
+    const books = routers.map(() => new TagBook({}));
+    for (const i of [1, 2]) new TagInvalidator({ book: books[i] as TagBook, router: routers[i] });
+    const sent: PeerMessage[] = [];
+    let refusals = 2;
+    const origin = routers[0] as MemoryRouter;
+    const invalidator = new TagInvalidator({
+      book: books[0] as TagBook,
+      router: wrapped(origin, async (id, message, signal) => {
+        sent.push(message);
+        if (id === 'n2' && refusals-- > 0) return false;
+        return origin.tell(id, message, signal);
+      }),
+    });
+    const result = await invalidator.invalidate(NAME, 7000);
+    assert.deepEqual(result, { name: NAME, at: 7000, members: 2, told: 2 });
+    assert.equal(sent.length, 4, 'n1 once, n2 three times');
+    assert.ok(sent.every((message) => message.kind === 'tag-invalidated' && message.operator === true));
+    for (const book of books.slice(1)) assert.equal(await book.invalidate(NAME, 7000, 'member'), false);
+  });
+
+  it('gives up on a member that never takes it after the retry time, and says so', async () => {
+    const network = new MemoryNetwork();
+    const router = new MemoryRouter({ network }, { id: 'n0', registry: 'http://n0' });
+    const deaf = new MemoryRouter({ network }, { id: 'n1', registry: 'http://n1' });
+    await router.start();
+    await deaf.start();
+    let tries = 0;
+    const invalidator = new TagInvalidator(
+      {
+        book: new TagBook({}),
+        router: wrapped(router, async () => {
+          tries++;
+          return false;
+        }),
+      },
+      // A short retry time keeps the test quick; the default (6 s) is checked in the CLI's bound.
+      { retryForMs: 1000 },
+    );
+    const result = await invalidator.invalidate(NAME, 8000);
+    assert.deepEqual(result, { name: NAME, at: 8000, members: 1, told: 0 });
+    assert.ok(tries >= 2 && tries <= 4, `${tries} tries in 1 s (250 ms, 500 ms, then 1 s apart)`);
+  });
+
+  it('passes on at most a burst of fresh invalidations from members, then keeps them to itself', async () => {
+    const network = new MemoryNetwork();
+    const router = new MemoryRouter({ network }, { id: 'n0', registry: 'http://n0' });
+    const other = new MemoryRouter({ network }, { id: 'n1', registry: 'http://n1' });
+    await router.start();
+    await other.start();
+    const book = new TagBook({});
+    let relayed = 0;
+    const invalidator = new TagInvalidator({
+      book,
+      router: wrapped(router, async () => {
+        relayed++;
+        return true;
+      }),
+    });
+    for (let i = 0; i < 400; i++) await invalidator.received(`docker.io/library/app:t${i}`, 9000);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(relayed >= 50 && relayed <= 52, `${relayed} of 400 fresh invalidations passed on`);
+    // Every one was still recorded here.
+    assert.equal(await book.invalidate('docker.io/library/app:t399', 9000, 'member'), false);
   });
 });

@@ -1,20 +1,17 @@
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import type { Logger } from '../../log/logger.js';
-import { setBounded } from '../../util/bounded-map.js';
 import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, type PeerMessage } from '../messages.js';
+import { NoticeBudget, type NoticeClass } from './notice-budget.js';
+
+/** The allowance a notice is counted against. */
+const classOf = (message: PeerMessage): NoticeClass =>
+  message.kind === 'tag-invalidated' && message.operator === true ? 'operator' : 'member';
 
 /** Notices between members (tag invalidations, corrupt reports): one JSON line each way per stream. */
 export const NOTICE_PROTOCOL = '/shoal/notice/1.0.0';
 
 /** Longest a receiver waits for a notice's line once the stream is open. */
 const READ_TIMEOUT_MS = 2000;
-
-/**
- * Notices each member may send per second, and the burst it may save up: a member flooding this node is
- * refused past it (the tag book behind it writes to disk).
- */
-const NOTICES_PER_SECOND = 20;
-const NOTICE_BURST = 200;
 
 /** Reads one newline-terminated line of at most MAX_MESSAGE_BYTES; undefined when none comes. */
 async function readLine(stream: Stream, signal: AbortSignal): Promise<string | undefined> {
@@ -35,26 +32,14 @@ async function readLine(stream: Stream, signal: AbortSignal): Promise<string | u
   return Promise.race([read, aborted]);
 }
 
-/** A token bucket per member: NOTICES_PER_SECOND, bursting to NOTICE_BURST. */
-class NoticeBudget {
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
-
-  take(id: string, now = performance.now()): boolean {
-    const bucket = this.#buckets.get(id) ?? { tokens: NOTICE_BURST, at: now };
-    bucket.tokens = Math.min(NOTICE_BURST, bucket.tokens + ((now - bucket.at) / 1000) * NOTICES_PER_SECOND);
-    bucket.at = now;
-    setBounded(this.#buckets, id, bucket, 10_000);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
-  }
-}
-
 /** Serves NOTICE_PROTOCOL: each stream carries one notice from the peer the connection authenticated. */
 export class NoticeChannel {
   readonly #node: Libp2p;
   readonly #log: Logger;
   readonly #budget = new NoticeBudget();
+  /** Notices refused for their allowance since the last warning; a flood is told once every 10 s. */
+  #refused = 0;
+  #warnedAt = Number.NEGATIVE_INFINITY;
   readonly #handle: (from: string, message: PeerMessage) => Promise<boolean>;
 
   constructor(node: Libp2p, log: Logger, handle: (from: string, message: PeerMessage) => Promise<boolean>) {
@@ -90,8 +75,7 @@ export class NoticeChannel {
       const line = await readLine(stream, AbortSignal.timeout(READ_TIMEOUT_MS));
       const message = line === undefined ? undefined : decodeMessage(line);
       if (message === undefined) this.#log.warn({ peer: from }, 'malformed notice from a member; refused');
-      else if (!this.#budget.take(from))
-        this.#log.warn({ peer: from }, 'notice over the member’s rate; refused');
+      else if (!this.#budget.take(from, classOf(message))) this.#overAllowance(from, classOf(message));
       else taken = await this.#handle(from, message);
     } catch (err) {
       this.#log.warn({ peer: from, err }, 'notice handling failed');
@@ -102,5 +86,14 @@ export class NoticeChannel {
     } catch {
       stream.abort(new Error('closed'));
     }
+  }
+
+  #overAllowance(peer: string, kind: NoticeClass): void {
+    this.#refused++;
+    const now = performance.now();
+    if (now - this.#warnedAt < 10_000) return;
+    this.#log.warn({ peer, class: kind, refused: this.#refused }, 'notices over their allowance; refused');
+    this.#refused = 0;
+    this.#warnedAt = now;
   }
 }
