@@ -24,6 +24,7 @@ export async function runConfiguration(
     resolveTags: config.resolveTags,
     prependExisting: config.prependExisting,
     dialTimeoutMs: config.dialTimeout,
+    warn: (message) => out.write(`warning: ${message}\n`),
   });
   for (const file of written) out.write(`wrote ${file}\n`);
   return 0;

@@ -20,6 +20,8 @@ export interface HostsConfigInit {
   prependExisting: boolean;
   /** dial_timeout for each mirror, in ms. */
   dialTimeoutMs: number;
+  /** Told when existing mirrors cannot be kept (they would make the file invalid TOML). */
+  warn?: (message: string) => void;
 }
 
 /** containerd's directory name for a registry: host[:port]. */
@@ -58,9 +60,18 @@ export function renderHostsToml(
       '',
     );
   }
+  const own = lines.join('\n');
   const kept = existingHosts.trim();
-  if (kept !== '') lines.push(kept, '');
-  return lines.join('\n');
+  if (kept === '') return own;
+  // Existing tables are kept verbatim only when the whole file stays valid TOML (they may be malformed, or
+  // name shoal's own mirror again): containerd cannot read a broken file, and pulls of the registry fail.
+  const whole = [...lines, kept, ''].join('\n');
+  try {
+    parse(whole);
+    return whole;
+  } catch {
+    return own;
+  }
 }
 
 /** The `[host."…"]` tables of an existing hosts.toml, verbatim (everything from the first table on). */
@@ -112,7 +123,10 @@ export async function writeHostsConfig(init: HostsConfigInit): Promise<string[]>
     const dir = join(init.configPath, dirName);
     await mkdir(dir, { recursive: true });
     const file = join(dir, 'hosts.toml');
-    await writeFileAtomic(file, renderHostsToml(registry, init, existing));
+    const text = renderHostsToml(registry, init, existing);
+    if (existing.trim() !== '' && !text.includes(existing.trim()))
+      init.warn?.(`${file}: the mirrors it had are left out: with them the file is not valid TOML`);
+    await writeFileAtomic(file, text);
     written.push(file);
   }
   return written;

@@ -26,7 +26,9 @@ export function parseChallenge(header: string | undefined): Challenge | undefine
   if (scheme !== 'bearer') return undefined;
   const params = new Map<string, string>();
   for (const part of (match?.[2] ?? '').matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) {
-    params.set((part[1] ?? '').toLowerCase(), part[2] ?? part[3] ?? '');
+    // A quoted value's quoted-pairs (`\"`, `\\`) stand for the character after the backslash (RFC 9110 §5.6.4).
+    const quoted = part[2]?.replace(/\\(.)/gs, '$1');
+    params.set((part[1] ?? '').toLowerCase(), quoted ?? part[3] ?? '');
   }
   const realm = params.get('realm');
   if (realm === undefined || !/^https?:\/\//.test(realm)) return undefined;

@@ -106,6 +106,22 @@ describe('hosts.toml', () => {
     assert.equal(toml.match(/^server =/gm)?.length, 1);
   });
 
+  // Regression (issue 26, found by the property test): existing tables were kept verbatim even when they
+  // made the file invalid TOML (malformed, or naming shoal's mirror again), and containerd could not read it.
+  it('leaves out existing mirrors that would make the file invalid TOML, and says so', async () => {
+    await mkdir(join(dir, 'docker.io'));
+    await writeFile(
+      join(dir, 'docker.io', 'hosts.toml'),
+      '[host."http://127.0.0.1:30020"]\n  capabilities = ["pull"]\n',
+    );
+    const warnings: string[] = [];
+    await writeHostsConfig(init({ prependExisting: true, warn: (message) => warnings.push(message) }));
+    const toml = await readFile(join(dir, 'docker.io', 'hosts.toml'), 'utf8');
+    assert.equal(toml, renderHostsToml(new URL('https://docker.io'), init(), ''));
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', /docker\.io\/hosts\.toml: the mirrors it had are left out/);
+  });
+
   it('extracts host tables verbatim', () => {
     assert.equal(
       hostTables(EXISTING),
