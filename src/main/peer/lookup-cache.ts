@@ -96,6 +96,8 @@ interface Entry {
   running: SharedLookup | undefined;
   /** Rotates which cached provider is offered first, spreading a hot key's load over its holders. */
   turn: number;
+  /** Its last lookup that ended found providers (some may have failed since). */
+  held: boolean;
 }
 
 /**
@@ -139,9 +141,19 @@ export class LookupCache {
   #refresh(key: string, entry: Entry): void {
     if (entry.running !== undefined) return;
     const age = Date.now() - entry.checkedAt;
-    const due =
-      entry.providers.length > 0 ? age >= this.#refreshMs : !entry.missed || age >= this.#negativeTtlMs;
+    // Providers the router knows are gone count for nothing: with every one of them gone (holders
+    // restarting), the key is looked up again at once, not when the entry is `refreshMs` old (issue 26).
+    const reachable = entry.providers.some((provider) => this.#router.current(provider) !== undefined);
+    const due = reachable ? age >= this.#refreshMs : !entry.missed || age >= this.#negativeTtlMs;
     if (due) this.#start(key, entry);
+  }
+
+  /**
+   * Whether `key` is known to be held in the cluster: its last lookup found providers, though every one of
+   * them may have failed since. A request for it is worth a longer wait for the next lookup.
+   */
+  held(key: string): boolean {
+    return this.#entries.get(key)?.held === true;
   }
 
   /** `provider` failed for `key` (gone, or answered without it): it is not handed out for the key again. */
@@ -166,6 +178,7 @@ export class LookupCache {
       missed: false,
       running: undefined,
       turn: 0,
+      held: false,
     };
     setBounded(this.#entries, key, entry, this.#maxEntries);
     return entry;
@@ -178,10 +191,12 @@ export class LookupCache {
       if (ended.providers.length > 0) {
         entry.providers = [...ended.providers];
         entry.missed = false;
+        entry.held = true;
       } else if (ended.exhausted) {
         // Nobody advertises the key any more: the old providers withdrew it.
         entry.providers = [];
         entry.missed = true;
+        entry.held = false;
       }
       this.#onLookup?.(ended.firstMs, ended.totalMs);
     });

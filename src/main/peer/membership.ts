@@ -116,9 +116,22 @@ export class Membership {
     return clear(this.#sources, peer, now);
   }
 
-  /** `providers` without those set aside. */
-  async *live(providers: AsyncIterable<Provider>): AsyncIterable<Provider> {
-    for await (const provider of providers) if (this.usable(provider.id)) yield provider;
+  /**
+   * `providers` without those set aside, except as a last resort: peers set aside only because they failed
+   * (not for corrupt bytes) come after every usable one. A holder that was killed and restarted is back
+   * within seconds, still set aside, and while the other holder is down it is the only one that can answer:
+   * leaving it out made a miss, and containerd failed the pull (issue 26). `exclude` is never offered.
+   */
+  async *live(providers: AsyncIterable<Provider>, exclude?: string): AsyncIterable<Provider> {
+    const held: Provider[] = [];
+    for await (const provider of providers) {
+      // The peer a body is being resumed from never is: one that keeps sending part of a body and closing
+      // would be resumed from forever.
+      if (provider.id === exclude) continue;
+      if (this.usable(provider.id)) yield provider;
+      else if (this.#sources.get(provider.id)?.reason === 'failed') held.push(provider);
+    }
+    yield* held;
   }
 
   /** This node and the live members that may own a digest now: what every owner election runs over. */

@@ -187,6 +187,7 @@ export class MirroringStore extends PassThroughStore {
     path: string,
     range: string | undefined,
     gone: AbortSignal | undefined,
+    exclude?: string,
   ): Promise<{ stream: PeerStream; status: number; headers: ReadonlyMap<string, string> } | undefined> {
     const won = await this.#race.run(
       digest,
@@ -199,6 +200,7 @@ export class MirroringStore extends PassThroughStore {
           auth: await this.#auth.headers(provider.id, peerGet('GET', path, range)),
         }),
       gone,
+      exclude,
     );
     if (won === undefined) return undefined;
     const { body, status, headers } = won.result;
@@ -226,7 +228,7 @@ export class MirroringStore extends PassThroughStore {
       }
       const range =
         offset === 0 && fetched.end === described.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`;
-      return (await this.#fetchFrom(digest, path, range, origin?.signal))?.stream;
+      return (await this.#fetchFrom(digest, path, range, origin?.signal, failed))?.stream;
     };
     const first = started ?? (await fetchFrom(fetched.start));
     if (first === undefined) throw new BlobUnknownError(`no peer could serve ${digest}`);

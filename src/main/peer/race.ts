@@ -88,6 +88,8 @@ export class PeerRace {
     method: 'HEAD' | 'GET',
     attempt: (provider: Provider, signal: AbortSignal) => Promise<T>,
     gone?: AbortSignal,
+    /** A peer not to ask at all (the one a body broke off from). */
+    exclude?: string,
   ): Promise<Attempt<T> | undefined> {
     const lookup = new AbortController();
     const timed = async (provider: Provider, signal: AbortSignal): Promise<T> => {
@@ -105,15 +107,22 @@ export class PeerRace {
       }
     };
     try {
-      return await hedgedRace(this.#membership.live(this.#lookups.lookup(key, lookup.signal)), timed, {
-        maxAttempts: this.#maxAttempts,
-        hedgeDelayMs: Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, this.#latency.quantile(0.9, 100))),
-        firstProviderTimeoutMs: this.#resolveWait.ms,
-        signal:
-          gone === undefined
-            ? AbortSignal.timeout(this.#peerTimeoutMs)
-            : AbortSignal.any([AbortSignal.timeout(this.#peerTimeoutMs), gone]),
-      });
+      return await hedgedRace(
+        this.#membership.live(this.#lookups.lookup(key, lookup.signal), exclude),
+        timed,
+        {
+          maxAttempts: this.#maxAttempts,
+          hedgeDelayMs: Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, this.#latency.quantile(0.9, 100))),
+          // A key the cluster is known to hold waits up to the cap for its next lookup: every provider the last
+          // one found may have just failed (holders restarting), and a miss makes containerd fail the pull
+          // when the registry is down. A key never found keeps the short, learned wait.
+          firstProviderTimeoutMs: this.#lookups.held(key) ? this.#resolveWait.capMs : this.#resolveWait.ms,
+          signal:
+            gone === undefined
+              ? AbortSignal.timeout(this.#peerTimeoutMs)
+              : AbortSignal.any([AbortSignal.timeout(this.#peerTimeoutMs), gone]),
+        },
+      );
     } finally {
       lookup.abort();
     }

@@ -43,6 +43,11 @@ export class ResolveWait {
     return this.#current;
   }
 
+  /** The longest wait (`--mirror-resolve-timeout-max`). */
+  get capMs(): number {
+    return this.#capMs;
+  }
+
   /** Records a lookup's time to its first provider; a lookup that found nobody says nothing about it. */
   record(firstProviderMs: number | undefined): void {
     if (firstProviderMs === undefined) return;

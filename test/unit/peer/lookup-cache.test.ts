@@ -150,6 +150,23 @@ describe('LookupCache', () => {
     assert.equal(router.calls, 1);
   });
 
+  // Regression (issue 26): with every remembered provider gone (holders restarting), the key was not looked
+  // up again until its entry was 5 s old, so the request missed at once although a restarted holder was back.
+  it('looks a key up again at once when every provider it remembers is gone, and tells it is held', async () => {
+    const router = countingRouter([p('a'), p('b')]);
+    const cache = new LookupCache({ router });
+    assert.equal(cache.held('k'), false);
+    await collect(cache.lookup('k', AbortSignal.timeout(5000)));
+    assert.equal(cache.held('k'), true);
+    cache.failed('k', 'b');
+    router.now.set('a', undefined);
+    router.now.delete('b');
+    // The fresh lookup finds both again (a is back on the DHT's word; b restarted).
+    assert.deepEqual(await collect(cache.lookup('k', AbortSignal.timeout(5000))), ['a', 'b']);
+    assert.equal(router.calls, 2);
+    assert.equal(cache.held('k'), true, 'held while every provider failed');
+  });
+
   it('offers a hot key’s holders in turn, spreading its load', async () => {
     const router = countingRouter([p('a'), p('b'), p('c')]);
     const cache = new LookupCache({ router });

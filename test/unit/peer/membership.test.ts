@@ -44,16 +44,24 @@ describe('Membership (the one view of peer health)', () => {
     assert.deepEqual(view.electorate(now + 1000), ['self', 'a', 'b']);
   });
 
-  it('filters providers as the race meets them', async () => {
-    const { view } = membership(['a', 'b']);
+  // Regression (issue 26): a holder restarted after a kill was still set aside while the other holder was
+  // down, and the request missed although it was up: failed peers now come last instead of never.
+  it('puts peers that failed after every usable provider, and leaves out those that sent corrupt bytes', async () => {
+    const { view } = membership(['a', 'b', 'c']);
     view.setAside('a', 'failed');
+    view.setAside('c', 'corrupt');
     async function* providers() {
       yield { id: 'a', registry: 'http://a' };
       yield { id: 'b', registry: 'http://b' };
+      yield { id: 'c', registry: 'http://c' };
     }
     const seen: string[] = [];
     for await (const provider of view.live(providers())) seen.push(provider.id);
-    assert.deepEqual(seen, ['b']);
+    assert.deepEqual(seen, ['b', 'a']);
+    // A body being resumed is never resumed from the peer it broke off from, even as a last resort.
+    const resumed: string[] = [];
+    for await (const provider of view.live(providers(), 'a')) resumed.push(provider.id);
+    assert.deepEqual(resumed, ['b']);
   });
 
   it('reads who is up from the router each time', () => {
