@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Containerd } from '../harness/containerd.js';
+import {
+  bigImage,
+  multiArchImage,
+  multiLayerImage,
+  type SingleImageFixture,
+  smallImage,
+} from '../harness/fixtures.js';
+import { pushLayout } from '../harness/images.js';
+import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
+import { NetnsShoal, NODE_PORTS } from '../harness/netns-shoal.js';
+import { run, waitFor } from '../harness/process.js';
+import { DistributionRegistry } from '../harness/registry.js';
+import { configureMirror, containerdStoreArgs } from '../harness/shoal.js';
+import { removeDir, shortTempDir } from '../harness/tmp.js';
+
+/** `npm run test:chaos` sets SHOAL_CHAOS=full: more pulls, bigger images, a longer drill. */
+const FULL = process.env.SHOAL_CHAOS === 'full';
+/** Pulls each puller makes of every image: 18 pulls (about 20 s of drill), or 54 in the full run. */
+const ROUNDS = FULL ? 6 : 2;
+/**
+ * The registry's name in every pull. Nothing answers at this address (it is in the cluster's subnet, but
+ * no namespace has it): the registry is down for the whole drill, so a pull that shoal fails is a failure.
+ */
+const REGISTRY = '10.231.0.250:5000';
+/** 4 nodes on 1 to 10 Gbit/s links, one slow node at 100 Mbit/s. */
+const LINKS: LinkShape[] = [{ mbit: 10_000 }, { mbit: 5000 }, { mbit: 2000 }, { mbit: 1000 }, { mbit: 100 }];
+const HOLDERS = [0, 1];
+const PULLERS = [2, 3, 4];
+
+interface PullResult {
+  node: number;
+  image: string;
+  ms: number;
+  ok: boolean;
+  error?: string;
+}
+
+// The operator's chaos drill (issue 26), on a network of its own: five nodes, each a shoal in its own
+// network namespace with a containerd, on links shaped to 1-10 Gbit/s and one at 100 Mbit/s. Two nodes
+// hold the images; the registry is down. While one holder at a time is stopped (kill -9 or SIGTERM, half
+// and half) and restarted every 0.5-2 s, the three other nodes pull every image by tag into fresh
+// containerd namespaces. Every pull must finish with the right digests on its first try (a retry is a
+// kubelet back-off of 10 s for a pod): the other holder is up the whole time. Every flag at its default.
+describe('e2e: pulls go on while holders die', { timeout: FULL ? 1_800_000 : 600_000 }, () => {
+  let dir: string;
+  let network: ShapedNetwork;
+  let seed: DistributionRegistry | undefined;
+  let images: Array<{ name: string; fixture: SingleImageFixture | { dir: string; tag: string } }>;
+  const containerds: Containerd[] = [];
+  const shoals: NetnsShoal[] = [];
+
+  before(async () => {
+    dir = await shortTempDir('shoal-chaos');
+    const [layers, small, multi] = await Promise.all([
+      multiLayerImage(),
+      smallImage('chaos'),
+      multiArchImage(),
+    ]);
+    images = [
+      { name: 'chaos/layers', fixture: layers },
+      { name: 'chaos/small', fixture: small },
+      { name: 'chaos/multi', fixture: multi },
+      // The full run adds a 256 MiB layer: minutes of transfer on the 100 Mbit/s node, killed under it.
+      ...(FULL ? [{ name: 'chaos/big', fixture: await bigImage() }] : []),
+    ];
+    network = await ShapedNetwork.create(dir, LINKS);
+    // The holders' containerds are filled from a registry on loopback, then it stops for good.
+    seed = new DistributionRegistry(join(dir, 'seed'));
+    await seed.start();
+    for (const { name, fixture } of images) await pushLayout(fixture.dir, fixture.tag, seed.host, name);
+    const routers = LINKS.map((_, i) => `/ip4/${network.address(i)}/tcp/${NODE_PORTS.router}`);
+    for (const i of LINKS.keys()) {
+      const containerd = new Containerd(join(dir, `c${i}`), 'k8s.io');
+      await containerd.start();
+      containerds.push(containerd);
+      if (HOLDERS.includes(i)) {
+        for (const { name, fixture } of images) {
+          await containerd.ctr([
+            'images',
+            'pull',
+            '--plain-http',
+            '--all-platforms',
+            `${seed.host}/${name}:${fixture.tag}`,
+          ]);
+          await containerd.ctr([
+            'images',
+            'tag',
+            `${seed.host}/${name}:${fixture.tag}`,
+            `${REGISTRY}/${name}:${fixture.tag}`,
+          ]);
+          await containerd.ctr(['images', 'rm', `${seed.host}/${name}:${fixture.tag}`]);
+        }
+      }
+      const shoal = new NetnsShoal(network, i, [
+        ...containerdStoreArgs(containerd),
+        '--data-dir',
+        join(dir, `s${i}`),
+        '--router-addr',
+        `${network.address(i)}:${NODE_PORTS.router}`,
+        '--bootstrap-kind',
+        'static',
+        '--static-bootstrap-peers',
+        routers.join(','),
+        '--mirrored-registries',
+        `http://${REGISTRY}`,
+      ]);
+      shoals.push(shoal);
+      await configureMirror(containerd.hostsDir, `http://${REGISTRY}`, shoal.address);
+    }
+    await seed.stop();
+    await Promise.all(shoals.map((shoal) => shoal.start()));
+    // The drill starts on a settled cluster: every puller finds every image's tag through its peers.
+    for (const node of PULLERS) {
+      const shoal = shoals[node] as NetnsShoal;
+      for (const { name, fixture } of images) {
+        const url = `${shoal.url}/v2/${name}/manifests/${fixture.tag}?ns=${REGISTRY}`;
+        await waitFor(
+          `node ${node} finds ${name}`,
+          async () => (await fetch(url, { method: 'HEAD' })).ok,
+          60_000,
+        );
+      }
+    }
+  });
+
+  after(async () => {
+    await seed?.stop();
+    await Promise.all(shoals.map((shoal) => shoal.stop()));
+    await Promise.all(containerds.map((containerd) => containerd.stop()));
+    await network?.remove();
+    await removeDir(dir);
+  });
+
+  it('every pull completes with correct digests, without a retry', async (t) => {
+    let chaos = true;
+    const kills: string[] = [];
+    const drill = (async () => {
+      for (let n = 0; chaos; n++) {
+        const holder = shoals[HOLDERS[n % HOLDERS.length] as number] as NetnsShoal;
+        const signal = Math.random() < 0.5 ? 'SIGKILL' : 'SIGTERM';
+        await holder.kill(signal);
+        kills.push(`${holder.i}:${signal}`);
+        await new Promise((resolve) => setTimeout(resolve, 500 + Math.random() * 1500));
+        await holder.start();
+        await new Promise((resolve) => setTimeout(resolve, 500 + Math.random() * 1500));
+      }
+    })();
+    const results: PullResult[] = [];
+    await Promise.all(
+      PULLERS.map(async (node) => {
+        const containerd = containerds[node] as Containerd;
+        for (let round = 0; round < ROUNDS; round++) {
+          for (const { name, fixture } of images) {
+            const ref = `${REGISTRY}/${name}:${fixture.tag}`;
+            // A fresh namespace: containerd holds nothing of it yet, as on a node that never pulled it.
+            const [command, args] = network.exec(node, 'ctr', [
+              '--address',
+              containerd.socket,
+              '--namespace',
+              `pull-${round}-${name.replace('/', '-')}`,
+              'images',
+              'pull',
+              '--hosts-dir',
+              containerd.hostsDir,
+              ref,
+            ]);
+            const started = performance.now();
+            try {
+              await run(command, args, 300_000);
+              results.push({ node, image: ref, ms: performance.now() - started, ok: true });
+            } catch (err) {
+              const error = (err as Error).message.split('\n').slice(-6).join(' | ');
+              results.push({ node, image: ref, ms: performance.now() - started, ok: false, error });
+            }
+          }
+        }
+      }),
+    );
+    chaos = false;
+    await drill;
+    if (process.env.SHOAL_CHAOS_LOGS !== undefined) {
+      const { writeFile } = await import('node:fs/promises');
+      for (const shoal of shoals)
+        await writeFile(join(process.env.SHOAL_CHAOS_LOGS, `node-${shoal.i}.log`), shoal.output);
+    }
+    const failed = results.filter((result) => !result.ok);
+    const slowest = results.reduce((worst, each) => (each.ms > worst.ms ? each : worst));
+    t.diagnostic(
+      `${results.length} pulls, ${failed.length} failed (each would be a retry), slowest ${Math.round(slowest.ms)} ms (${slowest.image} on node ${slowest.node}); ${kills.length} kills: ${kills.join(' ')}`,
+    );
+    for (const each of failed) t.diagnostic(`failed on node ${each.node}: ${each.image}: ${each.error}`);
+    if (failed.length > 0) {
+      for (const shoal of shoals) t.diagnostic(`node ${shoal.i} log tail:\n${shoal.output.slice(-3000)}`);
+    }
+    assert.equal(failed.length, 0, `${failed.length} of ${results.length} pulls failed`);
+  });
+});

@@ -1,0 +1,183 @@
+import { connect, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Child, run, waitFor } from './process.js';
+
+/** Namespaces this harness makes are named `shoaltest-<pid>-…`, so leftovers of a dead run can be found. */
+const PREFIX = 'shoaltest';
+const RELAY = fileURLToPath(new URL('./netns-relay.js', import.meta.url));
+
+/**
+ * One node's link to the cluster's bridge: its rate, shaped with tbf in both directions. Round-trip delay is
+ * not added: this machine's kernel has no netem (CONFIG_NET_SCH_NETEM is not set in /proc/config.gz), so
+ * links have the bridge's own sub-millisecond latency.
+ */
+export interface LinkShape {
+  mbit: number;
+}
+
+const ip = (args: string[]): Promise<string> => run('ip', args, 30_000);
+
+/** Shapes egress of `dev` in `ns` to the link's rate (tbf). */
+async function shape(ns: string, dev: string, link: LinkShape): Promise<void> {
+  // tbf's burst must hold a whole GSO segment and a timer tick's worth of the rate.
+  const burst = Math.max(128 << 10, Math.floor((link.mbit * 1e6) / 8 / 250));
+  const tbf = ['tbf', 'rate', `${link.mbit}mbit`, 'burst', String(burst), 'latency', '50ms'];
+  await ip(['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', ...tbf]);
+}
+
+/** Deletes namespaces of earlier runs whose process is gone (a run killed before its `after`). */
+export async function removeLeftovers(): Promise<void> {
+  const listed = await ip(['netns', 'list']);
+  for (const line of listed.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const pid = Number(name.split('-')[1]);
+    if (!name.startsWith(`${PREFIX}-`) || !Number.isInteger(pid)) continue;
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) await ip(['netns', 'del', name]).catch(() => undefined);
+  }
+}
+
+/**
+ * A cluster network of its own: a hub namespace holding a bridge, and one namespace per node joined to it
+ * by a veth pair, each link's rate shaped with tc (tbf) in both directions.
+ * Node i has 10.231.0.(10+i)/24; nothing outside these namespaces gets an address. Tests reach a node's
+ * ports through `forward`, a loopback port relayed over a unix socket into the node's namespace. Needs
+ * root (CI runs as root).
+ */
+export class ShapedNetwork {
+  readonly id = `${PREFIX}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
+  readonly links: readonly LinkShape[];
+  readonly #dir: string;
+  readonly #relays = new Map<number, { child: Child; socket: string }>();
+  readonly #servers: Server[] = [];
+
+  private constructor(dir: string, links: readonly LinkShape[]) {
+    this.#dir = dir;
+    this.links = links;
+  }
+
+  static async create(dir: string, links: readonly LinkShape[]): Promise<ShapedNetwork> {
+    await removeLeftovers();
+    const network = new ShapedNetwork(dir, links);
+    try {
+      await network.#build();
+    } catch (err) {
+      await network.remove();
+      throw err;
+    }
+    return network;
+  }
+
+  get hub(): string {
+    return `${this.id}-hub`;
+  }
+
+  ns(i: number): string {
+    return `${this.id}-n${i}`;
+  }
+
+  address(i: number): string {
+    return `10.231.0.${10 + i}`;
+  }
+
+  /** `command args` to run inside node i's namespace. */
+  exec(i: number, command: string, args: readonly string[]): [string, string[]] {
+    return ['ip', ['netns', 'exec', this.ns(i), command, ...args]];
+  }
+
+  /** Cuts node i off from every other node (its link on the bridge goes down). */
+  async cut(i: number): Promise<void> {
+    await ip(['-n', this.hub, 'link', 'set', `h${i}`, 'down']);
+  }
+
+  async heal(i: number): Promise<void> {
+    await ip(['-n', this.hub, 'link', 'set', `h${i}`, 'up']);
+  }
+
+  /** A loopback port of this process that reaches `port` on node i's address. */
+  async forward(i: number, port: number): Promise<number> {
+    const relay = await this.#relay(i);
+    const server = createServer((client) => {
+      const upstream = connect(relay.socket, () => {
+        upstream.write(`${this.address(i)}:${port}\n`);
+        client.pipe(upstream).pipe(client);
+      });
+      const close = (): void => {
+        client.destroy();
+        upstream.destroy();
+      };
+      upstream.on('error', close);
+      upstream.on('close', close);
+      client.on('error', close);
+      client.on('close', close);
+    });
+    this.#servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as { port: number }).port;
+  }
+
+  /** Removes every namespace (and so every link and address) this network made. */
+  async remove(): Promise<void> {
+    for (const server of this.#servers) server.close();
+    await Promise.all([...this.#relays.values()].map(({ child }) => child.stop(1000)));
+    const listed = await ip(['netns', 'list']).catch(() => '');
+    for (const line of listed.split('\n')) {
+      const name = line.split(' ')[0] ?? '';
+      if (name.startsWith(`${this.id}-`)) await ip(['netns', 'del', name]).catch(() => undefined);
+    }
+  }
+
+  async #build(): Promise<void> {
+    await ip(['netns', 'add', this.hub]);
+    await ip(['-n', this.hub, 'link', 'set', 'lo', 'up']);
+    await ip(['-n', this.hub, 'link', 'add', 'br0', 'type', 'bridge']);
+    await ip(['-n', this.hub, 'link', 'set', 'br0', 'up']);
+    for (const [i, link] of this.links.entries()) {
+      const ns = this.ns(i);
+      await ip(['netns', 'add', ns]);
+      await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+      await ip([
+        '-n',
+        this.hub,
+        'link',
+        'add',
+        `h${i}`,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        `v${i}`,
+        'netns',
+        ns,
+      ]);
+      await ip(['-n', this.hub, 'link', 'set', `h${i}`, 'master', 'br0', 'up']);
+      await ip(['-n', ns, 'addr', 'add', `${this.address(i)}/24`, 'dev', `v${i}`]);
+      await ip(['-n', ns, 'link', 'set', `v${i}`, 'up']);
+      await shape(ns, `v${i}`, link);
+      await shape(this.hub, `h${i}`, link);
+    }
+  }
+
+  async #relay(i: number): Promise<{ child: Child; socket: string }> {
+    const running = this.#relays.get(i);
+    if (running !== undefined) return running;
+    const socket = join(this.#dir, `relay-${i}.sock`);
+    const [command, args] = this.exec(i, process.execPath, [RELAY, socket]);
+    const child = new Child(command, args);
+    const relay = { child, socket };
+    this.#relays.set(i, relay);
+    await waitFor(
+      'netns relay',
+      async () => child.output.includes('ready'),
+      10_000,
+      () => (child.running ? undefined : child.output),
+    );
+    return relay;
+  }
+}
