@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Containerd } from '../harness/containerd.js';
@@ -183,7 +184,6 @@ describe('e2e: pulls go on while holders die', { timeout: FULL ? 1_800_000 : 600
     chaos = false;
     await drill;
     if (process.env.SHOAL_CHAOS_LOGS !== undefined) {
-      const { writeFile } = await import('node:fs/promises');
       for (const shoal of shoals)
         await writeFile(join(process.env.SHOAL_CHAOS_LOGS, `node-${shoal.i}.log`), shoal.output);
     }

@@ -4,6 +4,7 @@
 // loopback TCP port in front of it, so tests reach a node's ports without an address outside the
 // namespaces they made.
 import { createServer, connect as tcp } from 'node:net';
+import { endTogether } from './end-together.js';
 
 const path = process.argv[2];
 if (path === undefined) throw new Error('usage: netns-relay.js SOCKET');
@@ -27,14 +28,7 @@ const server = createServer((client) => {
       client.pipe(target).pipe(client);
       client.resume();
     });
-    const close = (): void => {
-      client.destroy();
-      target.destroy();
-    };
-    target.on('error', close);
-    target.on('close', close);
-    client.on('error', close);
-    client.on('close', close);
+    endTogether(client, target);
   };
   client.on('data', onData);
 });

@@ -1,6 +1,6 @@
 import type { ShapedNetwork } from './netns.js';
 import { Child, waitFor } from './process.js';
-import { CLI } from './shoal.js';
+import { CLI, readMetric } from './shoal.js';
 
 /** Ports every node uses inside its own namespace: the defaults, as on a real node. */
 export const NODE_PORTS = { registry: 5000, router: 5001, metrics: 9090 } as const;
@@ -83,11 +83,7 @@ export class NetnsShoal {
   }
 
   /** The value of one metric sample (`name{labels}` as exposed), 0 when absent. */
-  async metric(sample: string): Promise<number> {
-    const text = await (await fetch(`${this.#metricsUrl}/metrics`)).text();
-    for (const line of text.split('\n')) {
-      if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
-    }
-    return 0;
+  metric(sample: string): Promise<number> {
+    return readMetric(this.#metricsUrl ?? '', sample);
   }
 }

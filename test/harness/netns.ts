@@ -1,6 +1,7 @@
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { endTogether } from './end-together.js';
 import { Child, run, waitFor } from './process.js';
 
 /** Namespaces this harness makes are named `shoaltest-<pid>-…`, so leftovers of a dead run can be found. */
@@ -108,14 +109,7 @@ export class ShapedNetwork {
         upstream.write(`${this.address(i)}:${port}\n`);
         client.pipe(upstream).pipe(client);
       });
-      const close = (): void => {
-        client.destroy();
-        upstream.destroy();
-      };
-      upstream.on('error', close);
-      upstream.on('close', close);
-      client.on('error', close);
-      client.on('close', close);
+      endTogether(client, upstream);
     });
     this.#servers.push(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

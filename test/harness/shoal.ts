@@ -5,6 +5,15 @@ import { Child, freePort, run, waitFor } from './process.js';
 
 export const CLI = fileURLToPath(new URL('../../src/main/cli.js', import.meta.url));
 
+/** The value of one metric sample (`name{labels}` exactly as exposed) at `origin`'s /metrics, 0 when absent. */
+export async function readMetric(origin: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${origin}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
+  }
+  return 0;
+}
+
 /** A shoal process started through its real CLI. */
 export class ShoalProcess {
   readonly args: readonly string[];
@@ -94,12 +103,8 @@ export class ShoalProcess {
   }
 
   /** The value of one metric sample (`name{labels}` exactly as exposed), 0 when absent. */
-  async metric(sample: string): Promise<number> {
-    const text = await (await fetch(`http://${this.host}:${this.metricsPort}/metrics`)).text();
-    for (const line of text.split('\n')) {
-      if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
-    }
-    return 0;
+  metric(sample: string): Promise<number> {
+    return readMetric(`http://${this.host}:${this.metricsPort}`, sample);
   }
 
   /** Runs `shoal invalidate` against this node's admin endpoint; resolves with what it printed. */

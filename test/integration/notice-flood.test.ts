@@ -53,17 +53,6 @@ class Flood {
 describe('notice floods between members', { timeout: 120_000 }, () => {
   let dir: string;
   const members: Member[] = [];
-  const start = async (name: string): Promise<Member> => {
-    const router = new Libp2pRouter(
-      { log: silentLogger() },
-      { host: '127.0.0.1', port: 0, dataDir: join(dir, name), registryPort: 6000 + members.length },
-    );
-    await router.start();
-    const book = new TagBook({});
-    const member = { router, book, invalidator: new TagInvalidator({ book, router }) };
-    members.push(member);
-    return member;
-  };
 
   before(async () => {
     dir = await shortTempDir('shoal-flood-notices');
@@ -74,7 +63,7 @@ describe('notice floods between members', { timeout: 120_000 }, () => {
   });
 
   it('the operator’s invalidation reaches every member while three others flood its node', async (t) => {
-    const a = await start('a');
+    const a = await joined('a');
     const b = await joined('b', a);
     const flooders = [await joined('m1', a), await joined('m2', a), await joined('m3', a)];
     for (let attempt = 1; attempt <= 3; attempt++) {
@@ -116,7 +105,8 @@ describe('notice floods between members', { timeout: 120_000 }, () => {
     assert.ok(total > 0, 'newcomers are not shut out');
   });
 
-  async function joined(name: string, through: Member): Promise<Member> {
+  /** A member started in this process, joining through `through` (the first has none). */
+  async function joined(name: string, through?: Member): Promise<Member> {
     const router = new Libp2pRouter(
       { log: silentLogger() },
       {
@@ -124,13 +114,14 @@ describe('notice floods between members', { timeout: 120_000 }, () => {
         port: 0,
         dataDir: join(dir, name),
         registryPort: 6000 + members.length,
-        bootstrap: staticBootstrap(through.router.addresses),
+        ...(through === undefined ? {} : { bootstrap: staticBootstrap(through.router.addresses) }),
       },
     );
     await router.start();
     const book = new TagBook({});
     const member = { router, book, invalidator: new TagInvalidator({ book, router }) };
     members.push(member);
+    if (through === undefined) return member;
     await waitFor(`${name} joins`, async () => router.ready(), 10_000);
     await waitFor(
       `${name} is a member of the node it joined through`,

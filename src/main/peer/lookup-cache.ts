@@ -143,8 +143,10 @@ export class LookupCache {
     const age = Date.now() - entry.checkedAt;
     // Providers the router knows are gone count for nothing: with every one of them gone (holders
     // restarting), the key is looked up again at once, not when the entry is `refreshMs` old (issue 26).
-    const reachable = entry.providers.some((provider) => this.#router.current(provider) !== undefined);
-    const due = reachable ? age >= this.#refreshMs : !entry.missed || age >= this.#negativeTtlMs;
+    const due =
+      entry.providers.length > 0
+        ? age >= this.#refreshMs || !entry.providers.some((each) => this.#router.current(each) !== undefined)
+        : !entry.missed || age >= this.#negativeTtlMs;
     if (due) this.#start(key, entry);
   }
 

@@ -22,7 +22,7 @@ export async function resolveByteSize(size: ByteSize, dir: string): Promise<numb
 }
 
 /** True for the errors a write gives when the disk (or the user's quota) is full. */
-export function isDiskFull(err: unknown): boolean {
+function isDiskFull(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT';
 }

@@ -75,7 +75,7 @@ export class NoticeChannel {
       const line = await readLine(stream, AbortSignal.timeout(READ_TIMEOUT_MS));
       const message = line === undefined ? undefined : decodeMessage(line);
       if (message === undefined) this.#log.warn({ peer: from }, 'malformed notice from a member; refused');
-      else if (!this.#budget.take(from, classOf(message))) this.#overAllowance(from, classOf(message));
+      else if (!this.#budget.take(from, classOf(message))) this.#overAllowance(from, message);
       else taken = await this.#handle(from, message);
     } catch (err) {
       this.#log.warn({ peer: from, err }, 'notice handling failed');
@@ -88,11 +88,14 @@ export class NoticeChannel {
     }
   }
 
-  #overAllowance(peer: string, kind: NoticeClass): void {
+  #overAllowance(peer: string, message: PeerMessage): void {
     this.#refused++;
     const now = performance.now();
     if (now - this.#warnedAt < 10_000) return;
-    this.#log.warn({ peer, class: kind, refused: this.#refused }, 'notices over their allowance; refused');
+    this.#log.warn(
+      { peer, class: classOf(message), refused: this.#refused },
+      'notices over their allowance; refused',
+    );
     this.#refused = 0;
     this.#warnedAt = now;
   }
