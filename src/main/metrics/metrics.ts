@@ -105,7 +105,7 @@ export class Metrics {
     );
     this.peerFailures = f.counter(
       'shoal_peer_failures_total',
-      'Requests to peers that failed, by cause (timeout, refused, broken, digest_mismatch, unauthorised, absent, error).',
+      'Requests to peers that failed or misbehaved, by cause (timeout, refused, broken, digest_mismatch, wrong_digest, overlong, unauthorised, absent, error).',
       ['cause'],
     );
     this.routerLookups = f.counter(
@@ -185,6 +185,8 @@ export class Metrics {
       'refused',
       'broken',
       'digest_mismatch',
+      'wrong_digest',
+      'overlong',
       'unauthorised',
       'absent',
       'error',

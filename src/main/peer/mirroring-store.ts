@@ -17,11 +17,10 @@ import type {
 import type { DigestVerifier, Verdict } from '../verify/verifier.js';
 import { VerifyingReader } from '../verify/verifying-reader.js';
 import { Membership } from './membership.js';
+import { askBody, askHead, type PeerAskDeps } from './peer-ask.js';
 import { PeerAuth } from './peer-auth.js';
-import { getPeerBody } from './peer-body.js';
-import { requestPeer } from './peer-client.js';
 import { PeerBlobReader, type PeerStream } from './peer-reader.js';
-import { describedBy, peerGet, peerPath } from './protocol.js';
+import { describedBy, peerPath } from './protocol.js';
 import { PeerRace, type PeerRaceInit } from './race.js';
 
 export interface MirroringStoreInit extends PeerRaceInit {
@@ -55,7 +54,7 @@ export interface MirroringStoreDeps {
  */
 export class MirroringStore extends PassThroughStore {
   readonly #router: Router;
-  readonly #auth: PeerAuth;
+  readonly #ask: PeerAskDeps;
   readonly #race: PeerRace;
   readonly #membership: Membership;
   readonly #peerTimeoutMs: number;
@@ -68,13 +67,24 @@ export class MirroringStore extends PassThroughStore {
   constructor(deps: MirroringStoreDeps, init: MirroringStoreInit = {}) {
     super(deps.local, `${deps.local.kind}+peers`);
     this.#router = deps.router;
-    this.#auth = deps.auth ?? new PeerAuth({ router: deps.router });
     this.#verifier = deps.verifier;
     this.#metrics = deps.metrics ?? new Metrics();
     this.#membership =
       deps.membership ?? new Membership({ router: deps.router, setAside: this.#metrics.peerQuarantines });
     this.#log = deps.log;
     this.#peerTimeoutMs = init.peerTimeoutMs ?? 3000;
+    this.#ask = {
+      auth: deps.auth ?? new PeerAuth({ router: deps.router }),
+      timeoutMs: this.#peerTimeoutMs,
+      // A peer that sends more than it declared is counted and named; the excess never reaches anyone.
+      onOverlong: (peer, digest, extra) => {
+        this.#metrics.peerFailures.inc({ cause: 'overlong' });
+        this.#log?.warn(
+          { peer, digest, extra },
+          'peer sent more bytes than its Content-Length; dropped them',
+        );
+      },
+    };
     this.#race = new PeerRace(
       { router: deps.router, membership: this.#membership, metrics: this.#metrics, log: deps.log },
       { ...init, peerTimeoutMs: this.#peerTimeoutMs },
@@ -115,6 +125,7 @@ export class MirroringStore extends PassThroughStore {
       digest,
       kinds.map((kind) => peerPath(kind, digest, origin)),
       origin?.signal,
+      digest,
     );
     // A peer that describes other content than was asked for is not believed.
     return remote?.descriptor.digest === digest
@@ -192,13 +203,7 @@ export class MirroringStore extends PassThroughStore {
     const won = await this.#race.run(
       digest,
       'GET',
-      async (provider, signal) =>
-        getPeerBody(provider.registry, path, {
-          range,
-          signal,
-          timeoutMs: this.#peerTimeoutMs,
-          auth: await this.#auth.headers(provider.id, peerGet('GET', path, range)),
-        }),
+      (provider, signal) => askBody(this.#ask, provider, { path, digest, range }, signal),
       gone,
       exclude,
     );
@@ -268,26 +273,13 @@ export class MirroringStore extends PassThroughStore {
     key: string,
     paths: string[],
     gone?: AbortSignal,
+    /** The digest `key` names, when it names one: an answer for another is a wrong one. */
+    expected?: Digest,
   ): Promise<{ descriptor: Descriptor; peer: string } | undefined> {
     const won = await this.#race.run(
       key,
       'HEAD',
-      async (provider, signal) => {
-        let lastError: unknown;
-        for (const path of paths) {
-          try {
-            return await requestPeer(provider.registry, path, {
-              method: 'HEAD',
-              signal,
-              timeoutMs: this.#peerTimeoutMs,
-              auth: await this.#auth.headers(provider.id, peerGet('HEAD', path, undefined)),
-            });
-          } catch (err) {
-            lastError = err;
-          }
-        }
-        throw lastError;
-      },
+      (provider, signal) => askHead(this.#ask, provider, paths, expected, signal),
       gone,
     );
     const descriptor = won === undefined ? undefined : describedBy(won.result.headers);

@@ -62,11 +62,13 @@ export function getPeerBody(
     timeoutMs: number;
     /** Proof that this node is a member (PeerAuth.headers). */
     auth: Record<string, string>;
+    /** The peer sent more bytes than its Content-Length: they are dropped, and this is told how many. */
+    onOverlong?: (extra: number) => void;
   },
 ): Promise<PeerBodyResponse> {
   return new Promise((resolve, reject) => {
     const url = new URL(registry);
-    const connection = new BodyConnection(url, { resolve, reject });
+    const connection = new BodyConnection(url, { resolve, reject }, options.onOverlong);
     const lines = [
       `GET ${path} HTTP/1.1`,
       `Host: ${url.host}`,
@@ -101,10 +103,12 @@ class BodyConnection implements PeerBody {
   /** The read buffer, until it goes back for another connection (the socket closed, no byte left unread). */
   #readBuffer: Buffer | undefined;
   #closed = false;
+  readonly #onOverlong: ((extra: number) => void) | undefined;
 
-  constructor(url: URL, pending: Pending) {
+  constructor(url: URL, pending: Pending, onOverlong?: (extra: number) => void) {
     this.#url = url;
     this.#pending = pending;
+    this.#onOverlong = onOverlong;
   }
 
   get finished(): boolean {
@@ -207,7 +211,11 @@ class BodyConnection implements PeerBody {
     }
     if (chunk.length === 0) return true;
     const room = this.#length - this.#received;
-    if (chunk.length > room) chunk = chunk.subarray(0, room); // a peer never sends more; ignore it if it does
+    if (chunk.length > room) {
+      // An honest peer never sends more than it declared: the excess is dropped, never passed on.
+      this.#onOverlong?.(chunk.length - room);
+      chunk = chunk.subarray(0, room);
+    }
     this.#received += chunk.length;
     this.#window = chunk;
     if (this.#received === this.#length) this.#complete();

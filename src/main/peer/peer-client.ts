@@ -11,14 +11,17 @@ export class PeerRequestError extends ShoalError {
   readonly peerStatus: number | undefined;
   /** The peer sent no headers within the request's time bound. */
   readonly timedOut: boolean;
+  /** The peer answered for other content than was asked for: it lies or is broken, never merely absent. */
+  readonly wrongDigest: boolean;
 
   constructor(
     message: string,
-    options: ShoalErrorOptions & { peerStatus?: number; timedOut?: boolean } = {},
+    options: ShoalErrorOptions & { peerStatus?: number; timedOut?: boolean; wrongDigest?: boolean } = {},
   ) {
     super(message, options);
     this.peerStatus = options.peerStatus;
     this.timedOut = options.timedOut ?? false;
+    this.wrongDigest = options.wrongDigest ?? false;
   }
 
   /** The peer is up and answered, only not with the content: no reason to stop asking it other things. */
@@ -33,6 +36,8 @@ export type PeerFailureCause =
   | 'refused'
   | 'broken'
   | 'digest_mismatch'
+  | 'wrong_digest'
+  | 'overlong'
   | 'unauthorised'
   | 'absent'
   | 'error';
@@ -41,6 +46,7 @@ export type PeerFailureCause =
 export function failureCause(err: unknown): PeerFailureCause {
   if (!(err instanceof PeerRequestError)) return 'error';
   if (err.timedOut) return 'timeout';
+  if (err.wrongDigest) return 'wrong_digest';
   const status = err.peerStatus;
   if (status === 401 || status === 403) return 'unauthorised';
   if (status === 404) return 'absent';
@@ -48,6 +54,17 @@ export function failureCause(err: unknown): PeerFailureCause {
   const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ECONNREFUSED') return 'refused';
   return code === 'ETIMEDOUT' ? 'timeout' : 'error';
+}
+
+/**
+ * Throws when a peer's answer names another digest than the one asked for (`Docker-Content-Digest`). Such
+ * an answer is a lie or a broken peer: the race moves on to the next provider, and the peer is set aside.
+ */
+export function expectDigest(named: string | undefined, digest: string, host: string): void {
+  if (named === undefined || named === digest) return;
+  throw new PeerRequestError(`peer ${host} answered for ${named.slice(0, 80)} when asked for ${digest}`, {
+    wrongDigest: true,
+  });
 }
 
 export interface PeerResponse {

@@ -133,8 +133,11 @@ export class PeerRace {
     this.#metrics.peerFailures.inc({ cause: failureCause(err) });
     this.#log?.debug({ key, peer: provider.id, err }, 'peer attempt failed');
     // A peer that answered 404 is alive and only lacks this key (a record outlived its content, or a tag it
-    // no longer serves): set aside, it would be skipped for every other key too.
-    if (!(err instanceof PeerRequestError && err.answered)) this.#membership.setAside(provider.id, 'failed');
+    // no longer serves): set aside, it would be skipped for every other key too. One that answered for other
+    // content than asked is set aside as long as one that sent corrupt bytes.
+    if (err instanceof PeerRequestError && err.wrongDigest) this.#membership.setAside(provider.id, 'corrupt');
+    else if (!(err instanceof PeerRequestError && err.answered))
+      this.#membership.setAside(provider.id, 'failed');
     // Either way it is not handed out for this key again; the lookup cache refreshes the key.
     this.#lookups.failed(key, provider.id);
   }
