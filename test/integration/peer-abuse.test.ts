@@ -7,7 +7,7 @@ import { type Digest, parseDigest } from '../../src/main/oci/digest.js';
 import { MirroringStore } from '../../src/main/peer/mirroring-store.js';
 import { MemoryNetwork, MemoryRouter } from '../../src/main/routing/memory.js';
 import { MemoryStore } from '../../src/main/store/memory.js';
-import type { ContentStore } from '../../src/main/store/store.js';
+import type { ContentOrigin, ContentStore } from '../../src/main/store/store.js';
 import type { VerifyPool } from '../../src/main/verify/pool.js';
 import { startRegistry } from '../harness/http.js';
 import { freePort } from '../harness/process.js';
@@ -42,6 +42,11 @@ class RawPeer {
       });
       socket.on('error', () => undefined);
     });
+  }
+
+  get router(): MemoryRouter {
+    if (this.#router === undefined) throw new Error('not started');
+    return this.#router;
   }
 
   /** Listens, joins `network` as `id`, and advertises `keys`. */
@@ -121,6 +126,7 @@ describe('peer-side abuse: false advertisement, a wrong digest header, extra byt
   let honest: Awaited<ReturnType<typeof startMember>>;
   let client: Awaited<ReturnType<typeof startMember>>;
   let verifier: VerifyPool;
+  let store: MirroringStore;
 
   const failures = async (cause: string): Promise<number> => {
     const match = (await metrics.render()).match(
@@ -145,12 +151,10 @@ describe('peer-side abuse: false advertisement, a wrong digest header, extra byt
     await honest.router.advertise([wantedDigest]);
     verifier = await startVerifier({ threads: 1 }, metrics);
     const local = new MemoryStore();
-    client = await startMember(
-      network,
-      'client',
-      local,
-      (router) => new MirroringStore({ local, router, verifier, metrics }),
-    );
+    client = await startMember(network, 'client', local, (router) => {
+      store = new MirroringStore({ local, router, verifier, metrics });
+      return store;
+    });
   });
 
   after(async () => {
@@ -184,7 +188,7 @@ describe('peer-side abuse: false advertisement, a wrong digest header, extra byt
     assert.equal(await failures('overlong'), 1);
   });
 
-  it('refuses a HEAD answered for other content when the liar is the only holder', async () => {
+  it('refuses a HEAD answered for other content when the liar is the only holder, and says why', async () => {
     const lone = Buffer.alloc(16 << 10, 'l');
     const loneDigest = digestOf(lone);
     const liar = new RawPeer(() => response(200, blobHeaders(otherDigest, other.length)));
@@ -193,6 +197,25 @@ describe('peer-side abuse: false advertisement, a wrong digest header, extra byt
       const before = await failures('wrong_digest');
       assert.equal((await getBlob(loneDigest, 'HEAD')).status, 404);
       assert.equal(await failures('wrong_digest'), before + 1);
+      // What the request's log line carries as `why`: the providers found, and what each one did.
+      const origin: ContentOrigin = { registry: NS, repository: 'app', kind: 'blobs', body: true };
+      assert.equal(await store.stat(loneDigest, origin), undefined);
+      assert.equal(
+        origin.why,
+        'GET found 1 provider; 1 passed over (set aside); HEAD found 1 provider; 1 passed over (set aside)',
+      );
+      const fresh = Buffer.alloc(8 << 10, 'f');
+      const asked: ContentOrigin = { registry: NS, repository: 'app', kind: 'blobs' };
+      assert.equal(await store.stat(digestOf(fresh), asked), undefined);
+      assert.match(asked.why ?? '', /^HEAD found no provider in \d+ ms$/);
+      const ghostly = digestOf(Buffer.alloc(8 << 10, 'g'));
+      await peers.ghost.router.advertise([ghostly]);
+      const told: ContentOrigin = { registry: NS, repository: 'app', kind: 'blobs', body: true };
+      assert.equal(await store.stat(ghostly, told), undefined);
+      assert.equal(
+        told.why,
+        'GET found 1 provider; failed: ghost absent; HEAD found 1 provider; failed: ghost absent',
+      );
     } finally {
       await liar.stop();
     }

@@ -96,7 +96,7 @@ function render(state) {
     table(['when', 'request', 'kind', 'repository', 'reference', 'source', 'status', 'result', 'bytes', 'ms', 'peer'],
       state.requests.recent.map(function (r) {
         return [new Date(r.at).toLocaleTimeString(), r.method + (r.requester === 'member' ? ' (member)' : ''), r.kind, r.repository || '', el('span', { class: 'mono', title: r.reference || '' }, short(r.reference || '')),
-          r.source, el('span', { class: r.status < 400 ? 'ok' : 'bad' }, String(r.status)), r.result, bytes(r.bytes), String(r.ms), el('span', { class: 'mono', title: r.peer || '' }, short(r.peer || ''))];
+          r.source, el('span', { class: r.status < 400 ? 'ok' : 'bad' }, String(r.status)), el('span', { title: r.why || '' }, r.result + (r.why ? ' *' : '')), bytes(r.bytes), String(r.ms), el('span', { class: 'mono', title: r.peer || '' }, short(r.peer || ''))];
       })));
 }
 function refresh() {

@@ -98,11 +98,16 @@ export class MirroringStore extends PassThroughStore {
     return (await this.inner.ready()) && (this.#router.ready() || this.#router.alone());
   }
 
-  override async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
-    const local = await this.inner.resolve(registry, repository, tag);
+  override async resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+    origin?: ContentOrigin,
+  ): Promise<Content | undefined> {
+    const local = await this.inner.resolve(registry, repository, tag, origin);
     if (local !== undefined) return local;
     const path = `/v2/${repository}/manifests/${tag}?ns=${encodeURIComponent(registry)}`;
-    const remote = await this.#describe(`${registry}/${repository}:${tag}`, [path]);
+    const remote = await this.#describe(`${registry}/${repository}:${tag}`, [path], origin);
     return remote === undefined
       ? undefined
       : this.#atPeers(remote.descriptor, remote.peer, { registry, repository, kind: 'manifests' });
@@ -124,7 +129,7 @@ export class MirroringStore extends PassThroughStore {
     const remote = await this.#describe(
       digest,
       kinds.map((kind) => peerPath(kind, digest, origin)),
-      origin?.signal,
+      origin,
       digest,
     );
     // A peer that describes other content than was asked for is not believed.
@@ -154,7 +159,7 @@ export class MirroringStore extends PassThroughStore {
    */
   async #getFirst(digest: Digest, origin: ContentOrigin): Promise<Content | undefined> {
     const path = peerPath('blobs', digest, origin);
-    const first = await this.#fetchFrom(digest, path, undefined, origin.signal);
+    const first = await this.#fetchFrom(digest, path, undefined, origin);
     if (first === undefined) return undefined;
     const descriptor = describedBy(Object.fromEntries(first.headers));
     if (descriptor === undefined || descriptor.digest !== digest || first.status !== 200) {
@@ -197,14 +202,14 @@ export class MirroringStore extends PassThroughStore {
     digest: Digest,
     path: string,
     range: string | undefined,
-    gone: AbortSignal | undefined,
+    origin: ContentOrigin | undefined,
     exclude?: string,
   ): Promise<{ stream: PeerStream; status: number; headers: ReadonlyMap<string, string> } | undefined> {
     const won = await this.#race.run(
       digest,
       'GET',
       (provider, signal) => askBody(this.#ask, provider, { path, digest, range }, signal),
-      gone,
+      origin,
       exclude,
     );
     if (won === undefined) return undefined;
@@ -233,7 +238,7 @@ export class MirroringStore extends PassThroughStore {
       }
       const range =
         offset === 0 && fetched.end === described.size - 1 ? undefined : `bytes=${offset}-${fetched.end}`;
-      return (await this.#fetchFrom(digest, path, range, origin?.signal, failed))?.stream;
+      return (await this.#fetchFrom(digest, path, range, origin, failed))?.stream;
     };
     const first = started ?? (await fetchFrom(fetched.start));
     if (first === undefined) throw new BlobUnknownError(`no peer could serve ${digest}`);
@@ -272,7 +277,7 @@ export class MirroringStore extends PassThroughStore {
   async #describe(
     key: string,
     paths: string[],
-    gone?: AbortSignal,
+    origin?: ContentOrigin,
     /** The digest `key` names, when it names one: an answer for another is a wrong one. */
     expected?: Digest,
   ): Promise<{ descriptor: Descriptor; peer: string } | undefined> {
@@ -280,7 +285,7 @@ export class MirroringStore extends PassThroughStore {
       key,
       'HEAD',
       (provider, signal) => askHead(this.#ask, provider, paths, expected, signal),
-      gone,
+      origin,
     );
     const descriptor = won === undefined ? undefined : describedBy(won.result.headers);
     return descriptor === undefined || won === undefined ? undefined : { descriptor, peer: won.provider.id };

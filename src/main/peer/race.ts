@@ -1,11 +1,12 @@
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Provider, Router } from '../routing/router.js';
+import { type ContentOrigin, noteWhy } from '../store/store.js';
 import { type Attempt, hedgedRace } from './hedge.js';
 import { LatencyTracker } from './latency.js';
 import { LookupCache } from './lookup-cache.js';
 import type { Membership } from './membership.js';
-import { failureCause, PeerRequestError } from './peer-client.js';
+import { failureCause, type PeerFailureCause, PeerRequestError } from './peer-client.js';
 import { ResolveWait } from './resolve-wait.js';
 
 export interface PeerRaceInit {
@@ -87,11 +88,14 @@ export class PeerRace {
     key: string,
     method: 'HEAD' | 'GET',
     attempt: (provider: Provider, signal: AbortSignal) => Promise<T>,
-    gone?: AbortSignal,
+    /** The client's request: when its signal aborts, the race is abandoned; a lost race notes why in it. */
+    client?: ContentOrigin,
     /** A peer not to ask at all (the one a body broke off from). */
     exclude?: string,
   ): Promise<Attempt<T> | undefined> {
     const lookup = new AbortController();
+    const story = new RaceStory();
+    const gone = client?.signal;
     const timed = async (provider: Provider, signal: AbortSignal): Promise<T> => {
       const started = performance.now();
       try {
@@ -102,35 +106,41 @@ export class PeerRace {
         this.#metrics.peerRequestDuration.observe({ method }, ms / 1000);
         return response;
       } catch (err) {
-        if (!signal.aborted) this.#failed(key, provider, err);
+        if (!signal.aborted) story.failed(provider.id, this.#failed(key, provider, err));
         throw err;
       }
     };
+    // A key the cluster is known to hold waits up to the cap for its next lookup: every provider the last
+    // one found may have just failed (holders restarting), and a miss makes containerd fail the pull when
+    // the registry is down. A key never found keeps the short, learned wait.
+    const firstProviderTimeoutMs = this.#lookups.held(key) ? this.#resolveWait.capMs : this.#resolveWait.ms;
     try {
-      return await hedgedRace(
-        this.#membership.live(this.#lookups.lookup(key, lookup.signal), exclude),
+      const won = await hedgedRace(
+        story.handed(this.#membership.live(story.found(this.#lookups.lookup(key, lookup.signal)), exclude)),
         timed,
         {
           maxAttempts: this.#maxAttempts,
           hedgeDelayMs: Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, this.#latency.quantile(0.9, 100))),
-          // A key the cluster is known to hold waits up to the cap for its next lookup: every provider the last
-          // one found may have just failed (holders restarting), and a miss makes containerd fail the pull
-          // when the registry is down. A key never found keeps the short, learned wait.
-          firstProviderTimeoutMs: this.#lookups.held(key) ? this.#resolveWait.capMs : this.#resolveWait.ms,
+          firstProviderTimeoutMs,
           signal:
             gone === undefined
               ? AbortSignal.timeout(this.#peerTimeoutMs)
               : AbortSignal.any([AbortSignal.timeout(this.#peerTimeoutMs), gone]),
         },
       );
+      if (won === undefined && gone?.aborted !== true) {
+        noteWhy(client, `${method} ${story.why(firstProviderTimeoutMs, this.#peerTimeoutMs)}`);
+      }
+      return won;
     } finally {
       lookup.abort();
     }
   }
 
   /** An attempt that failed by itself (not abandoned): counted, and the peer judged. */
-  #failed(key: string, provider: Provider, err: unknown): void {
-    this.#metrics.peerFailures.inc({ cause: failureCause(err) });
+  #failed(key: string, provider: Provider, err: unknown): PeerFailureCause {
+    const cause = failureCause(err);
+    this.#metrics.peerFailures.inc({ cause });
     this.#log?.debug({ key, peer: provider.id, err }, 'peer attempt failed');
     // A peer that answered 404 is alive and only lacks this key (a record outlived its content, or a tag it
     // no longer serves): set aside, it would be skipped for every other key too. One that answered for other
@@ -140,5 +150,46 @@ export class PeerRace {
       this.#membership.setAside(provider.id, 'failed');
     // Either way it is not handed out for this key again; the lookup cache refreshes the key.
     this.#lookups.failed(key, provider.id);
+    return cause;
+  }
+}
+
+/**
+ * What one race saw, for the log line of a request it could not serve: how many providers the lookup
+ * found, how many of them were not set aside, and why each one asked failed.
+ */
+class RaceStory {
+  #found = 0;
+  #handed = 0;
+  readonly #failures: string[] = [];
+
+  async *found(providers: AsyncIterable<Provider>): AsyncIterable<Provider> {
+    for await (const provider of providers) {
+      this.#found++;
+      yield provider;
+    }
+  }
+
+  async *handed(providers: AsyncIterable<Provider>): AsyncIterable<Provider> {
+    for await (const provider of providers) {
+      this.#handed++;
+      yield provider;
+    }
+  }
+
+  failed(peer: string, cause: PeerFailureCause): void {
+    this.#failures.push(`${peer} ${cause}`);
+  }
+
+  why(firstProviderMs: number, peerTimeoutMs: number): string {
+    if (this.#found === 0) return `found no provider in ${firstProviderMs} ms`;
+    const found = `found ${this.#found} provider${this.#found === 1 ? '' : 's'}`;
+    const aside = this.#found - this.#handed;
+    const parts = [found];
+    if (aside > 0) parts.push(`${aside} passed over (set aside)`);
+    if (this.#failures.length > 0) parts.push(`failed: ${this.#failures.join(', ')}`);
+    const silent = this.#handed - this.#failures.length;
+    if (silent > 0) parts.push(`${silent} asked sent no answer in ${peerTimeoutMs} ms`);
+    return parts.join('; ');
   }
 }

@@ -1,21 +1,27 @@
-import type { Readable } from 'node:stream';
 import { BlobUnknownError, ManifestUnknownError, UpstreamUnavailableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { NO_COUNTER } from '../metrics/families.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { type Digest, isDigest } from '../oci/digest.js';
+import type { Digest } from '../oci/digest.js';
 import { isManifestMediaType, MANIFEST_ACCEPT, MEDIA_TYPE_OCTET_STREAM } from '../oci/media-types.js';
 import { Membership } from '../peer/membership.js';
 import { PeerAuth } from '../peer/peer-auth.js';
 import type { Router } from '../routing/router.js';
 import type { EmbeddedStore } from '../store/embedded.js';
 import { PassThroughStore } from '../store/pass-through.js';
-import type { Content, ContentOrigin, ContentSource, ContentStore } from '../store/store.js';
+import {
+  type Content,
+  type ContentOrigin,
+  type ContentSource,
+  type ContentStore,
+  noteWhy,
+} from '../store/store.js';
 import type { DigestVerifier } from '../verify/verifier.js';
 import type { OwnerElection } from './owner.js';
 import { Owners } from './owners.js';
 import { Spool } from './spool.js';
 import type { UpstreamClient } from './upstream.js';
+import { describeUpstream, resumeUpstream } from './upstream-calls.js';
 
 /** What pull-through counts. */
 export type PullThroughMetrics = Pick<
@@ -123,18 +129,20 @@ export class PullThroughStore extends PassThroughStore {
    * Upstream is the authority for tags: its answer (confirmed now) wins, and its "no such tag" is final.
    * Only when it does not answer do the node's and its peers' last-known-good mappings resolve the tag.
    */
-  override async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
+  override async resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+    client?: ContentOrigin,
+  ): Promise<Content | undefined> {
     const origin: ContentOrigin = { registry, repository, kind: 'manifests' };
     let named: { digest: Digest; mediaType: string };
     try {
-      named = await this.#describeUpstream(origin, tag, AbortSignal.timeout(this.#tagTimeoutMs));
+      named = await describeUpstream(this.#upstream, origin, tag, AbortSignal.timeout(this.#tagTimeoutMs));
     } catch (err) {
       if (err instanceof ManifestUnknownError) throw err;
-      this.#log?.debug(
-        { err, registry, repository, tag },
-        'upstream did not resolve the tag; using what is known',
-      );
-      return this.inner.resolve(registry, repository, tag);
+      noteWhy(client, `upstream did not resolve the tag (${(err as Error).message}); using what is known`);
+      return this.inner.resolve(registry, repository, tag, client);
     }
     // The HEAD names the digest; the size comes from bytes that are checked (held, or being fetched).
     const held = await this.stat(named.digest, origin);
@@ -168,7 +176,7 @@ export class PullThroughStore extends PassThroughStore {
       return { digest, size: spool.size, mediaType, source, open: (range) => spool.reader(range) };
     } catch (err) {
       if (err instanceof BlobUnknownError || err instanceof ManifestUnknownError) return undefined;
-      return this.#secondChance(err, () => this.inner.stat(digest, origin));
+      return this.#secondChance(err, origin, () => this.inner.stat(digest, origin));
     }
   }
 
@@ -177,8 +185,13 @@ export class PullThroughStore extends PassThroughStore {
    * resolve timeout goes on in the background while upstream is tried (and retried), so a node that has
    * just joined, or whose DHT is slow, still finds the peers that hold the content instead of failing.
    */
-  async #secondChance<T>(err: unknown, again: () => Promise<T | undefined>): Promise<T> {
+  async #secondChance<T>(
+    err: unknown,
+    origin: ContentOrigin,
+    again: () => Promise<T | undefined>,
+  ): Promise<T> {
     if (!(err instanceof UpstreamUnavailableError)) throw err;
+    noteWhy(origin, `upstream: ${err.message}`);
     const found = await again().catch(() => undefined);
     if (found === undefined) throw err;
     this.#log?.info({ reason: err.message }, 'upstream is down; served from a peer found on a second look');
@@ -232,7 +245,10 @@ export class PullThroughStore extends PassThroughStore {
         // Straight from upstream (or its CDN), a break resumes there by Range. An owner that breaks off is
         // passed over instead, and the next request fetches anew.
         ...(fromOwner === undefined
-          ? { resume: (offset: number) => this.#resume(digest, origin, offset) }
+          ? {
+              resume: (offset: number) =>
+                resumeUpstream(this.#upstream, this.#log, { digest, origin, offset }),
+            }
           : {}),
       },
       async (path) => {
@@ -259,42 +275,5 @@ export class PullThroughStore extends PassThroughStore {
     const mediaType =
       origin.kind === 'manifests' && isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
     return { spool, mediaType, owner: fromOwner?.owner };
-  }
-
-  /** The rest of `digest` from byte `offset`: only a 206 that starts there will do. */
-  async #resume(digest: Digest, origin: ContentOrigin, offset: number): Promise<Readable> {
-    const response = await this.#upstream.request(
-      { ...origin, reference: digest },
-      { method: 'GET', accept: '*/*', range: `bytes=${offset}-` },
-    );
-    const range = String(response.headers['content-range'] ?? '');
-    if (response.status !== 206 || !range.startsWith(`bytes ${offset}-`)) {
-      response.body.destroy();
-      throw new UpstreamUnavailableError(`upstream did not resume ${digest} at byte ${offset}`);
-    }
-    this.#log?.info({ digest, offset }, 'pull-through download resumed');
-    return response.body;
-  }
-
-  /** HEADs `reference` upstream for the digest it names and its media type; its size is not trusted. */
-  async #describeUpstream(
-    origin: ContentOrigin,
-    reference: string,
-    signal?: AbortSignal,
-  ): Promise<{ digest: Digest; mediaType: string }> {
-    const response = await this.#upstream.request(
-      { ...origin, reference },
-      { method: 'HEAD', accept: origin.kind === 'manifests' ? MANIFEST_ACCEPT : '*/*', signal },
-    );
-    response.body.resume();
-    const digest = response.headers['docker-content-digest'];
-    const contentType = response.headers['content-type'];
-    const named = isDigest(reference) ? reference : digest;
-    if (typeof named !== 'string' || !isDigest(named)) {
-      throw new UpstreamUnavailableError(`upstream gave no usable digest for ${reference}`);
-    }
-    const mediaType =
-      origin.kind === 'manifests' && isManifestMediaType(contentType) ? contentType : MEDIA_TYPE_OCTET_STREAM;
-    return { digest: named as Digest, mediaType };
   }
 }

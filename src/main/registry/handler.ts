@@ -127,6 +127,7 @@ export class PullHandler {
       signal: request.signal,
       body: !head && route.kind === 'blob',
     };
+    trace.origin = origin;
     if (route.kind === 'manifest') {
       const name = route.tag ?? route.digest;
       return this.#capped(
@@ -191,7 +192,7 @@ export class PullHandler {
   ): Promise<Reply> {
     const descriptor =
       route.tag !== undefined
-        ? await store.resolve(origin.registry, route.repository, route.tag)
+        ? await store.resolve(origin.registry, route.repository, route.tag, origin)
         : await store.stat(route.digest, origin);
     trace.content = descriptor;
     const name = route.tag === undefined ? `@${route.digest}` : `:${route.tag}`;

@@ -28,6 +28,8 @@ export type FinishedRequest = {
   requester: Requester;
   /** The member that asked, for a peer request. */
   member: string | undefined;
+  /** Why a request that was not served found nothing (the providers found, each one's failure). */
+  why: string | undefined;
 };
 
 /** A finished request as the debug page lists it: with when it ended (ms since the epoch). */
@@ -54,6 +56,7 @@ export class OpenRequest implements RequestTrace, CountedRequest {
   repository: string | undefined = undefined;
   reference: string | undefined = undefined;
   content: RequestTrace['content'] = undefined;
+  origin: RequestTrace['origin'] = undefined;
   source: RequestSource = 'none';
   filtered = false;
   member: string | undefined = undefined;
@@ -131,7 +134,14 @@ export class OpenRequest implements RequestTrace, CountedRequest {
     fields += `,"status":${this.status},"result":"${this.result}","bytes":${this.bytes}`;
     fields += `,"ms":${Math.round(this.seconds * 10_000) / 10},"requester":"${this.requester}"`;
     if (this.member !== undefined) fields += `,"member":${jsonString(this.member)}`;
+    const why = this.why;
+    if (why !== undefined) fields += `,"why":${jsonString(why)}`;
     return fields;
+  }
+
+  /** Why nothing was served, as the stores noted it; only for a request that was not a hit. */
+  get why(): string | undefined {
+    return this.result === 'hit' ? undefined : this.origin?.why;
   }
 
   /** The request as the log line and the debug page show it. */
@@ -152,6 +162,7 @@ export class OpenRequest implements RequestTrace, CountedRequest {
       ms: Math.round(this.seconds * 10_000) / 10,
       requester: this.requester,
       member: this.member,
+      why: this.why,
     };
   }
 }

@@ -1,5 +1,5 @@
 import type { RequestKind, RequestSource } from '../metrics/requests.js';
-import type { Content } from '../store/store.js';
+import type { Content, ContentOrigin } from '../store/store.js';
 
 /**
  * What one request turned out to be, filled in by the handler as it learns it: what was asked for, under
@@ -14,6 +14,8 @@ export interface RequestTrace {
   reference: string | undefined;
   /** The content found, once found. */
   content: Content | undefined;
+  /** The request as the stores saw it: a store that found nothing notes why in it (`why`). */
+  origin: ContentOrigin | undefined;
   /** Where an answer without content came from (a tag list from upstream, the API ping); `none` until set. */
   source: RequestSource;
   /** Refused by the mirrored registries, `--registry-filters` or `--resolve-tags`. */
@@ -31,6 +33,7 @@ export function newTrace(): RequestTrace {
     repository: undefined,
     reference: undefined,
     content: undefined,
+    origin: undefined,
     source: 'none',
     filtered: false,
     member: undefined,

@@ -14,8 +14,13 @@ export class PassThroughStore implements ContentStore {
     this.kind = kind;
   }
 
-  resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
-    return this.inner.resolve(registry, repository, tag);
+  resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+    origin?: ContentOrigin,
+  ): Promise<Content | undefined> {
+    return this.inner.resolve(registry, repository, tag, origin);
   }
   stat(digest: Digest, origin?: ContentOrigin): Promise<Content | undefined> {
     return this.inner.stat(digest, origin);

@@ -38,6 +38,16 @@ export interface ContentOrigin {
    * may fetch them at once, and describe them from that answer's headers, instead of asking twice.
    */
   body?: boolean;
+  /**
+   * Why nothing was found, as a store that asked elsewhere learnt it (the providers found, each one's
+   * failure): the request's log line carries it when the request misses.
+   */
+  why?: string;
+}
+
+/** Adds `why` to what `origin` (a client's request, if any) will say about a miss. */
+export function noteWhy(origin: ContentOrigin | undefined, why: string): void {
+  if (origin !== undefined) origin.why = origin.why === undefined ? why : `${origin.why}; ${why}`;
 }
 
 /** Where content a request is served comes from: held here, a peer, the elected owner, or the registry. */
@@ -103,8 +113,16 @@ export interface Content extends Descriptor {
 /** Where shoal reads content from: containerd's content store, the embedded store, or a fake. */
 export interface ContentStore {
   readonly kind: string;
-  /** Resolves `<registry>/<repository>:<tag>` to the manifest it names, if that manifest can be served. */
-  resolve(registry: string, repository: string, tag: string): Promise<Content | undefined>;
+  /**
+   * Resolves `<registry>/<repository>:<tag>` to the manifest it names, if that manifest can be served.
+   * `origin` is the client's request, when there is one (its signal, and where to note why nothing was found).
+   */
+  resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+    origin?: ContentOrigin,
+  ): Promise<Content | undefined>;
   /** Finds content that is fully present (or that this layer can fetch), or undefined. */
   stat(digest: Digest, origin?: ContentOrigin): Promise<Content | undefined>;
   /**

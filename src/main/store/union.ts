@@ -15,9 +15,14 @@ export class UnionStore implements ContentStore {
     this.kind = stores.map((store) => store.kind).join('+');
   }
 
-  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
+  async resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+    origin?: ContentOrigin,
+  ): Promise<Content | undefined> {
     for (const store of this.#stores) {
-      const found = await store.resolve(registry, repository, tag);
+      const found = await store.resolve(registry, repository, tag, origin);
       if (found !== undefined) return found;
     }
     return undefined;

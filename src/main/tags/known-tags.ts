@@ -15,7 +15,12 @@ abstract class StoreView extends PassThroughStore {
     this.book = deps.book;
   }
 
-  abstract override resolve(registry: string, repository: string, tag: string): Promise<Content | undefined>;
+  abstract override resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+    origin?: ContentOrigin,
+  ): Promise<Content | undefined>;
 
   override onChange(listener: () => void): () => void {
     return subscribeAll(listener, [this.book, this.inner]);
@@ -38,12 +43,17 @@ abstract class StoreView extends PassThroughStore {
  * once invalidated or older than `--tag-max-age`. Peers and the advertiser see the node through this.
  */
 export class BookedStore extends StoreView {
-  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
+  async resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+    origin?: ContentOrigin,
+  ): Promise<Content | undefined> {
     const name = imageName(registry, repository, tag);
     const record = this.book.get(name);
     const booked = record === undefined ? undefined : await this.manifest(record.digest, record.confirmedAt);
     if (booked !== undefined) return booked;
-    const held = await this.inner.resolve(registry, repository, tag);
+    const held = await this.inner.resolve(registry, repository, tag, origin);
     return held !== undefined && this.book.admits(name, held.confirmedAt) ? held : undefined;
   }
 
@@ -68,16 +78,25 @@ export class BookedStore extends StoreView {
  * peer knows the tag) the book's last-known-good mapping is used, wherever its manifest is held.
  */
 export class KnownTagsStore extends StoreView {
-  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
+  async resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+    origin?: ContentOrigin,
+  ): Promise<Content | undefined> {
     const name = imageName(registry, repository, tag);
     // A registry that says the tag does not exist throws here: a remembered mapping must not outlive that.
-    const answer = await this.inner.resolve(registry, repository, tag);
+    const answer = await this.inner.resolve(registry, repository, tag, origin);
     if (answer !== undefined && this.book.admits(name, answer.confirmedAt)) {
       if (answer.confirmedAt !== undefined) this.book.confirm(name, answer.digest, answer.confirmedAt);
       return answer;
     }
     const record = this.book.get(name);
     if (record === undefined || record.digest === answer?.digest) return undefined;
-    return this.manifest(record.digest, record.confirmedAt, { registry, repository, kind: 'manifests' });
+    return this.manifest(
+      record.digest,
+      record.confirmedAt,
+      origin ?? { registry, repository, kind: 'manifests' },
+    );
   }
 }

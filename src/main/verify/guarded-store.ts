@@ -1,6 +1,6 @@
 import { BlobUnknownError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import type { Content, ContentStore } from '../store/store.js';
+import type { Content, ContentOrigin, ContentStore } from '../store/store.js';
 import { ChangeNotifier, subscribeAll } from '../util/changes.js';
 
 /**
@@ -35,8 +35,13 @@ export class GuardedStore implements ContentStore {
     if (this.#condemned.delete(digest)) this.#changes.notify();
   }
 
-  async resolve(registry: string, repository: string, tag: string): Promise<Content | undefined> {
-    return this.#guard(await this.#store.resolve(registry, repository, tag));
+  async resolve(
+    registry: string,
+    repository: string,
+    tag: string,
+    origin?: ContentOrigin,
+  ): Promise<Content | undefined> {
+    return this.#guard(await this.#store.resolve(registry, repository, tag, origin));
   }
 
   async stat(digest: Digest): Promise<Content | undefined> {

@@ -89,6 +89,28 @@ describe('RequestLedger', () => {
     );
   });
 
+  it('says why a request missed, as the stores noted it, and says nothing of why for a hit', () => {
+    const { log, ledger } = make();
+    for (const status of [404, 200]) {
+      const open = ledger.begin();
+      open.trace.origin = {
+        registry: 'docker.io',
+        repository: 'a',
+        kind: 'blobs',
+        why: 'GET found no provider in 20 ms',
+      };
+      open.end({ method: 'GET', status, bytes: 0, cut: false });
+    }
+    const lines = log.lines.filter((line) => line.message === 'request');
+    assert.deepEqual(
+      lines.map((line) => [line.fields.result, line.fields.why]),
+      [
+        ['miss', 'GET found no provider in 20 ms'],
+        ['hit', undefined],
+      ],
+    );
+  });
+
   it('counts a request once, names only mirrored registries, and never counts probes', () => {
     const { counts, ledger } = make();
     const open = ledger.begin();
@@ -135,6 +157,7 @@ describe('RequestLedger', () => {
       ms: lines[149]?.fields.ms,
       requester: 'client',
       member: undefined,
+      why: undefined,
     });
     const recent = ledger.recent();
     assert.equal(recent.length, 100);
@@ -192,7 +215,14 @@ describe('RequestLedger', () => {
           peer: 'peer-1',
           status: 200,
         },
-        { kind: 'manifest', registry: 'ghcr.io', repository: 'o/app', reference: 'v1', status: 404 },
+        {
+          kind: 'manifest',
+          registry: 'ghcr.io',
+          repository: 'o/app',
+          reference: 'v1',
+          status: 404,
+          why: 'HEAD found 2 providers; failed: p1 timeout, p2 "absent"',
+        },
         // Nothing here needs escaping in practice (names follow the OCI grammar); were it to, it is escaped.
         {
           kind: 'tag_list',
@@ -210,6 +240,13 @@ describe('RequestLedger', () => {
         if ('peer' in t) open.trace.content = content({ kind: 'peer', peer: t.peer });
         if ('member' in t) open.trace.member = t.member;
         if (t.kind === 'tag_list') open.trace.source = 'upstream';
+        if ('why' in t)
+          open.trace.origin = {
+            registry: t.registry,
+            repository: t.repository,
+            kind: 'manifests',
+            why: t.why,
+          };
         open.end({ method: 'GET', status: t.status, bytes: 7, cut: false });
         ended.push(open);
         // The same record through pino's own serializer, for comparison.
@@ -228,6 +265,7 @@ describe('RequestLedger', () => {
         assert.equal(typeof pinoTime, 'number');
       }
       assert.equal(lines[0]?.peer, 'peer-1');
+      assert.equal(lines[2]?.why, traces[1].why, 'a miss says why');
       assert.equal(lines[4]?.repository, 'a"b\\c\u00e9\u2028');
       assert.deepEqual(Object.keys(lines[0] ?? {}).slice(0, 4), ['level', 'time', 'app', 'component']);
     } finally {
