@@ -1,100 +1,20 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../../src/main/metrics/metrics.js';
 import { type Digest, parseDigest } from '../../src/main/oci/digest.js';
 import { MirroringStore } from '../../src/main/peer/mirroring-store.js';
-import { MemoryNetwork, MemoryRouter } from '../../src/main/routing/memory.js';
+import { MemoryNetwork } from '../../src/main/routing/memory.js';
 import { MemoryStore } from '../../src/main/store/memory.js';
-import type { ContentOrigin, ContentStore } from '../../src/main/store/store.js';
+import type { ContentOrigin } from '../../src/main/store/store.js';
 import type { VerifyPool } from '../../src/main/verify/pool.js';
-import { startRegistry } from '../harness/http.js';
-import { freePort } from '../harness/process.js';
+import { answerWith, blobHeaders, RawPeer, response, startMember } from '../harness/raw-peer.js';
 import { startVerifier } from '../harness/verifier.js';
 
 const NS = '127.0.0.1:5000';
 
 const digestOf = (bytes: Buffer): Digest =>
   parseDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
-
-/** How a fake peer answers one request: the whole response, written at once. */
-type Answer = (method: string, path: string) => Buffer;
-
-/**
- * A member that speaks HTTP the way it likes, from a raw socket: it answers each request with what
- * `answer` gives, in a single write, and closes. It records what it was asked.
- */
-class RawPeer {
-  readonly asked: string[] = [];
-  readonly #server: Server;
-  #router: MemoryRouter | undefined;
-
-  constructor(answer: Answer) {
-    this.#server = createServer((socket: Socket) => {
-      let head = '';
-      socket.on('data', (chunk) => {
-        head += chunk.toString('latin1');
-        if (!head.includes('\r\n\r\n')) return;
-        const [method = '', path = ''] = head.split(' ');
-        this.asked.push(`${method} ${path.split('?')[0]}`);
-        socket.end(answer(method, path));
-      });
-      socket.on('error', () => undefined);
-    });
-  }
-
-  get router(): MemoryRouter {
-    if (this.#router === undefined) throw new Error('not started');
-    return this.#router;
-  }
-
-  /** Listens, joins `network` as `id`, and advertises `keys`. */
-  async start(network: MemoryNetwork, id: string, keys: readonly string[]): Promise<void> {
-    const port = await freePort();
-    await new Promise<void>((resolve) => this.#server.listen(port, '127.0.0.1', resolve));
-    this.#router = new MemoryRouter({ network }, { id, registry: `http://127.0.0.1:${port}` });
-    await this.#router.start();
-    await this.#router.advertise(keys);
-  }
-
-  async stop(): Promise<void> {
-    await this.#router?.stop();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-}
-
-/** A node of `network` on a port of its own: it serves `local`, or what `serve` builds on it and its router. */
-async function startMember(
-  network: MemoryNetwork,
-  id: string,
-  local: ContentStore,
-  serve: (router: MemoryRouter) => ContentStore = () => local,
-): Promise<{ router: MemoryRouter; url: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const router = new MemoryRouter({ network }, { id, registry: `http://127.0.0.1:${port}` });
-  await router.start();
-  const server = await startRegistry(serve(router), {}, { port }, local, router);
-  return {
-    router,
-    url: server.url,
-    stop: async () => {
-      await server.stop();
-      await router.stop();
-    },
-  };
-}
-
-function response(status: number, headers: Record<string, string | number>, body = Buffer.alloc(0)): Buffer {
-  const lines = [`HTTP/1.1 ${status} X`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
-  return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\nConnection: close\r\n\r\n`), body]);
-}
-
-const blobHeaders = (digest: Digest, length: number) => ({
-  'Content-Type': 'application/octet-stream',
-  'Docker-Content-Digest': digest,
-  'Content-Length': length,
-});
 
 // A peer is a pod on the node network: it may advertise what it does not hold, answer for other content
 // than was asked, or send more than it declared. Each is counted in shoal_peer_failures_total, never reaches
@@ -111,15 +31,19 @@ describe('peer-side abuse: false advertisement, a wrong digest header, extra byt
   const only = Buffer.alloc(32 << 10, 's');
   const onlyDigest = digestOf(only);
   const peers = {
-    ghost: new RawPeer(() => response(404, { 'Content-Length': 0 })),
-    swapper: new RawPeer((method) =>
-      response(200, blobHeaders(otherDigest, other.length), method === 'HEAD' ? undefined : other),
+    ghost: new RawPeer(answerWith(() => response(404, { 'Content-Length': 0 }))),
+    swapper: new RawPeer(
+      answerWith((method) =>
+        response(200, blobHeaders(otherDigest, other.length), method === 'HEAD' ? undefined : other),
+      ),
     ),
-    overlong: new RawPeer((method) =>
-      response(
-        200,
-        blobHeaders(onlyDigest, only.length),
-        method === 'HEAD' ? undefined : Buffer.concat([only, Buffer.alloc(1000, 'x')]),
+    overlong: new RawPeer(
+      answerWith((method) =>
+        response(
+          200,
+          blobHeaders(onlyDigest, only.length),
+          method === 'HEAD' ? undefined : Buffer.concat([only, Buffer.alloc(1000, 'x')]),
+        ),
       ),
     ),
   };
@@ -191,7 +115,7 @@ describe('peer-side abuse: false advertisement, a wrong digest header, extra byt
   it('refuses a HEAD answered for other content when the liar is the only holder, and says why', async () => {
     const lone = Buffer.alloc(16 << 10, 'l');
     const loneDigest = digestOf(lone);
-    const liar = new RawPeer(() => response(200, blobHeaders(otherDigest, other.length)));
+    const liar = new RawPeer(answerWith(() => response(200, blobHeaders(otherDigest, other.length))));
     await liar.start(network, 'lone-swapper', [loneDigest]);
     try {
       const before = await failures('wrong_digest');

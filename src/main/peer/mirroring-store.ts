@@ -24,7 +24,10 @@ import { describedBy, peerPath } from './protocol.js';
 import { PeerRace, type PeerRaceInit } from './race.js';
 
 export interface MirroringStoreInit extends PeerRaceInit {
-  /** Longest silence inside a peer's body before moving to another peer; default 5000 ms. */
+  /**
+   * Longest silence inside a peer's body, and the window in which it must bring 64 KiB, before the body
+   * moves to another peer; default 1500 ms, so the move fits in the server's 5 s bound on one read.
+   */
   readTimeoutMs?: number;
   /** Size of the buffer that hashes what follows a range; default 1 MiB. */
   chunkBytes?: number;
@@ -89,7 +92,7 @@ export class MirroringStore extends PassThroughStore {
       { router: deps.router, membership: this.#membership, metrics: this.#metrics, log: deps.log },
       { ...init, peerTimeoutMs: this.#peerTimeoutMs },
     );
-    this.#readTimeoutMs = init.readTimeoutMs ?? 5000;
+    this.#readTimeoutMs = init.readTimeoutMs ?? 1500;
     this.#chunkBytes = init.chunkBytes ?? 1 << 20;
   }
 
