@@ -29,6 +29,8 @@ export interface CountedRequest {
   bytes: number;
   seconds: number;
   firstByteSeconds: number;
+  /** The longest the client waited for bytes: for the first, or between two of a streamed body. */
+  longestWaitSeconds: number;
 }
 
 /** Where finished requests are counted; the ledger's only view of the metrics. */
@@ -62,6 +64,7 @@ interface Cell {
   bytes: number;
   duration: Buckets;
   firstByte: Buckets;
+  longestWait: Buckets;
   size: Buckets;
 }
 
@@ -120,6 +123,12 @@ export class RequestMetrics implements RequestRecorder {
       (cell) => cell.firstByte,
     );
     histogram(
+      'shoal_request_longest_wait_seconds',
+      'Longest a response kept its client waiting for bytes (the first, or the next of a streamed body): a stall.',
+      ['kind', 'source'],
+      (cell) => cell.longestWait,
+    );
+    histogram(
       'shoal_response_size_bytes',
       'Body bytes of each response, by kind.',
       ['kind'],
@@ -144,6 +153,7 @@ export class RequestMetrics implements RequestRecorder {
     cell.bytes += request.bytes;
     cell.duration.observe(request.seconds);
     cell.firstByte.observe(request.firstByteSeconds);
+    cell.longestWait.observe(request.longestWaitSeconds);
     cell.size.observe(request.bytes);
     if (request.result === 'hit' && request.requester === 'client')
       this.#lastSuccess.set(request.source, nowMs / 1000);
@@ -169,6 +179,7 @@ export class RequestMetrics implements RequestRecorder {
         bytes: 0,
         duration: new Buckets(SECONDS_BUCKETS),
         firstByte: new Buckets(SECONDS_BUCKETS),
+        longestWait: new Buckets(SECONDS_BUCKETS),
         size: new Buckets(SIZE_BUCKETS),
       };
       slots[slot] = cell;

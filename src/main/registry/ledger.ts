@@ -43,6 +43,8 @@ export interface Ending {
   bytes: number;
   /** The response stopped before it was complete (the client left, or shoal cut it). */
   cut: boolean;
+  /** The longest a streamed body waited for its reader's next bytes, after the first (ms). */
+  longestWaitMs?: number;
 }
 
 /**
@@ -70,6 +72,7 @@ export class OpenRequest implements RequestTrace, CountedRequest {
   bytes = 0;
   seconds = 0;
   firstByteSeconds = 0;
+  longestWaitSeconds = 0;
   /** When it ended (ms since the epoch, from the monotonic clock's origin: no second clock read). */
   at = 0;
   readonly #ledger: RequestLedger;
@@ -102,6 +105,7 @@ export class OpenRequest implements RequestTrace, CountedRequest {
     this.bytes = ending.bytes;
     this.seconds = (now - this.#started) / 1000;
     this.firstByteSeconds = ((this.#firstByteAt === 0 ? now : this.#firstByteAt) - this.#started) / 1000;
+    this.longestWaitSeconds = Math.max(this.firstByteSeconds, (ending.longestWaitMs ?? 0) / 1000);
     this.at = performance.timeOrigin + now;
     this.result = resultOf(this, ending);
     const served = this.result === 'hit' || this.result === 'cut';

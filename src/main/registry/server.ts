@@ -6,13 +6,13 @@ import { waitUntil } from '../util/timeout.js';
 import { answer, type CapturedRequest, limitsOf, type RequestLimits } from './answer.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PullHandler } from './handler.js';
-import type { OpenRequest, RequestLedger } from './ledger.js';
+import type { Ending, OpenRequest, RequestLedger } from './ledger.js';
 import { listenExclusive } from './listen.js';
 import { ParkBudget } from './park.js';
 import { ByteRateLimiter } from './rate-limit.js';
 import { errorReply, type Reply } from './reply.js';
 import { StallWatch } from './stall.js';
-import { type Connection, type StreamContext, streamBody } from './stream.js';
+import { type Connection, type StreamContext, streamBody, streamEnding } from './stream.js';
 import type { TlsFiles } from './tls.js';
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from './uws.js';
 import { capture, writeFull, writeHead } from './uws-io.js';
@@ -195,7 +195,7 @@ export class RegistryServer {
     request: CapturedRequest,
     connection: Connection,
     counted: OpenRequest | undefined,
-    ending: { status: number; bytes: number; cut: boolean },
+    ending: Omit<Ending, 'method'>,
   ): Promise<void> {
     const reply = await answer(this.#handler, request, this.#limits, this.#log);
     ending.status = reply.status;
@@ -217,13 +217,9 @@ export class RegistryServer {
     reply: Extract<Reply, { kind: 'stream' }>,
     connection: Connection,
     counted: OpenRequest | undefined,
-  ): Promise<{ status: number; bytes: number; cut: boolean }> {
-    const progress = { sent: 0, headed: false };
-    const cut = (): { status: number; bytes: number; cut: boolean } => ({
-      status: reply.status,
-      bytes: progress.sent,
-      cut: true,
-    });
+  ): Promise<Omit<Ending, 'method'>> {
+    const progress = { sent: 0, headed: false, longestWaitMs: 0 };
+    const cut = (): Omit<Ending, 'method'> => streamEnding(reply.status, progress, false);
     let buffers: Buffer[] | undefined;
     const asked = performance.now();
     try {
@@ -257,7 +253,7 @@ export class RegistryServer {
         writeHead(res, reply.status, reply.headers, false);
       };
       const bytes = await streamBody(res, reply.reader, lent, reply.length, connection, context, head);
-      const outcome = { status: reply.status, bytes, cut: bytes < reply.length };
+      const outcome = streamEnding(reply.status, progress, bytes === reply.length);
       // Counted as the last byte goes out, not after the reader's close (file I/O), so a client that has
       // its body already sees the request on /metrics.
       counted?.end({ method: request.method, ...outcome });

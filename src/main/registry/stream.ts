@@ -2,6 +2,7 @@ import { ContentCorruptError, StoreUnavailableError } from '../errors.js';
 import type { BlobReader } from '../store/store.js';
 import { withTimeout } from '../util/timeout.js';
 import type { BufferPool } from './buffer-pool.js';
+import type { Ending } from './ledger.js';
 import { type ParkBudget, settlesWithin } from './park.js';
 import type { ByteRateLimiter } from './rate-limit.js';
 import type { Pumped, StalledResponse, StallWatch } from './stall.js';
@@ -130,10 +131,25 @@ export interface StreamContext {
   park: ParkBudget;
   limiter?: ByteRateLimiter | undefined;
   /**
-   * Bytes of this stream the client has taken so far, and whether its status went out, kept up to date as
-   * it goes (also when it throws).
+   * Bytes of this stream the client has taken so far, whether its status went out, and the longest it
+   * waited for the reader's next bytes (ms), kept up to date as it goes (also when it throws).
    */
-  progress: { sent: number; headed: boolean };
+  progress: StreamProgress;
+}
+
+export interface StreamProgress {
+  sent: number;
+  headed: boolean;
+  longestWaitMs: number;
+}
+
+/** How a stream ended, as its request is counted: every byte sent (`complete`), or cut. */
+export function streamEnding(
+  status: number,
+  progress: StreamProgress,
+  complete: boolean,
+): Omit<Ending, 'method'> {
+  return { status, bytes: progress.sent, cut: !complete, longestWaitMs: progress.longestWaitMs };
 }
 
 /** A write still waiting after this long marks its client slower than the pool is meant for. */
@@ -205,7 +221,9 @@ export async function streamBody(
   let parked = 0;
   try {
     while (sent < total && next !== undefined) {
+      const waited = performance.now();
       const n = await next;
+      ctx.progress.longestWaitMs = Math.max(ctx.progress.longestWaitMs, performance.now() - waited);
       next = undefined;
       if (connection.aborted) return sent;
       if (n === 0) throw new ContentCorruptError(`store ended the body at ${sent} of ${total} bytes`);

@@ -23,6 +23,7 @@ const request = (over: Partial<CountedRequest>): CountedRequest => ({
   bytes: 1000,
   seconds: 0.02,
   firstByteSeconds: 0.003,
+  longestWaitSeconds: 0.003,
   ...over,
 });
 
@@ -32,7 +33,7 @@ describe('request metrics', () => {
     let inFlight = 2;
     const recorder = metrics.requests(() => inFlight);
     recorder.record(request({}), 1_000_000);
-    recorder.record(request({ bytes: 3000, seconds: 0.2 }), 2_000_000);
+    recorder.record(request({ bytes: 3000, seconds: 0.2, longestWaitSeconds: 12 }), 2_000_000);
     recorder.record(request({ source: 'peer', bytes: 5000 }), 3_000_000);
     recorder.record(request({ requester: 'member', bytes: 7 }), 4_000_000);
     recorder.record(request({ kind: 'manifest', source: 'none', result: 'miss', bytes: 90 }), 5_000_000);
@@ -74,5 +75,9 @@ describe('request metrics', () => {
     assert.equal(got.get('shoal_last_success_timestamp_seconds{source="peer"}'), 3000);
     assert.match(text, /# TYPE shoal_requests_total counter/);
     assert.match(text, /# TYPE shoal_request_first_byte_seconds histogram/);
+    // The one request that kept its client waiting 12 s for bytes is the one over 10 s.
+    const waited = (le: string) =>
+      got.get(`shoal_request_longest_wait_seconds_bucket{kind="blob",source="local",le="${le}"}`);
+    assert.deepEqual([waited('0.005'), waited('10'), waited('30')], [2, 2, 3]);
   });
 });

@@ -5,7 +5,7 @@ import { StoreUnavailableError } from '../../../src/main/errors.js';
 import { BufferPool } from '../../../src/main/registry/buffer-pool.js';
 import { ParkBudget } from '../../../src/main/registry/park.js';
 import { StallWatch } from '../../../src/main/registry/stall.js';
-import { streamBody } from '../../../src/main/registry/stream.js';
+import { streamBody, streamEnding } from '../../../src/main/registry/stream.js';
 import type { HttpResponse } from '../../../src/main/registry/uws.js';
 import type { BlobReader } from '../../../src/main/store/store.js';
 
@@ -92,7 +92,7 @@ describe('streamBody', () => {
         timeoutMs: 5000,
         stalls,
         park: new ParkBudget(16 << 20),
-        progress: { sent: 0, headed: false },
+        progress: { sent: 0, headed: false, longestWaitMs: 0 },
       },
       () => undefined,
     );
@@ -135,7 +135,7 @@ describe('streamBody', () => {
           timeoutMs: 50,
           stalls: new StallWatch(60_000),
           park: new ParkBudget(16 << 20),
-          progress: { sent: 0, headed: false },
+          progress: { sent: 0, headed: false, longestWaitMs: 0 },
         },
         () => undefined,
       ),
@@ -148,5 +148,44 @@ describe('streamBody', () => {
     );
     finishLate?.();
     assert.ok(lent.every((buffer) => !buffer.includes(0xee)));
+  });
+
+  it('keeps the longest wait for the next bytes from the reader: the stall the request counts', async () => {
+    const pool = new BufferPool({ bufferSize: 64 << 10, count: 2 });
+    // Three chunks; the reader keeps the client waiting 40 ms for the second and 250 ms for the third.
+    const delays = [0, 40, 250];
+    let served = 0;
+    const reader: BlobReader = {
+      async read(into) {
+        const delay = delays[served] ?? 0;
+        if (delay > 0) await sleep(delay);
+        served++;
+        into.fill(7, 0, 1000);
+        return 1000;
+      },
+      async close() {},
+    };
+    const res = new SlowResponse();
+    res.accepting = true;
+    const progress = { sent: 0, headed: false, longestWaitMs: 0 };
+    const sent = await streamBody(
+      res as unknown as HttpResponse,
+      reader,
+      await pool.acquire(1, 1000),
+      3000,
+      { aborted: false, onAbort: undefined },
+      { pool, timeoutMs: 5000, stalls: new StallWatch(60_000), park: new ParkBudget(16 << 20), progress },
+      () => undefined,
+    );
+    assert.equal(sent, 3000);
+    assert.deepEqual(streamEnding(200, progress, true), {
+      status: 200,
+      bytes: 3000,
+      cut: false,
+      longestWaitMs: progress.longestWaitMs,
+    });
+    // Timers never fire early, and 2 busy cores may add a little: only the lower bound is exact.
+    assert.ok(progress.longestWaitMs >= 249, `longest wait ${progress.longestWaitMs} ms`);
+    assert.ok(progress.longestWaitMs < 1000, `longest wait ${progress.longestWaitMs} ms`);
   });
 });
