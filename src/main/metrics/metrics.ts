@@ -30,13 +30,13 @@ export class Metrics {
   // Peers.
   /** Content a peer sent that did not hash to the digest asked for. */
   readonly peerCorrupt: CounterLike<'kind'>;
-  /** Peers set aside, by why: `failed` (no answer, broke off), `corrupt` (sent bad bytes), `owner`. */
+  /** Peers set aside, by why: `failed` (refused, broke off), `silent`, `corrupt` (sent bad bytes), `owner`. */
   readonly peerQuarantines: CounterLike<'reason'>;
   /** Bodies continued on another peer after one broke off mid-body. */
   readonly peerResumes: CounterLike<never>;
   /** Time from a request to a peer to its headers, by method (HEAD describes, GET fetches). */
   readonly peerRequestDuration: LabeledHistogramLike<'method'>;
-  /** Requests to peers that failed, by cause. */
+  /** Requests to peers that failed or misbehaved, by cause. */
   readonly peerFailures: CounterLike<'cause'>;
 
   // Routing.
@@ -191,7 +191,7 @@ export class Metrics {
       'absent',
       'error',
     ]);
-    f.zero(this.peerQuarantines, 'reason', ['failed', 'corrupt', 'owner']);
+    f.zero(this.peerQuarantines, 'reason', ['failed', 'silent', 'corrupt', 'owner']);
     f.zero(this.peerCorrupt, 'kind', ['manifest', 'blob']);
     f.zero(this.routerLookups, 'result', ['found', 'none']);
     f.zero(this.ownerFetches, 'result', ['ok', 'absent', 'failed']);

@@ -3,10 +3,11 @@ import type { Provider, Router } from '../routing/router.js';
 import { setBounded } from '../util/bounded-map.js';
 
 /**
- * Why a peer was set aside: `failed` (no answer, or broke off mid-body), `corrupt` (sent bytes that failed
- * their digest), `owner` (broke off as the node elected to fetch a digest from upstream).
+ * Why a peer was set aside: `failed` (refused, or broke off mid-body), `silent` (sent no headers in time,
+ * or stalled or trickled mid-body), `corrupt` (sent bytes that failed their digest), `owner` (broke off as
+ * the node elected to fetch a digest from upstream).
  */
-export type AsideReason = 'failed' | 'corrupt' | 'owner';
+export type AsideReason = 'failed' | 'silent' | 'corrupt' | 'owner';
 
 /** One member as the debug page shows it. */
 export interface MemberView {
@@ -62,6 +63,7 @@ export class Membership {
     this.#counter = deps.setAside;
     this.#ms = {
       failed: init.failedMs ?? 10_000,
+      silent: init.failedMs ?? 10_000,
       corrupt: init.corruptMs ?? 300_000,
       owner: init.ownerMs ?? 30_000,
     };
@@ -105,7 +107,7 @@ export class Membership {
 
   /** Peers set aside now, by reason. */
   asideByReason(now = Date.now()): Record<AsideReason, number> {
-    const counts: Record<AsideReason, number> = { failed: 0, corrupt: 0, owner: 0 };
+    const counts: Record<AsideReason, number> = { failed: 0, silent: 0, corrupt: 0, owner: 0 };
     for (const ledger of [this.#sources, this.#electorate])
       for (const { until, reason } of ledger.values()) if (until > now) counts[reason]++;
     return counts;
@@ -118,9 +120,10 @@ export class Membership {
 
   /**
    * `providers` without those set aside, except as a last resort: peers set aside only because they failed
-   * (not for corrupt bytes) come after every usable one. A holder that was killed and restarted is back
+   * fast (refused, or broke off) come after every usable one. A holder that was killed and restarted is back
    * within seconds, still set aside, and while the other holder is down it is the only one that can answer:
-   * leaving it out made a miss, and containerd failed the pull (issue 26). `exclude` is never offered.
+   * leaving it out made a miss, and containerd failed the pull (issue 26). A silent peer (partitioned, hung)
+   * is not: asking it again costs the whole peer timeout each time. `exclude` is never offered.
    */
   async *live(providers: AsyncIterable<Provider>, exclude?: string): AsyncIterable<Provider> {
     const held: Provider[] = [];

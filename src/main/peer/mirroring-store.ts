@@ -14,8 +14,9 @@ import type {
   ContentStore,
   Descriptor,
 } from '../store/store.js';
-import type { DigestVerifier, Verdict } from '../verify/verifier.js';
+import type { DigestVerifier } from '../verify/verifier.js';
 import { VerifyingReader } from '../verify/verifying-reader.js';
+import { type CorruptDeps, reportCorrupt } from './corrupt.js';
 import { Membership } from './membership.js';
 import { askBody, askHead, type PeerAskDeps } from './peer-ask.js';
 import { PeerAuth } from './peer-auth.js';
@@ -58,6 +59,7 @@ export interface MirroringStoreDeps {
 export class MirroringStore extends PassThroughStore {
   readonly #router: Router;
   readonly #ask: PeerAskDeps;
+  readonly #corrupt: CorruptDeps;
   readonly #race: PeerRace;
   readonly #membership: Membership;
   readonly #peerTimeoutMs: number;
@@ -93,6 +95,14 @@ export class MirroringStore extends PassThroughStore {
       { ...init, peerTimeoutMs: this.#peerTimeoutMs },
     );
     this.#readTimeoutMs = init.readTimeoutMs ?? 1500;
+    this.#corrupt = {
+      metrics: this.#metrics,
+      log: this.#log,
+      membership: this.#membership,
+      router: this.#router,
+      race: this.#race,
+      peerTimeoutMs: this.#peerTimeoutMs,
+    };
     this.#chunkBytes = init.chunkBytes ?? 1 << 20;
   }
 
@@ -123,6 +133,8 @@ export class MirroringStore extends PassThroughStore {
     // headers; a checked fetch asks for the whole blob whatever the range, so the answer serves any range.
     if (origin?.body === true && origin.kind === 'blobs' && this.#verifier !== undefined) {
       const fetched = await this.#getFirst(digest, origin);
+      // Nobody answered the GET at all: a HEAD would wait as long again for the same silence.
+      if (fetched === 'unheard') return undefined;
       // A client that left starts nothing more; else a peer that would not GET may still describe it.
       if (fetched !== undefined || origin.signal?.aborted === true) return fetched;
     }
@@ -158,12 +170,16 @@ export class MirroringStore extends PassThroughStore {
   /**
    * One GET of the whole blob, raced across its providers, whose headers describe it: the content it
    * returns opens on that body (once; a second open fetches anew). The body is dropped if nobody opens it
-   * within the peer timeout. Undefined when no peer answered such a GET (the caller then describes with HEAD).
+   * within the peer timeout. Undefined when no peer served such a GET (the caller then describes with HEAD);
+   * `unheard` when no provider was found or none answered at all.
    */
-  async #getFirst(digest: Digest, origin: ContentOrigin): Promise<Content | undefined> {
+  async #getFirst(digest: Digest, origin: ContentOrigin): Promise<Content | 'unheard' | undefined> {
     const path = peerPath('blobs', digest, origin);
-    const first = await this.#fetchFrom(digest, path, undefined, origin);
-    if (first === undefined) return undefined;
+    let answered = true;
+    const first = await this.#fetchFrom(digest, path, undefined, origin, undefined, (heard) => {
+      answered = heard;
+    });
+    if (first === undefined) return answered ? undefined : 'unheard';
     const descriptor = describedBy(Object.fromEntries(first.headers));
     if (descriptor === undefined || descriptor.digest !== digest || first.status !== 200) {
       first.stream.body.destroy();
@@ -207,13 +223,13 @@ export class MirroringStore extends PassThroughStore {
     range: string | undefined,
     origin: ContentOrigin | undefined,
     exclude?: string,
+    lost?: (answered: boolean) => void,
   ): Promise<{ stream: PeerStream; status: number; headers: ReadonlyMap<string, string> } | undefined> {
     const won = await this.#race.run(
       digest,
       'GET',
       (provider, signal) => askBody(this.#ask, provider, { path, digest, range }, signal),
-      origin,
-      exclude,
+      { client: origin, exclude, lost },
     );
     if (won === undefined) return undefined;
     const { body, status, headers } = won.result;
@@ -233,9 +249,13 @@ export class MirroringStore extends PassThroughStore {
     // Checking needs every byte, so a checked fetch asks the peers for the whole blob whatever the range.
     const verifier = this.#verifier;
     const fetched = verifier === undefined ? range : { start: 0, end: described.size - 1 };
-    const fetchFrom = async (offset: number, failed?: string): Promise<PeerStream | undefined> => {
+    const fetchFrom = async (
+      offset: number,
+      failed?: string,
+      silent = false,
+    ): Promise<PeerStream | undefined> => {
       if (failed !== undefined) {
-        this.#membership.setAside(failed, 'failed');
+        this.#membership.setAside(failed, silent ? 'silent' : 'failed');
         // The cached providers may hold only the peer that just died: resume from a fresh lookup.
         this.#race.forget(digest);
       }
@@ -255,25 +275,9 @@ export class MirroringStore extends PassThroughStore {
       range,
       size: described.size,
       scratch: () => Buffer.from(new SharedArrayBuffer(this.#chunkBytes)),
-      onCorrupt: (verdict) => this.#corrupt(described, body.peers, verdict),
+      onCorrupt: (verdict) =>
+        reportCorrupt(this.#corrupt, { descriptor: described, peers: body.peers, verdict }),
     });
-  }
-
-  /** Peers sent bytes that fail `descriptor`'s digest: set every one that sent part of it aside, and tell it. */
-  #corrupt(descriptor: Descriptor, peers: ReadonlyMap<string, string>, verdict: Verdict): void {
-    const kind = isManifestMediaType(descriptor.mediaType) ? 'manifest' : 'blob';
-    this.#metrics.peerCorrupt.inc({ kind });
-    this.#metrics.peerFailures.inc({ cause: 'digest_mismatch' }, peers.size);
-    this.#log?.warn(
-      { digest: descriptor.digest, peers: [...peers.keys()], verdict },
-      'peer content failed its digest check; cutting the response and setting the peers aside',
-    );
-    for (const peer of peers.keys()) {
-      this.#membership.setAside(peer, 'corrupt');
-      const report = { kind: 'corrupt', digest: descriptor.digest } as const;
-      void this.#router.tell(peer, report, AbortSignal.timeout(this.#peerTimeoutMs));
-    }
-    this.#race.forget(descriptor.digest);
   }
 
   /** HEADs `paths` in order on racing providers of `key`; the first answer describes the content. */
@@ -288,7 +292,7 @@ export class MirroringStore extends PassThroughStore {
       key,
       'HEAD',
       (provider, signal) => askHead(this.#ask, provider, paths, expected, signal),
-      origin,
+      { client: origin },
     );
     const descriptor = won === undefined ? undefined : describedBy(won.result.headers);
     return descriptor === undefined || won === undefined ? undefined : { descriptor, peer: won.provider.id };

@@ -25,10 +25,10 @@ export interface PeerStream {
 }
 
 /**
- * Opens the rest of the range, from `offset`, on a live peer other than those that failed (`failed` is
- * quarantined first); undefined when nobody can.
+ * Opens the rest of the range, from `offset`, on a live peer other than the one that failed (`failed` is
+ * set aside first, as `silent` when it stalled or trickled rather than broke off); undefined when nobody can.
  */
-export type ResumeAt = (offset: number, failed: string) => Promise<PeerStream | undefined>;
+export type ResumeAt = (offset: number, failed: string, silent: boolean) => Promise<PeerStream | undefined>;
 
 /**
  * Reads a byte range from a peer's response body and, when that peer dies or stalls mid-body, continues
@@ -119,12 +119,14 @@ export class PeerBlobReader implements BlobReader {
   }
 
   async #resume(): Promise<void> {
+    // A body still open that brings nothing (or next to nothing) is a silent peer; one that ended broke off.
+    const silent = this.#body?.finished === false;
     this.#body?.destroy();
     this.#body = undefined;
     // The peer that broke off is not asked again: one that keeps sending part of a body and closing would
     // otherwise be resumed from forever (the stall containerd itself falls into).
     const giveUpAt = performance.now() + RESUME_BUDGET_MS;
-    let next = await this.#resumeAt(this.#position, this.#peer);
+    let next = await this.#resumeAt(this.#position, this.#peer, silent);
     // Right after a peer dies the DHT and the peers' answers are briefly unsettled: try a few times, while
     // the read still has time (past it, the server gives up on the read and cuts the client anyway).
     for (
@@ -133,7 +135,7 @@ export class PeerBlobReader implements BlobReader {
       attempt++
     ) {
       await sleep(RESUME_RETRY_MS);
-      next = await this.#resumeAt(this.#position, this.#peer);
+      next = await this.#resumeAt(this.#position, this.#peer, silent);
     }
     if (next === undefined) {
       throw new StoreUnavailableError(`no peer could finish the body from byte ${this.#position}`);

@@ -88,11 +88,16 @@ export class PeerRace {
     key: string,
     method: 'HEAD' | 'GET',
     attempt: (provider: Provider, signal: AbortSignal) => Promise<T>,
-    /** The client's request: when its signal aborts, the race is abandoned; a lost race notes why in it. */
-    client?: ContentOrigin,
-    /** A peer not to ask at all (the one a body broke off from). */
-    exclude?: string,
+    options: {
+      /** The client's request: when its signal aborts, the race is abandoned; a lost race notes why in it. */
+      client?: ContentOrigin | undefined;
+      /** A peer not to ask at all (the one a body broke off from). */
+      exclude?: string | undefined;
+      /** A lost race: told whether any provider answered at all (an answer that would not do, or an error). */
+      lost?: ((answered: boolean) => void) | undefined;
+    } = {},
   ): Promise<Attempt<T> | undefined> {
+    const { client, exclude } = options;
     const lookup = new AbortController();
     const story = new RaceStory();
     const gone = client?.signal;
@@ -130,6 +135,7 @@ export class PeerRace {
       );
       if (won === undefined && gone?.aborted !== true) {
         noteWhy(client, `${method} ${story.why(firstProviderTimeoutMs, this.#peerTimeoutMs)}`);
+        options.lost?.(story.answered);
       }
       return won;
     } finally {
@@ -147,7 +153,7 @@ export class PeerRace {
     // content than asked is set aside as long as one that sent corrupt bytes.
     if (err instanceof PeerRequestError && err.wrongDigest) this.#membership.setAside(provider.id, 'corrupt');
     else if (!(err instanceof PeerRequestError && err.answered))
-      this.#membership.setAside(provider.id, 'failed');
+      this.#membership.setAside(provider.id, cause === 'timeout' ? 'silent' : 'failed');
     // Either way it is not handed out for this key again; the lookup cache refreshes the key.
     this.#lookups.failed(key, provider.id);
     return cause;
@@ -162,6 +168,7 @@ class RaceStory {
   #found = 0;
   #handed = 0;
   readonly #failures: string[] = [];
+  #answered = false;
 
   async *found(providers: AsyncIterable<Provider>): AsyncIterable<Provider> {
     for await (const provider of providers) {
@@ -179,6 +186,12 @@ class RaceStory {
 
   failed(peer: string, cause: PeerFailureCause): void {
     this.#failures.push(`${peer} ${cause}`);
+    if (cause !== 'timeout') this.#answered = true;
+  }
+
+  /** Whether any provider asked sent an answer (or failed at once), rather than nothing in time. */
+  get answered(): boolean {
+    return this.#answered;
   }
 
   why(firstProviderMs: number, peerTimeoutMs: number): string {
