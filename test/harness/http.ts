@@ -99,7 +99,11 @@ export async function startRegistry(
     { host: '127.0.0.1', port: 0, ...serverInit },
   );
   await server.start();
-  return { server, url: `http://127.0.0.1:${server.port}`, port: server.port, stop: () => server.stop() };
+  const stop = async (): Promise<void> => {
+    await server.stop();
+    server.close();
+  };
+  return { server, url: `http://127.0.0.1:${server.port}`, port: server.port, stop };
 }
 
 /** Two started members of one in-memory network: `server` is a registry's router, `client` signs for a peer. */

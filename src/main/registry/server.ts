@@ -1,7 +1,6 @@
 import { BlobUnknownError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { setBounded } from '../util/bounded-map.js';
 import { waitUntil } from '../util/timeout.js';
 import { answer, type CapturedRequest, limitsOf, type RequestLimits } from './answer.js';
 import { BufferPool } from './buffer-pool.js';
@@ -9,12 +8,12 @@ import type { PullHandler } from './handler.js';
 import type { Ending, OpenRequest, RequestLedger } from './ledger.js';
 import { listenExclusive } from './listen.js';
 import { ParkBudget } from './park.js';
-import { ByteRateLimiter } from './rate-limit.js';
+import { MemberRateLimits } from './rate-limit.js';
 import { errorReply, type Reply } from './reply.js';
 import { StallWatch } from './stall.js';
 import { type Connection, type StreamContext, streamBody, streamEnding } from './stream.js';
 import type { TlsFiles } from './tls.js';
-import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from './uws.js';
+import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
 import { capture, writeFull, writeHead } from './uws-io.js';
 
 export interface RegistryServerInit {
@@ -50,18 +49,17 @@ export class RegistryServer {
   readonly #pool: BufferPool;
   readonly #timeoutMs: number;
   readonly #limits: RequestLimits;
-  readonly #peerRate: number;
-  /** One bucket per member that pulled lately (the least recent is forgotten past MAX_LIMITED_MEMBERS). */
-  readonly #peerLimiters = new Map<string, ByteRateLimiter>();
+  readonly #uploads: MemberRateLimits;
   readonly #stalls: StallWatch;
   readonly #park: ParkBudget;
   /** Every response not yet finished, so a drain can wait for them and then cut what remains. */
   readonly #open = new Map<HttpResponse, Connection>();
   #listenSocket: us_listen_socket | undefined;
   #tlsSocket: us_listen_socket | undefined;
+  /** The uWS apps behind the listeners, to close their connections. */
+  readonly #apps: TemplatedApp[] = [];
   #port = 0;
   #tlsPort = 0;
-
   readonly #metrics: Metrics | undefined;
   readonly #ledger: RequestLedger | undefined;
 
@@ -83,7 +81,7 @@ export class RegistryServer {
     this.#pool = new BufferPool({ bufferSize: init.chunkBytes ?? 1 << 20, count: init.buffers ?? 64 });
     this.#timeoutMs = init.timeoutMs ?? 5000;
     this.#limits = limitsOf(init);
-    this.#peerRate = init.peerUploadRate ?? 0;
+    this.#uploads = new MemberRateLimits(init.peerUploadRate ?? 0);
     this.#stalls = new StallWatch(init.idleTimeoutMs ?? 30_000, (cut) => {
       deps.metrics?.streamsStalled.inc({});
       this.#log.warn(cut, 'cut a blob response: its client took no byte for --idle-timeout');
@@ -113,6 +111,7 @@ export class RegistryServer {
 
   async start(): Promise<void> {
     const app = uWS.App();
+    this.#apps.push(app);
     app.any('/*', (res, req) => this.#accept(res, req));
     const { host, port, tls } = this.#init;
     const listening = await listenExclusive(app, 'registry', host, port);
@@ -121,6 +120,7 @@ export class RegistryServer {
     if (tls === undefined) return;
     // The same handler and buffers behind both listeners: one place sees every request.
     const secure = uWS.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile });
+    this.#apps.push(secure);
     secure.any('/*', (res, req) => this.#accept(res, req));
     try {
       const listeningTls = await listenExclusive(secure, 'registry (TLS)', tls.host, tls.port);
@@ -145,7 +145,13 @@ export class RegistryServer {
       cut++;
       res.close();
     }
+    this.close();
     return cut;
+  }
+
+  /** Closes every connection, idle keep-alive ones too (left open, they hold the process for seconds). */
+  close(): void {
+    for (const app of this.#apps.splice(0)) app.close();
   }
 
   /** Stops accepting connections; responses in flight go on. */
@@ -154,14 +160,6 @@ export class RegistryServer {
       if (socket !== undefined) uWS.us_listen_socket_close(socket);
     this.#listenSocket = undefined;
     this.#tlsSocket = undefined;
-  }
-
-  /** The upload budget of `member`; undefined when uploads are unlimited. */
-  #limiterOf(member: string): ByteRateLimiter | undefined {
-    if (this.#peerRate <= 0) return undefined;
-    const limiter = this.#peerLimiters.get(member) ?? new ByteRateLimiter(this.#peerRate);
-    setBounded(this.#peerLimiters, member, limiter, MAX_LIMITED_MEMBERS);
-    return limiter;
   }
 
   #accept(res: HttpResponse, req: HttpRequest): void {
@@ -242,7 +240,7 @@ export class RegistryServer {
         timeoutMs: this.#timeoutMs,
         stalls: this.#stalls,
         park: this.#park,
-        limiter: reply.member === undefined ? undefined : this.#limiterOf(reply.member),
+        limiter: reply.member === undefined ? undefined : this.#uploads.of(reply.member),
         progress,
       };
       // streamBody gives the buffers back (early, when the client turns out slow).
@@ -278,8 +276,6 @@ export class RegistryServer {
     }
   }
 }
-
-const MAX_LIMITED_MEMBERS = 4096;
 
 /**
  * What a blob whose body failed before its first byte is answered with: 404, so containerd moves on to
