@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { run } from '../test/harness/process.js';
+import { readUsage } from '../test/harness/process-usage.js';
 
 /**
  * Downloads with curl to /dev/null (a native client, so the server is what is measured); returns bytes.
@@ -40,7 +41,6 @@ export async function throughput(
   return best;
 }
 
-/** CPU seconds (user + system, every thread) a process has used so far. */
 /** CPU seconds the whole machine (every core) has used so far: user, nice, system, irq and softirq. */
 export async function machineCpuSeconds(): Promise<number> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
@@ -52,8 +52,7 @@ export async function machineCpuSeconds(): Promise<number> {
   return (user + nice + system + irq + softirq) / 100;
 }
 
+/** CPU seconds (user + system, every thread) a process has used so far. */
 export async function cpuSeconds(pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
-  // utime and stime are fields 14 and 15 of stat, 12 and 13 after "pid (comm) ".
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return (await readUsage(pid)).cpuSeconds;
 }

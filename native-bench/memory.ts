@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { bigImage } from '../test/harness/fixtures.js';
+import { readUsage } from '../test/harness/process-usage.js';
 import { nonReadingRequest } from '../test/harness/readers.js';
 import { importLayout, ShoalProcess } from '../test/harness/shoal.js';
 import { removeDir, shortTempDir } from '../test/harness/tmp.js';
@@ -18,9 +18,8 @@ const CLIENTS = Number(process.env.BENCH_MEMORY_CLIENTS ?? 8);
 const ROUNDS = Number(process.env.BENCH_MEMORY_ROUNDS ?? 3);
 
 async function status(pid: number): Promise<{ rssMiB: number; peakMiB: number }> {
-  const text = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1]);
-  return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
+  const usage = await readUsage(pid);
+  return { rssMiB: usage.rssMiB, peakMiB: usage.peakRssMiB };
 }
 
 export async function memoryBench(): Promise<string[]> {

@@ -3,7 +3,7 @@
 # openssl, unzip (to unpack kubectl and helm: test/install-k8s-tools.sh), and chromium for the debug page's
 # browser test) when missing.
 set -euo pipefail
-declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl [unzip]=unzip [chromium]=chromium [ip]=iproute2 [tc]=iproute2)
+declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl [unzip]=unzip [chromium]=chromium [ip]=iproute2 [tc]=iproute2 [iptables]=iptables)
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")

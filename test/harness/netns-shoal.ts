@@ -1,6 +1,6 @@
 import type { ShapedNetwork } from './netns.js';
 import { Child, waitFor } from './process.js';
-import { CLI, readMetric } from './shoal.js';
+import { CLI, readHistogram, readMetric } from './shoal.js';
 
 /** Ports every node uses inside its own namespace: the defaults, as on a real node. */
 export const NODE_PORTS = { registry: 5000, router: 5001, metrics: 9090 } as const;
@@ -35,6 +35,12 @@ export class NetnsShoal {
   get url(): string {
     if (this.#url === undefined) throw new Error('not started');
     return this.#url;
+  }
+
+  /** The metrics port as this test process reaches it. */
+  get metricsUrl(): string {
+    if (this.#metricsUrl === undefined) throw new Error('not started');
+    return this.#metricsUrl;
   }
 
   get output(): string {
@@ -85,5 +91,10 @@ export class NetnsShoal {
   /** The value of one metric sample (`name{labels}` as exposed), 0 when absent. */
   metric(sample: string): Promise<number> {
     return readMetric(this.#metricsUrl ?? '', sample);
+  }
+
+  /** A histogram's bucket counts, summed over its label sets (see readHistogram). */
+  histogram(name: string): Promise<Map<string, number>> {
+    return readHistogram(this.#metricsUrl ?? '', name);
   }
 }

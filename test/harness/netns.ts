@@ -101,6 +101,27 @@ export class ShapedNetwork {
     await ip(['-n', this.hub, 'link', 'set', `h${i}`, 'up']);
   }
 
+  /**
+   * Cuts node i off from the nodes in `from`, and only from them (the registry's node stays reachable):
+   * nftables rules in i's namespace drop every packet to and from their addresses, silently, as a
+   * partition does. `join` takes the rules away.
+   */
+  async partition(i: number, from: readonly number[]): Promise<void> {
+    for (const j of from) {
+      await this.#nft(i, ['-A', 'INPUT', '-s', this.address(j), '-j', 'DROP']);
+      await this.#nft(i, ['-A', 'OUTPUT', '-d', this.address(j), '-j', 'DROP']);
+    }
+  }
+
+  async join(i: number): Promise<void> {
+    await this.#nft(i, ['-F']);
+  }
+
+  /** iptables (its nf_tables back end) in node i's namespace. */
+  async #nft(i: number, args: string[]): Promise<void> {
+    await run('ip', ['netns', 'exec', this.ns(i), 'iptables', '-w', ...args], 30_000);
+  }
+
   /** A loopback port of this process that reaches `port` on node i's address. */
   async forward(i: number, port: number): Promise<number> {
     const relay = await this.#relay(i);

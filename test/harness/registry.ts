@@ -17,12 +17,27 @@ export class DistributionRegistry {
   readonly address: string;
   port = 0;
   #child: Child | undefined;
+  readonly #exec: ((command: string, args: string[]) => [string, string[]]) | undefined;
+  readonly #probe: (() => Promise<string>) | undefined;
 
-  constructor(dir: string, options: { auth?: RegistryAuth; address?: string; port?: number } = {}) {
+  constructor(
+    dir: string,
+    options: {
+      auth?: RegistryAuth;
+      address?: string;
+      port?: number;
+      /** Runs the registry elsewhere (a network namespace of a shaped network): the command line to use. */
+      exec?: (command: string, args: string[]) => [string, string[]];
+      /** The registry's URL as this process reaches it, when `url` does not (it runs in a namespace). */
+      probe?: () => Promise<string>;
+    } = {},
+  ) {
     this.dir = dir;
     this.#auth = options.auth;
     this.address = options.address ?? '127.0.0.1';
     this.port = options.port ?? 0;
+    this.#exec = options.exec;
+    this.#probe = options.probe;
   }
 
   /** host[:port], as containerd names the registry. */
@@ -65,12 +80,17 @@ export class DistributionRegistry {
         '',
       ].join('\n'),
     );
-    const child = new Child('docker-registry', ['serve', config]);
+    const [command, args] = this.#exec?.('docker-registry', ['serve', config]) ?? [
+      'docker-registry',
+      ['serve', config],
+    ];
+    const child = new Child(command, args);
     this.#child = child;
+    const url = (await this.#probe?.()) ?? this.url;
     await waitFor(
       'distribution registry',
       // With auth on, an anonymous /v2/ answers 401: that too means the registry is up.
-      async () => [200, 401].includes((await fetch(`${this.url}/v2/`)).status),
+      async () => [200, 401].includes((await fetch(`${url}/v2/`)).status),
       15_000,
       () => (child.running ? undefined : child.output),
     );

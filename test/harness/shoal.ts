@@ -14,6 +14,22 @@ export async function readMetric(origin: string, sample: string): Promise<number
   return 0;
 }
 
+/**
+ * A histogram's bucket counts (`le` → count), summed over every label set: how many observations were at
+ * most each bound.
+ */
+export async function readHistogram(origin: string, name: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${origin}/metrics`)).text();
+  const buckets = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}_bucket{`)) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (le !== undefined)
+      buckets.set(le, (buckets.get(le) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return buckets;
+}
+
 /** A shoal process started through its real CLI. */
 export class ShoalProcess {
   readonly args: readonly string[];

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { readUsage } from '../harness/process-usage.js';
 import { seededEmbeddedBlob } from '../harness/seeded-store.js';
 import { ShoalProcess } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
@@ -33,12 +33,6 @@ function download(url: string, hash: boolean): Promise<{ length: number; sha256:
   });
 }
 
-async function peakRssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
-  return kib / 1024;
-}
-
 describe(`memory stays bounded: ${CLIENTS} concurrent 1 GiB downloads`, { timeout: 300_000 }, () => {
   let dir: string;
   let shoal: ShoalProcess;
@@ -61,7 +55,7 @@ describe(`memory stays bounded: ${CLIENTS} concurrent 1 GiB downloads`, { timeou
     const results = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => download(url, i === 0)));
     for (const result of results) assert.equal(result.length, GiB);
     assert.equal(results[0]?.sha256, digest);
-    const peak = await peakRssMiB(shoal.pid);
+    const peak = (await readUsage(shoal.pid)).peakRssMiB;
     t.diagnostic(`peak RSS of shoal serving ${CLIENTS}×1 GiB: ${peak.toFixed(1)} MiB`);
     assert.ok(peak < RSS_LIMIT_MiB, `peak RSS ${peak.toFixed(1)} MiB`);
   });
