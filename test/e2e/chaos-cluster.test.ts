@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Containerd } from '../harness/containerd.js';
+import type { Containerd } from '../harness/containerd.js';
 import {
   bigImage,
   multiArchImage,
@@ -12,10 +12,10 @@ import {
 } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
-import { NetnsShoal, NODE_PORTS } from '../harness/netns-shoal.js';
-import { run, waitFor } from '../harness/process.js';
+import { ctrOn, netnsNode } from '../harness/netns-cluster.js';
+import type { NetnsShoal } from '../harness/netns-shoal.js';
+import { waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { configureMirror, containerdStoreArgs } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 /** `npm run test:chaos` sets SHOAL_CHAOS=full: more pulls, bigger images, a longer drill. */
@@ -90,44 +90,25 @@ describe('e2e: pulls go on while holders die', { timeout: FULL ? 1_800_000 : 600
     seed = new DistributionRegistry(join(dir, 'seed'));
     await seed.start();
     for (const { name, fixture } of images) await pushLayout(fixture.dir, fixture.tag, seed.host, name);
-    const routers = LINKS.map((_, i) => `/ip4/${network.address(i)}/tcp/${NODE_PORTS.router}`);
     for (const i of LINKS.keys()) {
-      const containerd = new Containerd(join(dir, `c${i}`), 'k8s.io');
-      await containerd.start();
-      containerds.push(containerd);
-      if (HOLDERS.includes(i)) {
-        for (const { name, fixture } of images) {
-          await containerd.ctr([
-            'images',
-            'pull',
-            '--plain-http',
-            '--all-platforms',
-            `${seed.host}/${name}:${fixture.tag}`,
-          ]);
-          await containerd.ctr([
-            'images',
-            'tag',
-            `${seed.host}/${name}:${fixture.tag}`,
-            `${REGISTRY}/${name}:${fixture.tag}`,
-          ]);
-          await containerd.ctr(['images', 'rm', `${seed.host}/${name}:${fixture.tag}`]);
-        }
-      }
-      const shoal = new NetnsShoal(network, i, [
-        ...containerdStoreArgs(containerd),
-        '--data-dir',
-        join(dir, `s${i}`),
-        '--router-addr',
-        `${network.address(i)}:${NODE_PORTS.router}`,
-        '--bootstrap-kind',
-        'static',
-        '--static-bootstrap-peers',
-        routers.join(','),
-        '--mirrored-registries',
-        `http://${REGISTRY}`,
-      ]);
-      shoals.push(shoal);
-      await configureMirror(containerd.hostsDir, `http://${REGISTRY}`, shoal.address);
+      const registryUrl = `http://${REGISTRY}`;
+      const node = await netnsNode(
+        network,
+        dir,
+        i,
+        { nodes: [...LINKS.keys()], registryUrl },
+        async (containerd) => {
+          if (!HOLDERS.includes(i)) return;
+          for (const { name, fixture } of images) {
+            const from = `${seed?.host}/${name}:${fixture.tag}`;
+            await containerd.ctr(['images', 'pull', '--plain-http', '--all-platforms', from]);
+            await containerd.ctr(['images', 'tag', from, `${REGISTRY}/${name}:${fixture.tag}`]);
+            await containerd.ctr(['images', 'rm', from]);
+          }
+        },
+      );
+      containerds.push(node.containerd);
+      shoals.push(node.shoal);
     }
     await seed.stop();
     await Promise.all(shoals.map((shoal) => shoal.start()));
@@ -185,20 +166,11 @@ describe('e2e: pulls go on while holders die', { timeout: FULL ? 1_800_000 : 600
             const started = performance.now();
             for (let tries = 1; ; tries++) {
               // A fresh namespace: containerd holds nothing of it yet, as on a node that never pulled it.
-              const [command, args] = network.exec(node, 'ctr', [
-                '--address',
-                containerd.socket,
-                '--namespace',
-                `pull-${round}-${name.replace('/', '-')}-${tries}`,
-                'images',
-                'pull',
-                '--hosts-dir',
-                containerd.hostsDir,
-                ref,
-              ]);
+              const namespace = `pull-${round}-${name.replace('/', '-')}-${tries}`;
+              const args = ['images', 'pull', '--hosts-dir', containerd.hostsDir, ref];
               const tried = performance.now();
               try {
-                await run(command, args, 300_000);
+                await ctrOn(network, node, containerd, args, namespace);
                 results.push({ node, image: ref, ms: performance.now() - started, ok: true, tries });
                 break;
               } catch (err) {

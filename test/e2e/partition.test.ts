@@ -3,14 +3,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Containerd } from '../harness/containerd.js';
+import type { Containerd } from '../harness/containerd.js';
 import { type SingleImageFixture, smallImage, threeLayerImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
-import { NetnsShoal, NODE_PORTS } from '../harness/netns-shoal.js';
-import { run, waitFor } from '../harness/process.js';
-import { DistributionRegistry } from '../harness/registry.js';
-import { configureMirror, containerdStoreArgs } from '../harness/shoal.js';
+import { ctrOn, netnsNode, netnsRegistry } from '../harness/netns-cluster.js';
+import type { NetnsShoal } from '../harness/netns-shoal.js';
+import { waitFor } from '../harness/process.js';
+import type { DistributionRegistry } from '../harness/registry.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 /** Nodes 0-2 run shoal and containerd; node 3 is the registry's host, outside the cluster. */
@@ -46,19 +46,8 @@ describe(`e2e: a node cut off from its peers for ${PARTITION_MS / 1000} s mid-pu
   /** `ctr images pull` of `ref` on `node`, into the namespace the kubelet uses; resolves its time in ms. */
   const pull = async (node: number, ref: string): Promise<number> => {
     const containerd = containerds[node] as Containerd;
-    const [command, args] = network.exec(node, 'ctr', [
-      '--address',
-      containerd.socket,
-      '--namespace',
-      containerd.namespace,
-      'images',
-      'pull',
-      '--hosts-dir',
-      containerd.hostsDir,
-      ref,
-    ]);
     const started = performance.now();
-    await run(command, args, 180_000);
+    await ctrOn(network, node, containerd, ['images', 'pull', '--hosts-dir', containerd.hostsDir, ref]);
     return performance.now() - started;
   };
   /**
@@ -78,36 +67,17 @@ describe(`e2e: a node cut off from its peers for ${PARTITION_MS / 1000} s mid-pu
     dir = await shortTempDir('shoal-partition');
     [big, small] = await Promise.all([threeLayerImage('partition'), smallImage('partition')]);
     network = await ShapedNetwork.create(dir, LINKS);
-    registry = new DistributionRegistry(join(dir, 'registry'), {
-      address: network.address(REGISTRY_NODE),
-      port: 5000,
-      exec: (command, args) => network.exec(REGISTRY_NODE, command, args),
-      probe: async () => `http://127.0.0.1:${await network.forward(REGISTRY_NODE, 5000)}`,
-    });
-    await registry.start();
-    const pushTo = `127.0.0.1:${await network.forward(REGISTRY_NODE, 5000)}`;
+    let pushTo: string;
+    ({ registry, pushTo } = await netnsRegistry(network, dir, REGISTRY_NODE));
     await pushLayout(big.dir, big.tag, pushTo, 'part/big');
     await pushLayout(small.dir, small.tag, pushTo, 'part/small');
-    const routers = NODES.map((i) => `/ip4/${network.address(i)}/tcp/${NODE_PORTS.router}`);
     for (const i of NODES) {
-      const containerd = new Containerd(join(dir, `c${i}`), 'k8s.io');
-      await containerd.start();
-      containerds.push(containerd);
-      const shoal = new NetnsShoal(network, i, [
-        ...containerdStoreArgs(containerd),
-        '--data-dir',
-        join(dir, `s${i}`),
-        '--router-addr',
-        `${network.address(i)}:${NODE_PORTS.router}`,
-        '--bootstrap-kind',
-        'static',
-        '--static-bootstrap-peers',
-        routers.join(','),
-        '--mirrored-registries',
-        `http://${registryHost()}`,
-      ]);
-      shoals.push(shoal);
-      await configureMirror(containerd.hostsDir, `http://${registryHost()}`, shoal.address);
+      const node = await netnsNode(network, dir, i, {
+        nodes: NODES,
+        registryUrl: `http://${registryHost()}`,
+      });
+      containerds.push(node.containerd);
+      shoals.push(node.shoal);
     }
     await Promise.all(shoals.map((shoal) => shoal.start()));
     // Node 0 pulls the big image from the registry (its shoal has it from no one yet); the cut node then

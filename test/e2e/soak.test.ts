@@ -3,15 +3,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Containerd } from '../harness/containerd.js';
+import type { Containerd } from '../harness/containerd.js';
 import { multiArchImage, multiLayerImage, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
-import { NetnsShoal, NODE_PORTS } from '../harness/netns-shoal.js';
+import { ctrOn, netnsNode, netnsRegistry } from '../harness/netns-cluster.js';
+import type { NetnsShoal } from '../harness/netns-shoal.js';
 import { lineChartSvg, type Point } from '../harness/plot.js';
-import { run, waitFor } from '../harness/process.js';
-import { DistributionRegistry } from '../harness/registry.js';
-import { configureMirror, containerdStoreArgs } from '../harness/shoal.js';
+import { waitFor } from '../harness/process.js';
+import type { DistributionRegistry } from '../harness/registry.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 /** `npm run test:soak` sets 30; `npm test` runs a 30-second slice. */
@@ -87,17 +87,8 @@ describe(`soak: ${MINUTES} min of pulls, deletes and restarts on a shaped cluste
   const shoals: NetnsShoal[] = [];
   const registryHost = (): string => `${network.address(REGISTRY_NODE)}:5000`;
 
-  const ctr = (node: number, args: string[]): Promise<string> => {
-    const containerd = containerds[node] as Containerd;
-    const [command, full] = network.exec(node, 'ctr', [
-      '--address',
-      containerd.socket,
-      '--namespace',
-      containerd.namespace,
-      ...args,
-    ]);
-    return run(command, full, 300_000);
-  };
+  const ctr = (node: number, args: string[]): Promise<string> =>
+    ctrOn(network, node, containerds[node] as Containerd, args);
 
   before(async () => {
     dir = await shortTempDir('shoal-soak');
@@ -105,14 +96,8 @@ describe(`soak: ${MINUTES} min of pulls, deletes and restarts on a shaped cluste
     // The 69 MiB image only in a long soak: in the short slice its transfers would take most of the time.
     const layers = MINUTES >= 10 ? await multiLayerImage() : undefined;
     network = await ShapedNetwork.create(dir, LINKS);
-    registry = new DistributionRegistry(join(dir, 'registry'), {
-      address: network.address(REGISTRY_NODE),
-      port: 5000,
-      exec: (command, args) => network.exec(REGISTRY_NODE, command, args),
-      probe: async () => `http://127.0.0.1:${await network.forward(REGISTRY_NODE, 5000)}`,
-    });
-    await registry.start();
-    const pushTo = `127.0.0.1:${await network.forward(REGISTRY_NODE, 5000)}`;
+    let pushTo: string;
+    ({ registry, pushTo } = await netnsRegistry(network, dir, REGISTRY_NODE));
     images = [
       { name: 'soak/small', tag: small.tag },
       { name: 'soak/multi', tag: multi.tag },
@@ -123,26 +108,13 @@ describe(`soak: ${MINUTES} min of pulls, deletes and restarts on a shaped cluste
     }
     await pushLayout(small.dir, small.tag, pushTo, 'soak/small');
     await pushLayout(multi.dir, multi.tag, pushTo, 'soak/multi');
-    const routers = NODES.map((i) => `/ip4/${network.address(i)}/tcp/${NODE_PORTS.router}`);
     for (const i of NODES) {
-      const containerd = new Containerd(join(dir, `c${i}`), 'k8s.io');
-      await containerd.start();
-      containerds.push(containerd);
-      const shoal = new NetnsShoal(network, i, [
-        ...containerdStoreArgs(containerd),
-        '--data-dir',
-        join(dir, `s${i}`),
-        '--router-addr',
-        `${network.address(i)}:${NODE_PORTS.router}`,
-        '--bootstrap-kind',
-        'static',
-        '--static-bootstrap-peers',
-        routers.join(','),
-        '--mirrored-registries',
-        `http://${registryHost()}`,
-      ]);
-      shoals.push(shoal);
-      await configureMirror(containerd.hostsDir, `http://${registryHost()}`, shoal.address);
+      const node = await netnsNode(network, dir, i, {
+        nodes: NODES,
+        registryUrl: `http://${registryHost()}`,
+      });
+      containerds.push(node.containerd);
+      shoals.push(node.shoal);
     }
     await Promise.all(shoals.map((shoal) => shoal.start()));
   });

@@ -308,3 +308,26 @@ export function preflightArgs(
     containerd.configFile,
   ];
 }
+
+/**
+ * A shoal serving with `storeArgs`, and beside it an empty embedded-store member that bootstraps through it
+ * (a node advertises what it holds only when it is not alone), both started, at their defaults.
+ */
+export async function startWithPeer(
+  dir: string,
+  storeArgs: readonly string[],
+): Promise<{ shoal: ShoalProcess; peer: ShoalProcess }> {
+  const routerPort = await freePort();
+  const shoal = new ShoalProcess([
+    ...storeArgs,
+    ...staticP2pArgs({ dataDir: join(dir, 'data'), routerPort, bootstrapPort: routerPort }),
+  ]);
+  const peer = new ShoalProcess([
+    '--store',
+    'embedded',
+    ...staticP2pArgs({ dataDir: join(dir, 'peer'), routerPort: await freePort(), bootstrapPort: routerPort }),
+  ]);
+  await shoal.start();
+  await peer.start();
+  return { shoal, peer };
+}

@@ -7,9 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Containerd } from '../harness/containerd.js';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import { type OciDescriptor, pushLayout } from '../harness/images.js';
-import { freePort, waitFor } from '../harness/process.js';
+import { waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { containerdStoreArgs, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { containerdStoreArgs, type ShoalProcess, startWithPeer } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 // containerd restarts (an upgrade, a crash, a node's config change) and makes a new socket file. A shoal
@@ -46,22 +46,7 @@ describe('containerd restarts under a running shoal', { timeout: 120_000 }, () =
     await pushLayout(first.dir, first.tag, registry.host, 'restart/one');
     await pushLayout(second.dir, second.tag, registry.host, 'restart/two');
     await containerd.pull(`${registry.host}/restart/one:${first.tag}`, ['--plain-http']);
-    const routerPort = await freePort();
-    shoal = new ShoalProcess([
-      ...containerdStoreArgs(containerd),
-      ...staticP2pArgs({ dataDir: join(dir, 'data'), routerPort, bootstrapPort: routerPort }),
-    ]);
-    peer = new ShoalProcess([
-      '--store',
-      'embedded',
-      ...staticP2pArgs({
-        dataDir: join(dir, 'peer'),
-        routerPort: await freePort(),
-        bootstrapPort: routerPort,
-      }),
-    ]);
-    await shoal.start();
-    await peer.start();
+    ({ shoal, peer } = await startWithPeer(dir, containerdStoreArgs(containerd)));
   });
 
   after(async () => {

@@ -7,9 +7,9 @@ import { Containerd } from '../harness/containerd.js';
 import { endTogether } from '../harness/end-together.js';
 import { type SingleImageFixture, smallImage } from '../harness/fixtures.js';
 import { type OciDescriptor, pushLayout } from '../harness/images.js';
-import { freePort, waitFor } from '../harness/process.js';
+import { waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
-import { containerdStoreArgs, ShoalProcess, staticP2pArgs } from '../harness/shoal.js';
+import { containerdStoreArgs, type ShoalProcess, startWithPeer } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 /**
@@ -92,26 +92,14 @@ describe('containerd event stream broken while content is deleted', { timeout: 1
     }
     relay = new BreakableSocket(join(dir, 'relay.sock'), containerd.socket);
     await relay.start();
-    const routerPort = await freePort();
-    shoal = new ShoalProcess([
-      ...containerdStoreArgs({
+    ({ shoal, peer } = await startWithPeer(
+      dir,
+      containerdStoreArgs({
         socket: relay.path,
         namespace: containerd.namespace,
         contentPath: containerd.contentPath,
       }),
-      ...staticP2pArgs({ dataDir: join(dir, 'data'), routerPort, bootstrapPort: routerPort }),
-    ]);
-    peer = new ShoalProcess([
-      '--store',
-      'embedded',
-      ...staticP2pArgs({
-        dataDir: join(dir, 'peer'),
-        routerPort: await freePort(),
-        bootstrapPort: routerPort,
-      }),
-    ]);
-    await shoal.start();
-    await peer.start();
+    ));
     await waitFor('the peer finds both images', async () => (await peerStatus(deleted)) === 200, 30_000);
     assert.equal(await peerStatus(kept), 200);
   });
