@@ -7,10 +7,11 @@ import type { Containerd } from '../harness/containerd.js';
 import { type SingleImageFixture, smallImage, threeLayerImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
-import { ctrOn, netnsNode, netnsRegistry } from '../harness/netns-cluster.js';
+import { ctrOn, netnsNodes, netnsRegistry } from '../harness/netns-cluster.js';
 import type { NetnsShoal } from '../harness/netns-shoal.js';
 import { waitFor } from '../harness/process.js';
 import type { DistributionRegistry } from '../harness/registry.js';
+import { metricsText, sumMetric } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 /** Nodes 0-2 run shoal and containerd; node 3 is the registry's host, outside the cluster. */
@@ -55,12 +56,15 @@ describe(`e2e: a node cut off from its peers for ${PARTITION_MS / 1000} s mid-pu
    * containerd to the registry, at once or by a ranged retry.
    */
   const blobsPassedOn = async (): Promise<number> => {
-    const text = await (await fetch(`${(shoals[CUT] as NetnsShoal).metricsUrl}/metrics`)).text();
-    return text
-      .split('\n')
-      .filter((line) => line.startsWith('shoal_requests_total{') && line.includes('kind="blob"'))
-      .filter((line) => /result="(miss|cut)"/.test(line) && line.includes('requester="client"'))
-      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    const text = await metricsText((shoals[CUT] as NetnsShoal).metricsUrl);
+    return sumMetric(
+      text,
+      'shoal_requests_total',
+      (labels) =>
+        labels.includes('kind="blob"') &&
+        /result="(miss|cut)"/.test(labels) &&
+        labels.includes('requester="client"'),
+    );
   };
 
   before(async () => {
@@ -71,11 +75,10 @@ describe(`e2e: a node cut off from its peers for ${PARTITION_MS / 1000} s mid-pu
     ({ registry, pushTo } = await netnsRegistry(network, dir, REGISTRY_NODE));
     await pushLayout(big.dir, big.tag, pushTo, 'part/big');
     await pushLayout(small.dir, small.tag, pushTo, 'part/small');
-    for (const i of NODES) {
-      const node = await netnsNode(network, dir, i, {
-        nodes: NODES,
-        registryUrl: `http://${registryHost()}`,
-      });
+    for (const node of await netnsNodes(network, dir, {
+      nodes: NODES,
+      registryUrl: `http://${registryHost()}`,
+    })) {
       containerds.push(node.containerd);
       shoals.push(node.shoal);
     }

@@ -7,11 +7,12 @@ import type { Containerd } from '../harness/containerd.js';
 import { multiArchImage, multiLayerImage, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
-import { ctrOn, netnsNode, netnsRegistry } from '../harness/netns-cluster.js';
+import { ctrOn, netnsNodes, netnsRegistry } from '../harness/netns-cluster.js';
 import type { NetnsShoal } from '../harness/netns-shoal.js';
 import { lineChartSvg, type Point } from '../harness/plot.js';
 import { waitFor } from '../harness/process.js';
 import type { DistributionRegistry } from '../harness/registry.js';
+import { metricsText, sumMetric } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 /** `npm run test:soak` sets 30; `npm test` runs a 30-second slice. */
@@ -54,14 +55,8 @@ interface Sample {
 
 /** The samples a node's /metrics gives the soak. */
 async function sample(shoal: NetnsShoal): Promise<Omit<Sample, 't' | 'node'>> {
-  const text = await (await fetch(`${shoal.metricsUrl}/metrics`)).text();
-  const value = (name: string): number => {
-    let sum = 0;
-    for (const line of text.split('\n'))
-      if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
-        sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    return sum;
-  };
+  const text = await metricsText(shoal.metricsUrl);
+  const value = (name: string): number => sumMetric(text, name);
   return {
     rssMiB: value('process_resident_memory_bytes') / (1 << 20),
     fds: value('process_open_fds'),
@@ -108,11 +103,10 @@ describe(`soak: ${MINUTES} min of pulls, deletes and restarts on a shaped cluste
     }
     await pushLayout(small.dir, small.tag, pushTo, 'soak/small');
     await pushLayout(multi.dir, multi.tag, pushTo, 'soak/multi');
-    for (const i of NODES) {
-      const node = await netnsNode(network, dir, i, {
-        nodes: NODES,
-        registryUrl: `http://${registryHost()}`,
-      });
+    for (const node of await netnsNodes(network, dir, {
+      nodes: NODES,
+      registryUrl: `http://${registryHost()}`,
+    })) {
       containerds.push(node.containerd);
       shoals.push(node.shoal);
     }

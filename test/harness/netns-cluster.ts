@@ -45,6 +45,17 @@ export async function netnsNode(
   return { containerd, shoal };
 }
 
+/** `netnsNode` for each of `cluster.nodes`, in order, none of them filled. */
+export async function netnsNodes(
+  network: ShapedNetwork,
+  dir: string,
+  cluster: { nodes: readonly number[]; registryUrl: string },
+): Promise<NetnsNode[]> {
+  const nodes: NetnsNode[] = [];
+  for (const i of cluster.nodes) nodes.push(await netnsNode(network, dir, i, cluster));
+  return nodes;
+}
+
 /**
  * A CNCF registry on node i's address, port 5000, started: the cluster's registry, outside it. `pushTo`
  * is the loopback address this process pushes test images to.

@@ -7,7 +7,7 @@ export const CLI = fileURLToPath(new URL('../../src/main/cli.js', import.meta.ur
 
 /** The value of one metric sample (`name{labels}` exactly as exposed) at `origin`'s /metrics, 0 when absent. */
 export async function readMetric(origin: string, sample: string): Promise<number> {
-  const text = await (await fetch(`${origin}/metrics`)).text();
+  const text = await metricsText(origin);
   for (const line of text.split('\n')) {
     if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
   }
@@ -19,15 +19,37 @@ export async function readMetric(origin: string, sample: string): Promise<number
  * most each bound.
  */
 export async function readHistogram(origin: string, name: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`${origin}/metrics`)).text();
   const buckets = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}_bucket{`)) continue;
-    const le = /le="([^"]+)"/.exec(line)?.[1];
-    if (le !== undefined)
-      buckets.set(le, (buckets.get(le) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  for (const { labels, value } of metricSamples(await metricsText(origin), `${name}_bucket`)) {
+    const le = /le="([^"]+)"/.exec(labels)?.[1];
+    if (le !== undefined) buckets.set(le, (buckets.get(le) ?? 0) + value);
   }
   return buckets;
+}
+
+/** The Prometheus text a node's metrics port (`origin`) exposes now. */
+export async function metricsText(origin: string): Promise<string> {
+  return (await fetch(`${origin}/metrics`)).text();
+}
+
+/** Every sample of `name` in Prometheus `text`: its label set as written (`{…}`, or empty) and its value. */
+export function metricSamples(text: string, name: string): Array<{ labels: string; value: number }> {
+  const samples: Array<{ labels: string; value: number }> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name} `) && !line.startsWith(`${name}{`)) continue;
+    const space = line.lastIndexOf(' ');
+    samples.push({ labels: line.slice(name.length, space), value: Number(line.slice(space + 1)) });
+  }
+  return samples;
+}
+
+/** The sum of `name`'s samples whose label set passes `keep` (every one, unless told). */
+export function sumMetric(
+  text: string,
+  name: string,
+  keep: (labels: string) => boolean = () => true,
+): number {
+  return metricSamples(text, name).reduce((sum, s) => (keep(s.labels) ? sum + s.value : sum), 0);
 }
 
 /** A shoal process started through its real CLI. */
