@@ -161,7 +161,7 @@ export class Libp2pRouter implements Router {
         const id = found.id.toString();
         if (id === self || seen.has(id)) continue;
         seen.add(id);
-        const provider = this.#provider(id, found.multiaddrs, found.id);
+        const provider = await this.#provider(id, found.multiaddrs, found.id, signal);
         if (provider === undefined) continue;
         live = true;
         yield provider;
@@ -231,9 +231,9 @@ export class Libp2pRouter implements Router {
         return undefined;
       }
     }
-    // Just dialled, its identify answer may still be on the way: what the peer store holds stands in.
+    // Just dialled: its identify answer is waited for, and the peer store stands in if none comes.
     const stored = await node.peerStore.get(peer).catch(() => undefined);
-    return this.#provider(id, stored?.addresses.map((address) => address.multiaddr) ?? [], peer);
+    return this.#provider(id, stored?.addresses.map((address) => address.multiaddr) ?? [], peer, signal);
   }
 
   async tell(id: string, message: PeerMessage, signal: AbortSignal): Promise<boolean> {
@@ -283,16 +283,14 @@ export class Libp2pRouter implements Router {
     clearTimeout(this.#joinTimer);
   }
 
-  /**
-   * Peer `id` as a provider, or undefined when it is gone or announced no registry address (a node of the
-   * previous version, skipped until upgraded). Its latest identify answer says where it serves; a peer never
-   * identified here is taken at the `recorded` addresses, and the request to its registry proves it alive.
-   */
-  #provider(id: string, recorded: Multiaddr[], peer: PeerId): Provider | undefined {
-    if (!this.#book.usable(id)) return undefined;
-    const registry =
-      this.#book.registryOf(id) ??
-      registryOrigin(recorded, remoteHost(this.#node?.getConnections(peer)[0]?.remoteAddr));
-    return registry === undefined ? undefined : { id, registry };
+  /** Peer `id` as a provider (see AddressBook.provider); `recorded` are the addresses a lookup came with. */
+  #provider(
+    id: string,
+    recorded: Multiaddr[],
+    peer: PeerId,
+    signal: AbortSignal,
+  ): Promise<Provider | undefined> {
+    const via = (): string | undefined => remoteHost(this.#node?.getConnections(peer)[0]?.remoteAddr);
+    return this.#book.provider(id, recorded, via, signal);
   }
 }
