@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run (containerd, CNCF distribution, skopeo, podman, dnsmasq, htpasswd,
-# openssl, unzip (to unpack kubectl and helm: test/install-k8s-tools.sh), and chromium for the debug page's
-# browser test) when missing.
+# openssl, unzip (to unpack kubectl and helm: test/install-k8s-tools.sh), chromium for the debug page's
+# browser test, and iproute2, iptables and python3 for the shaped network of test/harness/netns.ts) when
+# missing.
 set -euo pipefail
-declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl [unzip]=unzip [chromium]=chromium [ip]=iproute2 [tc]=iproute2 [iptables]=iptables)
+declare -A need=([containerd]=containerd [ctr]=containerd [docker-registry]=docker-registry [skopeo]=skopeo [dnsmasq]=dnsmasq-base [htpasswd]=apache2-utils [podman]=podman [openssl]=openssl [unzip]=unzip [chromium]=chromium [ip]=iproute2 [tc]=iproute2 [iptables]=iptables [python3]=python3)
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")

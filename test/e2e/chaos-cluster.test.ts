@@ -11,8 +11,8 @@ import {
   smallImage,
 } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
-import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
-import { ctrOn, netnsNode } from '../harness/netns-cluster.js';
+import { ShapedNetwork } from '../harness/netns.js';
+import { CLUSTER_LINKS, ctrOn, netnsNode } from '../harness/netns-cluster.js';
 import type { NetnsShoal } from '../harness/netns-shoal.js';
 import { waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
@@ -27,8 +27,8 @@ const ROUNDS = FULL ? 6 : 2;
  * no namespace has it): the registry is down for the whole drill, so a pull that shoal fails is a failure.
  */
 const REGISTRY = '10.231.0.250:5000';
-/** 4 nodes on 1 to 10 Gbit/s links, one slow node at 100 Mbit/s. */
-const LINKS: LinkShape[] = [{ mbit: 10_000 }, { mbit: 5000 }, { mbit: 2000 }, { mbit: 1000 }, { mbit: 100 }];
+/** 4 nodes on 1 to 10 Gbit/s links, one slow node at 100 Mbit/s, round trips of 0.35–1.25 ms added. */
+const LINKS = CLUSTER_LINKS;
 const HOLDERS = [0, 1];
 const PULLERS = [2, 3, 4];
 /** The default `--idle-timeout`: no response may keep containerd waiting longer for its next bytes. */
@@ -56,7 +56,7 @@ function addBuckets(total: Map<string, number>, buckets: Map<string, number>): v
 }
 
 // The operator's chaos drill (issue 26), on a network of its own: five nodes, each a shoal in its own
-// network namespace with a containerd, on links shaped to 1-10 Gbit/s and one at 100 Mbit/s. Two nodes
+// network namespace with a containerd, on links shaped to 1-10 Gbit/s and one at 100 Mbit/s (and delayed). Two nodes
 // hold the images at first; the registry is down. While a random shoal (any of the five, one at a time) is
 // stopped (kill -9 or SIGTERM, half and half) and restarted every 0.5-2 s, three nodes pull every image by
 // tag into fresh containerd namespaces. Every pull must finish with the right digests on its first try (a

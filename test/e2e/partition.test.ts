@@ -15,7 +15,12 @@ import { metricsText, sumMetric } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 /** Nodes 0-2 run shoal and containerd; node 3 is the registry's host, outside the cluster. */
-const LINKS: LinkShape[] = [{ mbit: 10_000 }, { mbit: 10_000 }, { mbit: 500 }, { mbit: 1000 }];
+const LINKS: LinkShape[] = [
+  { mbit: 10_000, delayMs: 0.1 },
+  { mbit: 10_000, delayMs: 0.25 },
+  { mbit: 500, delayMs: 0.4 },
+  { mbit: 1000, delayMs: 0.3 },
+];
 const NODES = [0, 1, 2];
 const REGISTRY_NODE = 3;
 /** The node that is cut off. Its 500 Mbit/s link makes the 256 MiB pull last about 4 s. */

@@ -7,7 +7,7 @@ import type { Containerd } from '../harness/containerd.js';
 import { multiArchImage, multiLayerImage, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
-import { ctrOn, netnsNodes, netnsRegistry } from '../harness/netns-cluster.js';
+import { CLUSTER_LINKS, ctrOn, netnsNodes, netnsRegistry } from '../harness/netns-cluster.js';
 import type { NetnsShoal } from '../harness/netns-shoal.js';
 import { lineChartSvg, type Point } from '../harness/plot.js';
 import { waitFor } from '../harness/process.js';
@@ -20,15 +20,8 @@ const MINUTES = Number(process.env.SHOAL_SOAK_MINUTES ?? 0.5);
 const SAMPLE_MS = MINUTES >= 10 ? 10_000 : 3000;
 /** Where the samples (CSV) and plots (SVG) go; default a directory the test prints. */
 const OUT = process.env.SHOAL_SOAK_OUT;
-/** Five nodes as in the chaos drill, and the registry's host (node 5) at 1 Gbit/s. */
-const LINKS: LinkShape[] = [
-  { mbit: 10_000 },
-  { mbit: 5000 },
-  { mbit: 2000 },
-  { mbit: 1000 },
-  { mbit: 100 },
-  { mbit: 1000 },
-];
+/** Five nodes as in the chaos drill, and the registry's host (node 5) at 1 Gbit/s, 0.3 ms away. */
+const LINKS: LinkShape[] = [...CLUSTER_LINKS, { mbit: 1000, delayMs: 0.3 }];
 const NODES = [0, 1, 2, 3, 4];
 const REGISTRY_NODE = 5;
 /** Restarted in turn (SIGTERM, as a rollout does); the others run the whole soak, and are judged flat. */

@@ -1,10 +1,23 @@
 import { join } from 'node:path';
 import { Containerd } from './containerd.js';
-import type { ShapedNetwork } from './netns.js';
+import type { LinkShape, ShapedNetwork } from './netns.js';
 import { NetnsShoal, NODE_PORTS } from './netns-shoal.js';
 import { run } from './process.js';
 import { DistributionRegistry } from './registry.js';
 import { configureMirror, containerdStoreArgs } from './shoal.js';
+
+/**
+ * The drills' five nodes: links of 10, 5, 2 and 1 Gbit/s and one slow node at 100 Mbit/s. Their one-way
+ * delays make round trips of 0.35–1.25 ms between nodes, plus what the delay line takes (about 0.6–1.6 ms
+ * measured: test/e2e/shaped-network.test.ts).
+ */
+export const CLUSTER_LINKS: readonly LinkShape[] = [
+  { mbit: 10_000, delayMs: 0.1 },
+  { mbit: 5000, delayMs: 0.25 },
+  { mbit: 2000, delayMs: 0.4 },
+  { mbit: 1000, delayMs: 0.55 },
+  { mbit: 100, delayMs: 0.7 },
+];
 
 /** One node of a shaped cluster: its containerd (the kubelet's namespace, k8s.io) and its shoal. */
 export interface NetnsNode {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,14 +8,22 @@ import { Child, run, waitFor } from './process.js';
 /** Namespaces this harness makes are named `shoaltest-<pid>-…`, so leftovers of a dead run can be found. */
 const PREFIX = 'shoaltest';
 const RELAY = fileURLToPath(new URL('./netns-relay.js', import.meta.url));
+/** The delay line is Python: it is not compiled, so it is read from the sources (dist/test/harness → test/harness). */
+const DELAY_LINE = fileURLToPath(new URL('../../../test/harness/delay-line.py', import.meta.url));
+/** Debian's Python (test/install-system-deps.sh installs it), not a version manager's shim on PATH. */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 /**
- * One node's link to the cluster's bridge: its rate, shaped with tbf in both directions. Round-trip delay is
- * not added: this machine's kernel has no netem (CONFIG_NET_SCH_NETEM is not set in /proc/config.gz), so
- * links have the bridge's own sub-millisecond latency.
+ * One node's link to the cluster's bridge: its rate, shaped with tbf in both directions, and the delay its
+ * packets take on the way out. This machine's kernel has no netem (CONFIG_NET_SCH_NETEM is not set in
+ * /proc/config.gz): the delay comes from NFQUEUE and a process that holds each packet (delay-line.py). The
+ * round trip between nodes i and j is delayMs(i) + delayMs(j), plus 0.1–0.15 ms per direction that the
+ * delay line takes to wake up; with no delay on either side, the bridge's own tens of microseconds.
  */
 export interface LinkShape {
   mbit: number;
+  /** One-way delay added to every packet this node sends over its link (default 0: none). */
+  delayMs?: number;
 }
 
 const ip = (args: string[]): Promise<string> => run('ip', args, 30_000);
@@ -57,6 +66,7 @@ export class ShapedNetwork {
   readonly #dir: string;
   readonly #relays = new Map<number, { child: Child; socket: string }>();
   readonly #servers: Server[] = [];
+  readonly #delayLines: Child[] = [];
 
   private constructor(dir: string, links: readonly LinkShape[]) {
     this.#dir = dir;
@@ -137,15 +147,21 @@ export class ShapedNetwork {
     return (server.address() as { port: number }).port;
   }
 
-  /** Removes every namespace (and so every link and address) this network made. */
+  /**
+   * Removes every namespace (and so every link and address) this network made. Throws, once all is
+   * removed, if a delay line had stopped: the links it delayed went on undelayed.
+   */
   async remove(): Promise<void> {
+    const stopped = this.#delayLines.find((child) => !child.running);
     for (const server of this.#servers) server.close();
-    await Promise.all([...this.#relays.values()].map(({ child }) => child.stop(1000)));
+    const children = [...[...this.#relays.values()].map(({ child }) => child), ...this.#delayLines];
+    await Promise.all(children.map((child) => child.stop(1000)));
     const listed = await ip(['netns', 'list']).catch(() => '');
     for (const line of listed.split('\n')) {
       const name = line.split(' ')[0] ?? '';
       if (name.startsWith(`${this.id}-`)) await ip(['netns', 'del', name]).catch(() => undefined);
     }
+    if (stopped !== undefined) throw new Error(`a delay line stopped early: ${stopped.output.slice(-2000)}`);
   }
 
   async #build(): Promise<void> {
@@ -176,7 +192,27 @@ export class ShapedNetwork {
       await ip(['-n', ns, 'link', 'set', `v${i}`, 'up']);
       await shape(ns, `v${i}`, link);
       await shape(this.hub, `h${i}`, link);
+      if ((link.delayMs ?? 0) > 0) await this.#delay(i, link.delayMs as number);
     }
+  }
+
+  /**
+   * Holds every packet node i sends over its link for `ms` (delay-line.py on netfilter queue 0 of its
+   * namespace). The rule is in the mangle table, which `join` leaves alone. Should the delay line die, the
+   * queue is bypassed (packets pass undelayed, not dropped) and `remove` says so.
+   */
+  async #delay(i: number, ms: number): Promise<void> {
+    const [command, args] = this.exec(i, PYTHON, [DELAY_LINE, '0', String(Math.round(ms * 1000))]);
+    const child = new Child(command, args);
+    this.#delayLines.push(child);
+    await waitFor(
+      'delay line',
+      async () => child.output.includes('ready'),
+      10_000,
+      () => (child.running ? undefined : child.output),
+    );
+    const rule = ['-t', 'mangle', '-A', 'OUTPUT', '-o', `v${i}`, '-j', 'NFQUEUE', '--queue-num', '0'];
+    await this.#nft(i, [...rule, '--queue-bypass']);
   }
 
   async #relay(i: number): Promise<{ child: Child; socket: string }> {
