@@ -85,7 +85,20 @@ export class NetnsShoal {
   }
 
   async stop(): Promise<void> {
+    if (this.#child?.running === true) this.thaw();
     await this.#child?.stop(5000);
+  }
+
+  /**
+   * Freezes the process (SIGSTOP; `ip netns exec` runs shoal in its own process): a hung node. The kernel
+   * still completes TCP handshakes on its ports, and nothing ever answers on them.
+   */
+  freeze(): void {
+    this.#child?.process.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.#child?.process.kill('SIGCONT');
   }
 
   /** The value of one metric sample (`name{labels}` as exposed), 0 when absent. */

@@ -28,12 +28,20 @@ export interface LinkShape {
 
 const ip = (args: string[]): Promise<string> => run('ip', args, 30_000);
 
-/** Shapes egress of `dev` in `ns` to the link's rate (tbf). */
-async function shape(ns: string, dev: string, link: LinkShape): Promise<void> {
+/** Shapes egress of `dev` in `ns` to the link's rate (tbf); `change` reshapes a shaped link. */
+async function shape(ns: string, dev: string, link: LinkShape, op: 'add' | 'change' = 'add'): Promise<void> {
   // tbf's burst must hold a whole GSO segment and a timer tick's worth of the rate.
   const burst = Math.max(128 << 10, Math.floor((link.mbit * 1e6) / 8 / 250));
-  const tbf = ['tbf', 'rate', `${link.mbit}mbit`, 'burst', String(burst), 'latency', '50ms'];
-  await ip(['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', ...tbf]);
+  const tbf = [
+    'tbf',
+    'rate',
+    `${Math.round(link.mbit * 1000)}kbit`,
+    'burst',
+    String(burst),
+    'latency',
+    '50ms',
+  ];
+  await ip(['netns', 'exec', ns, 'tc', 'qdisc', op, 'dev', dev, 'root', 'handle', '1:', ...tbf]);
 }
 
 /** Deletes namespaces of earlier runs whose process is gone (a run killed before its `after`). */
@@ -109,6 +117,12 @@ export class ShapedNetwork {
 
   async heal(i: number): Promise<void> {
     await ip(['-n', this.hub, 'link', 'set', `h${i}`, 'up']);
+  }
+
+  /** Shapes node i's link, both ways, to `mbit` (fractions go down to kbit/s: 0.008 is a trickle of 1 KB/s). */
+  async rate(i: number, mbit: number): Promise<void> {
+    await shape(this.ns(i), `v${i}`, { mbit }, 'change');
+    await shape(this.hub, `h${i}`, { mbit }, 'change');
   }
 
   /**
