@@ -4,6 +4,7 @@ import type { PeerId, PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from '../../log/logger.js';
+import { inTurn } from '../../util/in-turn.js';
 import { MessageDispatch, type MessageHandler, type MessageKind, type PeerMessage } from '../messages.js';
 import type { Provider, Router } from '../router.js';
 import { AddressBook } from './address-book.js';
@@ -147,7 +148,8 @@ export class Libp2pRouter implements Router {
   /**
    * Providers as kad-dht finds them: first from this node's own records (the k nearest to a key keep all
    * of them: in a cluster of up to 20 nodes, every node), then from the network. Each answer lists every
-   * provider its sender knows, so the lookup ends at the first that names a live one.
+   * provider its sender knows, so the lookup ends at the first that names a live one. Those usable now are
+   * handed out at once; those with an identify answer on the way (AddressBook.provider), as each comes.
    */
   async *lookup(key: string, signal: AbortSignal): AsyncIterable<Provider> {
     const node = this.#node;
@@ -156,12 +158,15 @@ export class Libp2pRouter implements Router {
     const seen = new Set<string>();
     for await (const event of node.services.dht.findProviders(await routingCid(key), { signal })) {
       if (event.name !== 'PROVIDER') continue;
-      let live = false;
+      const waits: Promise<Provider | undefined>[] = [];
       for (const found of event.providers) {
         const id = found.id.toString();
         if (id === self || seen.has(id)) continue;
         seen.add(id);
-        const provider = await this.#provider(id, found.multiaddrs, found.id, signal);
+        waits.push(this.#provider(id, found.multiaddrs, found.id, signal));
+      }
+      let live = false;
+      for await (const provider of inTurn(waits)) {
         if (provider === undefined) continue;
         live = true;
         yield provider;
@@ -231,7 +236,6 @@ export class Libp2pRouter implements Router {
         return undefined;
       }
     }
-    // Just dialled: its identify answer is waited for, and the peer store stands in if none comes.
     const stored = await node.peerStore.get(peer).catch(() => undefined);
     return this.#provider(id, stored?.addresses.map((address) => address.multiaddr) ?? [], peer, signal);
   }
