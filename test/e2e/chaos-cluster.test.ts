@@ -16,6 +16,7 @@ import { CLUSTER_LINKS, ctrOn, netnsNode } from '../harness/netns-cluster.js';
 import type { NetnsShoal } from '../harness/netns-shoal.js';
 import { waitFor } from '../harness/process.js';
 import { DistributionRegistry } from '../harness/registry.js';
+import { boundOfAll } from '../harness/shoal.js';
 import { removeDir, shortTempDir } from '../harness/tmp.js';
 
 /** `npm run test:chaos` sets SHOAL_CHAOS=full: more pulls, bigger images, a longer drill. */
@@ -204,7 +205,7 @@ describe('e2e: pulls go on while holders die', { timeout: FULL ? 1_800_000 : 600
     const slowest = results.reduce((worst, each) => (each.ms > worst.ms ? each : worst));
     const observed = stalls.get('+Inf') ?? 0;
     const overIdle = observed - (stalls.get(String(IDLE_TIMEOUT_S)) ?? 0);
-    const bound = [...stalls].find(([, count]) => count === observed)?.[0];
+    const bound = boundOfAll(stalls);
     t.diagnostic(
       `${results.length} pulls, ${failed.length} failed, ${retried.length} retried because the puller's own shoal was down; slowest ${Math.round(slowest.ms)} ms (${slowest.image} on node ${slowest.node}); ${kills.length} kills: ${kills.join(' ')}`,
     );

@@ -4,12 +4,12 @@ import type { Containerd } from '../harness/containerd.js';
 import { multiLayerImage, type SingleImageFixture } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
-import { ctrOn, netnsNodes, netnsRegistry } from '../harness/netns-cluster.js';
+import { ctrOn, netnsNodes, netnsRegistry, stopCluster } from '../harness/netns-cluster.js';
 import type { NetnsShoal } from '../harness/netns-shoal.js';
 import { waitFor } from '../harness/process.js';
 import type { DistributionRegistry } from '../harness/registry.js';
-import { metricSamples, metricsText } from '../harness/shoal.js';
-import { removeDir, shortTempDir } from '../harness/tmp.js';
+import { boundOfAll, metricSamples, metricsText } from '../harness/shoal.js';
+import { shortTempDir } from '../harness/tmp.js';
 
 const LINKS: LinkShape[] = [
   { mbit: 1000, delayMs: 0.2 },
@@ -56,8 +56,7 @@ describe('e2e: a frozen holder and a trickling one beside an honest one', { time
   /** A node's longest wait for bytes: the smallest bucket bound that holds every response. */
   const longestWait = async (node: number): Promise<number> => {
     const waits = await (shoals[node] as NetnsShoal).histogram('shoal_request_longest_wait_seconds');
-    const all = waits.get('+Inf') ?? 0;
-    return Number([...waits].find(([, count]) => count === all)?.[0]);
+    return Number(boundOfAll(waits));
   };
 
   before(async () => {
@@ -98,11 +97,7 @@ describe('e2e: a frozen holder and a trickling one beside an honest one', { time
   });
 
   after(async () => {
-    await Promise.all(shoals.map((shoal) => shoal.stop()));
-    await Promise.all(containerds.map((containerd) => containerd.stop()));
-    await registry?.stop();
-    await network?.remove();
-    await removeDir(dir);
+    await stopCluster({ shoals, containerds, registry, network, dir });
   });
 
   it('the pull passes on its first try from the honest holder, and no response waits over the read bound', async (t) => {

@@ -7,13 +7,13 @@ import type { Containerd } from '../harness/containerd.js';
 import { multiArchImage, multiLayerImage, smallImage } from '../harness/fixtures.js';
 import { pushLayout } from '../harness/images.js';
 import { type LinkShape, ShapedNetwork } from '../harness/netns.js';
-import { CLUSTER_LINKS, ctrOn, netnsNodes, netnsRegistry } from '../harness/netns-cluster.js';
+import { CLUSTER_LINKS, ctrOn, netnsNodes, netnsRegistry, stopCluster } from '../harness/netns-cluster.js';
 import type { NetnsShoal } from '../harness/netns-shoal.js';
 import { lineChartSvg, type Point } from '../harness/plot.js';
 import { waitFor } from '../harness/process.js';
 import type { DistributionRegistry } from '../harness/registry.js';
 import { metricsText, sumMetric } from '../harness/shoal.js';
-import { removeDir, shortTempDir } from '../harness/tmp.js';
+import { shortTempDir } from '../harness/tmp.js';
 
 /** `npm run test:soak` sets 30; `npm test` runs a 30-second slice. */
 const MINUTES = Number(process.env.SHOAL_SOAK_MINUTES ?? 0.5);
@@ -107,11 +107,7 @@ describe(`soak: ${MINUTES} min of pulls, deletes and restarts on a shaped cluste
   });
 
   after(async () => {
-    await Promise.all(shoals.map((shoal) => shoal.stop()));
-    await Promise.all(containerds.map((containerd) => containerd.stop()));
-    await registry?.stop();
-    await network?.remove();
-    await removeDir(dir);
+    await stopCluster({ shoals, containerds, registry, network, dir });
   });
 
   it('RSS, descriptors, event-loop delay and advertised keys stay flat; nothing stale is left', async (t) => {

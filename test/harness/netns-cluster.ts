@@ -5,6 +5,7 @@ import { NetnsShoal, NODE_PORTS } from './netns-shoal.js';
 import { run } from './process.js';
 import { DistributionRegistry } from './registry.js';
 import { configureMirror, containerdStoreArgs } from './shoal.js';
+import { removeDir } from './tmp.js';
 
 /**
  * The drills' five nodes: links of 10, 5, 2 and 1 Gbit/s and one slow node at 100 Mbit/s. Their one-way
@@ -105,4 +106,19 @@ export function ctrOn(
     ...args,
   ]);
   return run(command, full, 300_000);
+}
+
+/** Stops a shaped cluster's shoals, then its containerds and registry, then removes its network and `dir`. */
+export async function stopCluster(cluster: {
+  shoals: readonly NetnsShoal[];
+  containerds: readonly Containerd[];
+  registry?: { stop(): Promise<void> } | undefined;
+  network?: ShapedNetwork | undefined;
+  dir: string;
+}): Promise<void> {
+  await Promise.all(cluster.shoals.map((shoal) => shoal.stop()));
+  await Promise.all(cluster.containerds.map((containerd) => containerd.stop()));
+  await cluster.registry?.stop();
+  await cluster.network?.remove();
+  await removeDir(cluster.dir);
 }

@@ -27,6 +27,12 @@ export async function readHistogram(origin: string, name: string): Promise<Map<s
   return buckets;
 }
 
+/** The smallest bucket bound (`le`) of a histogram read by readHistogram that holds every observation. */
+export function boundOfAll(buckets: Map<string, number>): string | undefined {
+  const all = buckets.get('+Inf') ?? 0;
+  return [...buckets].find(([, count]) => count === all)?.[0];
+}
+
 /** The Prometheus text a node's metrics port (`origin`) exposes now. */
 export async function metricsText(origin: string): Promise<string> {
   return (await fetch(`${origin}/metrics`)).text();

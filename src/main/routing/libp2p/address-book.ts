@@ -86,7 +86,8 @@ export class AddressBook {
     via: () => string | undefined,
     signal: AbortSignal,
   ): Promise<Provider | undefined> {
-    await this.settled(id, AbortSignal.any([signal, AbortSignal.timeout(IDENTIFY_WAIT_MS)]));
+    if (this.#identifying.has(id))
+      await this.settled(id, AbortSignal.any([signal, AbortSignal.timeout(IDENTIFY_WAIT_MS)]));
     if (!this.usable(id)) return undefined;
     const registry = this.registryOf(id) ?? registryOrigin(recorded, via());
     return registry === undefined ? undefined : { id, registry };
