@@ -43,6 +43,8 @@ interface PullResult {
   /** Tries it took: more than one only when the puller's own shoal was down during a failed try. */
   tries: number;
   error?: string;
+  /** A failed pull's last try: [started, ended] in epoch ms, to find what the nodes logged meanwhile. */
+  during?: [number, number];
 }
 
 /** When each node's shoal was down: [stopped, started again] in performance.now() ms. */
@@ -54,6 +56,26 @@ const wasDown = (downtimes: Downtimes, node: number, from: number, to: number): 
 /** Adds one node's bucket counts into `total`. */
 function addBuckets(total: Map<string, number>, buckets: Map<string, number>): void {
   for (const [le, count] of buckets) total.set(le, (total.get(le) ?? 0) + count);
+}
+
+/**
+ * What the nodes logged during a failed pull's last try (and 1 s either side): every line of the puller's
+ * shoal, and the other nodes' lines that were not hits (the requests it made of them that failed, their
+ * restarts), each with its "why". The last 150 and 40 lines at most.
+ */
+function logsDuring(shoals: readonly NetnsShoal[], pull: PullResult): string {
+  const [from, to] = pull.during ?? [0, Number.POSITIVE_INFINITY];
+  return shoals
+    .map((shoal) => {
+      const own = shoal.i === pull.node;
+      const lines = shoal.linesBetween(
+        from - 1000,
+        to + 1000,
+        (line) => own || !line.includes('"result":"hit"'),
+      );
+      return `node ${shoal.i}${own ? ' (the puller)' : ''}, ${lines.length} lines:\n${lines.slice(own ? -150 : -40).join('\n')}`;
+    })
+    .join('\n');
 }
 
 // The operator's chaos drill (issue 26), on a network of its own: five nodes, each a shoal in its own
@@ -184,7 +206,11 @@ describe('e2e: pulls go on while holders die', { timeout: FULL ? 1_800_000 : 600
                   continue;
                 }
                 const error = (err as Error).message.split('\n').slice(-6).join(' | ');
-                results.push({ node, image: ref, ms: ended - started, ok: false, tries, error });
+                const during: [number, number] = [
+                  performance.timeOrigin + tried,
+                  performance.timeOrigin + ended,
+                ];
+                results.push({ node, image: ref, ms: ended - started, ok: false, tries, error, during });
                 break;
               }
             }
@@ -212,9 +238,9 @@ describe('e2e: pulls go on while holders die', { timeout: FULL ? 1_800_000 : 600
     t.diagnostic(
       `longest wait for bytes: every one of ${observed} responses counted waited at most ${bound} s; ${overIdle} waited over ${IDLE_TIMEOUT_S} s`,
     );
-    for (const each of failed) t.diagnostic(`failed on node ${each.node}: ${each.image}: ${each.error}`);
-    if (failed.length > 0) {
-      for (const shoal of shoals) t.diagnostic(`node ${shoal.i} log tail:\n${shoal.output.slice(-3000)}`);
+    for (const each of failed) {
+      t.diagnostic(`failed on node ${each.node}: ${each.image}: ${each.error}`);
+      t.diagnostic(logsDuring(shoals, each));
     }
     assert.equal(failed.length, 0, `${failed.length} of ${results.length} pulls failed`);
     assert.ok(observed > 0, 'responses were counted');

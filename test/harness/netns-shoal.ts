@@ -47,6 +47,17 @@ export class NetnsShoal {
     return this.#earlier + (this.#child?.output ?? '');
   }
 
+  /**
+   * The JSON log lines of every run whose `time` (epoch ms) falls in [from, to], oldest first, those that
+   * `keep` accepts (all by default): what a node logged while one pull was going on.
+   */
+  linesBetween(from: number, to: number, keep: (line: string) => boolean = () => true): string[] {
+    return this.output.split('\n').filter((line) => {
+      const time = /"time":(\d+)/.exec(line)?.[1];
+      return time !== undefined && Number(time) >= from && Number(time) <= to && keep(line);
+    });
+  }
+
   get running(): boolean {
     return this.#child?.running ?? false;
   }
