@@ -164,17 +164,21 @@ export class PeerRace {
  * What one race saw, for the log line of a request it could not serve: how many providers the lookup
  * found, how many of them were not set aside, and why each one asked failed.
  */
-class RaceStory {
+export class RaceStory {
   #found = 0;
   #handed = 0;
   readonly #failures: string[] = [];
   #answered = false;
+  readonly #started = performance.now();
+  /** When the lookup ran out of providers by itself (ms into the race); undefined while it had not. */
+  #lookupEndedMs: number | undefined;
 
   async *found(providers: AsyncIterable<Provider>): AsyncIterable<Provider> {
     for await (const provider of providers) {
       this.#found++;
       yield provider;
     }
+    this.#lookupEndedMs = performance.now() - this.#started;
   }
 
   async *handed(providers: AsyncIterable<Provider>): AsyncIterable<Provider> {
@@ -195,7 +199,13 @@ class RaceStory {
   }
 
   why(firstProviderMs: number, peerTimeoutMs: number): string {
-    if (this.#found === 0) return `found no provider in ${firstProviderMs} ms`;
+    if (this.#found === 0) {
+      // The wait ran out, or the lookup ended first (the DHT holds no record of the key, as on a fresh node).
+      const ended = this.#lookupEndedMs;
+      return ended === undefined
+        ? `found no provider in ${firstProviderMs} ms`
+        : `found no provider: the lookup ended in ${Math.round(ended)} ms`;
+    }
     const found = `found ${this.#found} provider${this.#found === 1 ? '' : 's'}`;
     const aside = this.#found - this.#handed;
     const parts = [found];
