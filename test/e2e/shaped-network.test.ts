@@ -13,7 +13,7 @@ const LINKS: LinkShape[] = [
   { mbit: 1000 },
 ];
 const PORT = 7000;
-const ROUNDS = 200;
+const ROUNDS = 500;
 /** What the delay line may add to the fastest round trip: it wakes up late, in each direction. */
 const WAKE_UP_SLACK_MS = 0.6;
 
@@ -80,7 +80,7 @@ describe('the shaped network: round trips are the sum of both links’ delays', 
         `node ${i} ↔ node ${j}: ${expected.toFixed(2)} ms of delay; round trip min ${min.toFixed(3)} ms, ` +
           `median ${median.toFixed(3)} ms`,
       );
-      // The fastest of 200 round trips is the link's own; the median also holds how busy the machine is.
+      // The fastest of 500 round trips is the link's own; the median also holds how busy the machine is.
       assert.ok(min >= expected, `round trip ${min} ms is under the links' ${expected} ms`);
       assert.ok(min <= expected + WAKE_UP_SLACK_MS, `fastest round trip ${min} ms for ${expected} ms`);
       assert.ok(min >= 0.2 && min <= 2, `fastest round trip ${min} ms`);
@@ -90,6 +90,9 @@ describe('the shaped network: round trips are the sum of both links’ delays', 
   it('between nodes without delay, only the bridge’s own time', async (t) => {
     const { min, median } = await roundTrip(3, 4);
     t.diagnostic(`node 3 ↔ node 4: round trip min ${min.toFixed(3)} ms, median ${median.toFixed(3)} ms`);
-    assert.ok(min < 0.1, `round trip ${min} ms with no delay on either link`);
+    // Under the issue's lowest round trip: the delayed pairs' round trips come from the delay line. Not a
+    // tighter bound: the bridge's own time depends on the host. This machine measured 0.05 ms at one session
+    // and 0.09-0.12 ms idle at another, where a clean run failed a bound of 0.1 ms with 0.13 ms.
+    assert.ok(min < 0.2, `round trip ${min} ms with no delay on either link`);
   });
 });
